@@ -1,0 +1,327 @@
+import { LRUCache } from 'lru-cache';
+import { InvalidConfigError, isSecretError, type SecretError, SecretNotFoundError } from './errors.js';
+import { Secret } from './secret.js';
+import type { SecretMetadata } from './types.js';
+
+/** Options of the cache in front of a provider. Durations are in milliseconds. */
+export interface CacheOptions {
+  /**
+   * How long a value is served without asking the backend. Capped by the secret's own expiry or
+   * lease when the provider reports one.
+   * @default 3_600_000 (one hour)
+   */
+  readonly ttl?: number | undefined;
+  /** Most entries kept; the least recently used goes first. @default 500 */
+  readonly max?: number | undefined;
+  /**
+   * Fraction by which each entry's TTL is shortened at random, so that instances that started
+   * together spread their refreshes out instead of hitting the backend in lock-step.
+   * @default 0.1
+   */
+  readonly jitter?: number | undefined;
+  /**
+   * After the TTL, serve the old value for this long while one background request refreshes it.
+   * @default 0 (off)
+   */
+  readonly staleWhileRevalidate?: number | undefined;
+  /**
+   * When a refresh fails (anything but not-found), keep serving the last good value until it is
+   * this old past its TTL; after that the error surfaces. Never past the secret's own expiry.
+   * @default 0 (off)
+   */
+  readonly staleIfError?: number | undefined;
+  /** How long a not-found is remembered; 0 turns negative caching off. @default 5_000 */
+  readonly negativeTtl?: number | undefined;
+  /** Expiring secrets are dropped this long before their expiry. @default 1_000 */
+  readonly expiryMargin?: number | undefined;
+  /** Clock in epoch milliseconds (tests and simulations). @default Date.now */
+  readonly now?: (() => number) | undefined;
+  /** Random source in [0, 1) for jitter (simulations). @default Math.random */
+  readonly random?: (() => number) | undefined;
+}
+
+/** Counters of a cache; sizes and counts only, never keys' values. */
+export interface CacheStats {
+  /** Reads answered from a fresh entry. */
+  hits: number;
+  /** Reads that went to the backend. */
+  misses: number;
+  /** Reads that joined another read's backend request instead of making their own. */
+  coalesced: number;
+  /** Reads answered with a stale value (while revalidating, or because the backend failed). */
+  staleServed: number;
+  /** Reads answered "not found" from a remembered miss. */
+  negativeHits: number;
+  /** Backend failures seen by the cache (including background refreshes). */
+  errors: number;
+  /** Entries pushed out by the size bound. */
+  evictions: number;
+  /** Entries held now. */
+  size: number;
+}
+
+/** What a loader hands the cache: a value and what is known about it. */
+export interface LoadedSecret {
+  readonly value: string;
+  readonly metadata?: SecretMetadata | undefined;
+}
+
+let readValue: (entry: CacheEntry) => string | undefined;
+
+/**
+ * One cached value. The value sits in a private field so that what `lru-cache` publishes on its
+ * diagnostics channel (stored entries, to any subscriber in the process) cannot reveal it.
+ */
+class CacheEntry {
+  #value: string | undefined;
+  /** Served without a backend call until then. */
+  freshUntil: number;
+  /** Served while revalidating until then. */
+  staleUntil: number;
+  /** Served when the backend fails until then. */
+  lastGoodUntil: number;
+  readonly metadata: SecretMetadata | undefined;
+
+  constructor(
+    value: string | undefined,
+    metadata: SecretMetadata | undefined,
+    freshUntil: number,
+    staleUntil: number,
+    lastGoodUntil: number,
+  ) {
+    this.#value = value;
+    this.metadata = metadata;
+    this.freshUntil = freshUntil;
+    this.staleUntil = staleUntil;
+    this.lastGoodUntil = lastGoodUntil;
+  }
+
+  static {
+    readValue = (entry) => entry.#value;
+  }
+
+  get negative(): boolean {
+    return this.#value === undefined;
+  }
+}
+
+interface InFlight {
+  readonly promise: Promise<CacheEntry>;
+  /** Cleared when a write or invalidation overtakes this read: its result must not be stored. */
+  valid: boolean;
+}
+
+/**
+ * The caching engine behind {@link CachedProvider} and the `cache` option of `BaseProvider`:
+ * TTL with jitter, LRU bound, one backend request per key at a time, stale-while-revalidate,
+ * stale-if-error within a bound, negative caching, and writes that no older read can overtake.
+ */
+export class SecretCache {
+  readonly #lru: LRUCache<string, CacheEntry>;
+  readonly #inflight = new Map<string, InFlight>();
+  readonly #ttl: number;
+  readonly #jitter: number;
+  readonly #swr: number;
+  readonly #staleIfError: number;
+  readonly #negativeTtl: number;
+  readonly #expiryMargin: number;
+  readonly #now: () => number;
+  readonly #random: () => number;
+  readonly #provider: string;
+  readonly #onBackgroundError: ((error: SecretError, key: string) => void) | undefined;
+  readonly #stats = { hits: 0, misses: 0, coalesced: 0, staleServed: 0, negativeHits: 0, errors: 0, evictions: 0 };
+
+  constructor(
+    options: CacheOptions = {},
+    provider = 'cache',
+    onBackgroundError?: (error: SecretError, key: string) => void,
+  ) {
+    this.#ttl = nonNegative(options.ttl, 3_600_000, 'ttl');
+    this.#jitter = Math.min(1, nonNegative(options.jitter, 0.1, 'jitter'));
+    this.#swr = nonNegative(options.staleWhileRevalidate, 0, 'staleWhileRevalidate');
+    this.#staleIfError = nonNegative(options.staleIfError, 0, 'staleIfError');
+    this.#negativeTtl = nonNegative(options.negativeTtl, 5_000, 'negativeTtl');
+    this.#expiryMargin = nonNegative(options.expiryMargin, 1_000, 'expiryMargin');
+    this.#now = options.now ?? Date.now;
+    this.#random = options.random ?? Math.random;
+    this.#provider = provider;
+    this.#onBackgroundError = onBackgroundError;
+    const max = Math.max(1, Math.floor(nonNegative(options.max, 500, 'max')));
+    this.#lru = new LRUCache<string, CacheEntry>({
+      max,
+      dispose: (_entry, _key, reason) => {
+        if (reason === 'evict') this.#stats.evictions++;
+      },
+    });
+  }
+
+  /**
+   * The fresh value of `cacheKey`, synchronously, or `undefined` when the backend would have to
+   * be asked. Counts as a hit when it answers.
+   */
+  peek(cacheKey: string): Secret<string> | undefined {
+    const entry = this.#lru.get(cacheKey);
+    if (entry === undefined || entry.freshUntil <= this.#now()) return undefined;
+    const value = readValue(entry);
+    if (value === undefined) return undefined;
+    this.#stats.hits++;
+    return new Secret(value, entry.metadata);
+  }
+
+  /**
+   * The value of `cacheKey`, from the cache when fresh, else from `load`, with every protection
+   * of this cache. `key` names the secret in errors.
+   */
+  async get(cacheKey: string, key: string, load: () => Promise<LoadedSecret>): Promise<Secret<string>> {
+    const now = this.#now();
+    const entry = this.#lru.get(cacheKey);
+    if (entry !== undefined) {
+      if (entry.freshUntil > now) {
+        if (entry.negative) {
+          this.#stats.negativeHits++;
+          throw new SecretNotFoundError({ provider: this.#provider, key, operation: 'get' });
+        }
+        this.#stats.hits++;
+        return toSecret(entry);
+      }
+      if (!entry.negative && entry.staleUntil > now) {
+        this.#stats.staleServed++;
+        this.#refreshInBackground(cacheKey, key, load, entry);
+        return toSecret(entry);
+      }
+    }
+    const joined = this.#inflight.get(cacheKey);
+    if (joined !== undefined) {
+      this.#stats.coalesced++;
+      return this.#settle(await joined.promise, key);
+    }
+    this.#stats.misses++;
+    return this.#settle(await this.#load(cacheKey, key, load, entry).promise, key);
+  }
+
+  /** Forgets `key` (every version) and makes reads in flight for it unable to store their result. */
+  invalidate(key: string): void {
+    for (const cacheKey of [key, ...this.#versionKeys(key)]) {
+      this.#lru.delete(cacheKey);
+      const inflight = this.#inflight.get(cacheKey);
+      if (inflight !== undefined) {
+        inflight.valid = false;
+        this.#inflight.delete(cacheKey);
+      }
+    }
+  }
+
+  /** Forgets everything. */
+  clear(): void {
+    this.#lru.clear();
+    for (const inflight of this.#inflight.values()) inflight.valid = false;
+    this.#inflight.clear();
+  }
+
+  stats(): CacheStats {
+    return { ...this.#stats, size: this.#lru.size };
+  }
+
+  #versionKeys(key: string): string[] {
+    const prefix = versionedCacheKey(key, '');
+    const found: string[] = [];
+    for (const cacheKey of this.#lru.keys()) if (cacheKey.startsWith(prefix)) found.push(cacheKey);
+    return found;
+  }
+
+  #settle(entry: CacheEntry, key: string): Secret<string> {
+    if (entry.negative) throw new SecretNotFoundError({ provider: this.#provider, key, operation: 'get' });
+    return toSecret(entry);
+  }
+
+  #refreshInBackground(cacheKey: string, key: string, load: () => Promise<LoadedSecret>, stale: CacheEntry): void {
+    if (this.#inflight.has(cacheKey)) return;
+    this.#load(cacheKey, key, load, stale).promise.catch((error: unknown) => {
+      if (isSecretError(error)) this.#onBackgroundError?.(error, key);
+    });
+  }
+
+  /**
+   * Starts the one backend request for `cacheKey`. Every waiter shares its outcome: a fresh
+   * entry, a remembered not-found, the last good entry when the backend fails within
+   * `staleIfError`, or the error. The in-flight record is removed whatever happens.
+   */
+  #load(cacheKey: string, key: string, load: () => Promise<LoadedSecret>, previous: CacheEntry | undefined): InFlight {
+    const inflight: InFlight = {
+      valid: true,
+      promise: Promise.resolve()
+        .then(load)
+        .then(
+          (loaded) => {
+            const entry = this.#entryFor(loaded);
+            if (inflight.valid) this.#lru.set(cacheKey, entry);
+            return entry;
+          },
+          (error: unknown) => {
+            const now = this.#now();
+            if (isSecretError(error, 'NOT_FOUND')) {
+              const negative = new CacheEntry(undefined, undefined, now + this.#negativeTtl, 0, 0);
+              if (inflight.valid) {
+                if (this.#negativeTtl > 0) this.#lru.set(cacheKey, negative);
+                else this.#lru.delete(cacheKey);
+              }
+              return negative;
+            }
+            this.#stats.errors++;
+            if (previous !== undefined && !previous.negative && previous.lastGoodUntil > now) {
+              this.#stats.staleServed++;
+              return previous;
+            }
+            throw error;
+          },
+        )
+        .finally(() => {
+          if (this.#inflight.get(cacheKey) === inflight) this.#inflight.delete(cacheKey);
+        }),
+    };
+    this.#inflight.set(cacheKey, inflight);
+    return inflight;
+  }
+
+  #entryFor(loaded: LoadedSecret): CacheEntry {
+    const now = this.#now();
+    let fresh = now + this.#ttl * (1 - this.#jitter * this.#random());
+    let stale = fresh + this.#swr;
+    let lastGood = fresh + this.#staleIfError;
+    const expiry = expiryOf(loaded.metadata);
+    if (expiry !== undefined) {
+      const limit = expiry - this.#expiryMargin;
+      fresh = Math.min(fresh, limit);
+      stale = Math.min(stale, limit);
+      lastGood = Math.min(lastGood, limit);
+    }
+    return new CacheEntry(loaded.value, loaded.metadata, fresh, stale, lastGood);
+  }
+}
+
+function toSecret(entry: CacheEntry): Secret<string> {
+  return new Secret(readValue(entry) as string, entry.metadata);
+}
+
+/** The epoch milliseconds after which the value is no longer valid, from its expiry or lease. */
+function expiryOf(metadata: SecretMetadata | undefined): number | undefined {
+  if (metadata === undefined) return undefined;
+  const times: number[] = [];
+  if (metadata.expiresAt !== undefined) times.push(metadata.expiresAt.getTime());
+  if (metadata.lease !== undefined) times.push(metadata.lease.issuedAt.getTime() + metadata.lease.durationMs);
+  return times.length === 0 ? undefined : Math.min(...times);
+}
+
+/** The cache key of one version of `key`; the latest version is cached under `key` itself. */
+export function versionedCacheKey(key: string, version: string): string {
+  // NUL never appears in a valid key, so this cannot collide with another key.
+  return `${key}\u0000@${version}`;
+}
+
+function nonNegative(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || Number.isNaN(value) || value < 0) {
+    throw new InvalidConfigError({}, `invalid cache option ${name}: must be a number >= 0`);
+  }
+  return value;
+}

@@ -1,0 +1,252 @@
+/**
+ * The error taxonomy. Every failure a provider reports is a {@link SecretError} with a stable
+ * `code`; adapters map their native errors into it. Messages name providers, keys and operations,
+ * never values, and foreign causes are replaced by a {@link SanitizedCause} that keeps only fields
+ * known to be safe (a third-party error can carry a token or a request body).
+ */
+
+/** Stable error codes. */
+export type SecretErrorCode =
+  | 'NOT_FOUND'
+  | 'ACCESS_DENIED'
+  | 'UNAVAILABLE'
+  | 'TIMEOUT'
+  | 'RATE_LIMITED'
+  | 'CONFLICT'
+  | 'READ_ONLY'
+  | 'UNSUPPORTED'
+  | 'INVALID_KEY'
+  | 'INVALID_VALUE'
+  | 'INVALID_CONFIG'
+  | 'CLOSED'
+  | 'DISPOSED'
+  | 'UNKNOWN';
+
+/** What a provider was doing when it failed. */
+export type SecretOperation =
+  | 'get'
+  | 'set'
+  | 'delete'
+  | 'keys'
+  | 'metadata'
+  | 'watch'
+  | 'close'
+  | 'refresh'
+  | 'auth'
+  | 'renew';
+
+const RETRYABLE_BY_DEFAULT: ReadonlySet<SecretErrorCode> = new Set(['UNAVAILABLE', 'TIMEOUT', 'RATE_LIMITED']);
+const ERROR_BRAND = Symbol.for('secret-provider.error');
+
+/** Details every {@link SecretError} may carry. */
+export interface SecretErrorDetails {
+  /** Name of the provider that failed. */
+  provider?: string | undefined;
+  /** The key involved (a name, never a value). */
+  key?: string | undefined;
+  operation?: SecretOperation | undefined;
+  /** Whether trying again may succeed. Defaults by code: unavailable, timeout, rate-limited. */
+  retryable?: boolean | undefined;
+  /** For `RATE_LIMITED`: how long the backend asked to wait, when it said. */
+  retryAfterMs?: number | undefined;
+  /** HTTP status or similar, when a backend answered. */
+  status?: number | undefined;
+  /** The underlying failure; foreign errors are sanitized (see {@link sanitizeCause}). */
+  cause?: unknown;
+}
+
+/**
+ * Base class of every error this SDK raises. Use {@link isSecretError} rather than `instanceof`
+ * when two copies of this package may coexist (the subclasses' `instanceof` also works across
+ * copies, through a `Symbol.for` brand).
+ */
+export class SecretError extends Error {
+  readonly code: SecretErrorCode;
+  readonly provider: string | undefined;
+  readonly key: string | undefined;
+  readonly operation: SecretOperation | undefined;
+  readonly retryable: boolean;
+  readonly retryAfterMs: number | undefined;
+  readonly status: number | undefined;
+
+  constructor(code: SecretErrorCode, message: string, details: SecretErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: sanitizeCause(details.cause) });
+    this.name = 'SecretError';
+    this.code = code;
+    this.provider = details.provider;
+    this.key = details.key;
+    this.operation = details.operation;
+    this.retryable = details.retryable ?? RETRYABLE_BY_DEFAULT.has(code);
+    this.retryAfterMs = details.retryAfterMs;
+    this.status = details.status;
+  }
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (!isSecretError(value)) return false;
+    // `this` is the class `instanceof` was asked about; its prototype carries the code it stands for.
+    const code = (this.prototype as { expectedCode?: SecretErrorCode }).expectedCode;
+    return code === undefined || value.code === code;
+  }
+
+  /** A structured, value-free view for loggers. */
+  toJSON(): Record<string, unknown> {
+    return {
+      name: this.name,
+      code: this.code,
+      message: this.message,
+      provider: this.provider,
+      key: this.key,
+      operation: this.operation,
+      retryable: this.retryable,
+      retryAfterMs: this.retryAfterMs,
+      status: this.status,
+      cause: this.cause instanceof Error ? (this.cause as { toJSON?: () => unknown }).toJSON?.() : undefined,
+    };
+  }
+}
+
+Object.defineProperty(SecretError.prototype, ERROR_BRAND, { value: true });
+
+/** True for an error of this SDK from any copy of the package, optionally of one code. */
+export function isSecretError(value: unknown, code?: SecretErrorCode): value is SecretError {
+  if (typeof value !== 'object' || value === null) return false;
+  if ((value as Record<symbol, unknown>)[ERROR_BRAND] !== true) return false;
+  return code === undefined || (value as SecretError).code === code;
+}
+
+type Details = Omit<SecretErrorDetails, 'retryable'> & { retryable?: boolean | undefined };
+
+function describe(details: Details, what: string): string {
+  const key = details.key === undefined ? '' : ` "${details.key}"`;
+  const provider = details.provider === undefined ? '' : ` (provider "${details.provider}")`;
+  return `${what}${key}${provider}`;
+}
+
+function defineCodeClass(code: SecretErrorCode, name: string, defaultMessage: (d: Details) => string) {
+  const Class = class extends SecretError {
+    constructor(details: Details = {}, message?: string) {
+      super(code, message ?? defaultMessage(details), details);
+      this.name = name;
+    }
+  };
+  Object.defineProperty(Class, 'name', { value: name });
+  Object.defineProperty(Class.prototype, 'expectedCode', { value: code });
+  return Class;
+}
+
+/** The key does not exist. Never a failure in disguise: a chain falls through only on this. */
+export const SecretNotFoundError = defineCodeClass('NOT_FOUND', 'SecretNotFoundError', (d) =>
+  describe(d, 'secret not found:'),
+);
+/** The backend refused the credentials or the permission. */
+export const AccessDeniedError = defineCodeClass('ACCESS_DENIED', 'AccessDeniedError', (d) =>
+  describe(d, 'access denied:'),
+);
+/** The backend could not be reached or is not serving (sealed, standby, 5xx, network). */
+export const ProviderUnavailableError = defineCodeClass('UNAVAILABLE', 'ProviderUnavailableError', (d) =>
+  describe(d, 'secret backend unavailable:'),
+);
+/** An operation took longer than allowed. */
+export const SecretTimeoutError = defineCodeClass('TIMEOUT', 'SecretTimeoutError', (d) =>
+  describe(d, 'timed out:'),
+);
+/** The backend throttled the caller; `retryAfterMs` says how long it asked to wait, when it did. */
+export const RateLimitedError = defineCodeClass('RATE_LIMITED', 'RateLimitedError', (d) =>
+  describe(d, 'rate limited:'),
+);
+/** A write lost a race (check-and-set mismatch) or the backend state forbids it. */
+export const SecretConflictError = defineCodeClass('CONFLICT', 'SecretConflictError', (d) =>
+  describe(d, 'conflict:'),
+);
+/** The provider does not accept writes. */
+export const ReadOnlyError = defineCodeClass('READ_ONLY', 'ReadOnlyError', (d) =>
+  describe(d, 'provider is read-only, cannot write'),
+);
+/** The provider does not offer this capability (for example `delete`). */
+export const UnsupportedOperationError = defineCodeClass('UNSUPPORTED', 'UnsupportedOperationError', (d) =>
+  describe(d, `operation ${d.operation ?? ''} not supported:`),
+);
+/** A key is empty, too long, has a NUL or otherwise cannot name a secret here. */
+export const InvalidKeyError = defineCodeClass('INVALID_KEY', 'InvalidKeyError', (d) =>
+  describe(d, 'invalid key'),
+);
+/** A value cannot be stored (wrong type, empty where not allowed); the value is never quoted. */
+export const InvalidValueError = defineCodeClass('INVALID_VALUE', 'InvalidValueError', (d) =>
+  describe(d, 'invalid value for'),
+);
+/** Options or configuration are wrong. */
+export const InvalidConfigError = defineCodeClass('INVALID_CONFIG', 'InvalidConfigError', (d) =>
+  describe(d, 'invalid configuration'),
+);
+/** The provider was closed. */
+export const ProviderClosedError = defineCodeClass('CLOSED', 'ProviderClosedError', (d) =>
+  describe(d, `provider is closed, cannot ${d.operation ?? 'continue'}`),
+);
+
+/**
+ * What remains of a foreign error after sanitizing: its name, primitive diagnostic fields
+ * (`code`, `errno`, `syscall`, `status`) and stack frames, without its message unless that is
+ * known to be safe. Third-party errors routinely carry tokens (axios `config.headers`), request
+ * bodies (Azure `RestError.request`) or the parsed input (`JSON.parse`).
+ */
+export class SanitizedCause extends Error {
+  readonly originalName: string;
+  readonly code: string | undefined;
+  readonly status: number | undefined;
+  readonly syscall: string | undefined;
+
+  constructor(original: unknown, safeMessage?: string) {
+    const fields = (typeof original === 'object' && original !== null ? original : {}) as Record<string, unknown>;
+    const originalName = typeof fields.name === 'string' ? fields.name : typeof original;
+    const syscall = typeof fields.syscall === 'string' ? fields.syscall : undefined;
+    const code = typeof fields.code === 'string' || typeof fields.code === 'number' ? String(fields.code) : undefined;
+    // Node system errors compose their message from syscall, code and address: safe to keep.
+    const message =
+      safeMessage ??
+      (syscall !== undefined && typeof fields.message === 'string'
+        ? fields.message
+        : `${originalName}${code === undefined ? '' : ` ${code}`} (message withheld: may contain secret data)`);
+    super(message);
+    this.name = 'SanitizedCause';
+    this.originalName = originalName;
+    this.code = code;
+    this.syscall = syscall;
+    const status = fields.statusCode ?? fields.status;
+    this.status = typeof status === 'number' ? status : undefined;
+    const frames = typeof fields.stack === 'string' ? fields.stack.split('\n').filter((l) => /^\s+at /.test(l)) : [];
+    this.stack = [`${this.name}: ${message}`, ...frames].join('\n');
+  }
+
+  toJSON(): Record<string, unknown> {
+    return {
+      name: this.name,
+      originalName: this.originalName,
+      message: this.message,
+      code: this.code,
+      status: this.status,
+    };
+  }
+}
+
+/**
+ * Makes a cause safe to attach: {@link SecretError}s and {@link SanitizedCause}s pass through,
+ * anything else becomes a {@link SanitizedCause}.
+ * @param safeMessage a message the adapter has checked carries no secret data.
+ */
+export function sanitizeCause(cause: unknown, safeMessage?: string): Error {
+  if (isSecretError(cause) || cause instanceof SanitizedCause) return cause as Error;
+  return new SanitizedCause(cause, safeMessage);
+}
+
+/**
+ * `error` if it is already a {@link SecretError}, else an `UNKNOWN` one that wraps it as a
+ * sanitized cause.
+ */
+export function toSecretError(error: unknown, details: Omit<SecretErrorDetails, 'cause'> = {}): SecretError {
+  if (isSecretError(error)) return error;
+  const what = details.operation ?? 'operation';
+  return new SecretError('UNKNOWN', `${what} failed${details.key ? ` for "${details.key}"` : ''}`, {
+    ...details,
+    cause: error,
+  });
+}

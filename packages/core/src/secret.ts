@@ -1,0 +1,141 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { inspect } from 'node:util';
+import { SecretError } from './errors.js';
+import type { SecretMetadata } from './types.js';
+
+/** The label every accidental path shows instead of a secret value. */
+export const REDACTED = '[REDACTED]';
+
+/** The values a {@link Secret} can hold: text, or bytes that can be wiped. */
+export type SecretValue = string | Uint8Array;
+
+const SECRET_BRAND = Symbol.for('secret-provider.secret');
+
+/**
+ * A secret value that does not leak by accident.
+ *
+ * The value lives in a `#private` field that introspection cannot reach. `String()`, template
+ * literals, `+`, `JSON.stringify`, `util.inspect`/`console.log`, `util.format`, spreading,
+ * `Object.entries`, `structuredClone` and `v8.serialize` all see {@link REDACTED}. The one way to
+ * the value is {@link Secret.reveal}, easy to find in a code review with a text search.
+ *
+ * This prevents accidents, not attackers: code running in the process that holds a `Secret`
+ * can call `reveal()`, and JavaScript strings cannot be wiped from memory. `Uint8Array` values
+ * are zeroed by {@link Secret.dispose} (also `using` / `Symbol.dispose`).
+ *
+ * @example
+ * ```ts
+ * const password = new Secret('hunter2');
+ * console.log(`password=${password}`); // password=[REDACTED]
+ * connect({ password: password.reveal() });
+ * ```
+ */
+export class Secret<T extends SecretValue = string> {
+  #value: T | undefined;
+
+  /**
+   * Own enumerable label, so that spreading, `Object.assign`, `Object.entries`,
+   * `structuredClone` and `v8.serialize` copy a label rather than nothing or the value.
+   */
+  readonly redacted: typeof REDACTED = REDACTED;
+
+  /** Version, expiry and lease of the value, when the provider knows them. Never secret. */
+  readonly metadata: SecretMetadata | undefined;
+
+  constructor(value: T, metadata?: SecretMetadata) {
+    if (typeof value !== 'string' && !(value instanceof Uint8Array)) {
+      throw new SecretError('INVALID_VALUE', 'a Secret holds a string or a Uint8Array');
+    }
+    this.#value = value;
+    this.metadata = metadata;
+  }
+
+  /** True for a {@link Secret} from any copy of this package. */
+  static isSecret(value: unknown): value is Secret<SecretValue> {
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[SECRET_BRAND] === true;
+  }
+
+  /**
+   * Compares two values in time that depends on neither value nor their lengths (both sides are
+   * hashed first), and reveals neither.
+   */
+  static equals(a: Secret<SecretValue> | SecretValue, b: Secret<SecretValue> | SecretValue): boolean {
+    const left = digest(Secret.isSecret(a) ? a.reveal() : a);
+    const right = digest(Secret.isSecret(b) ? b.reveal() : b);
+    return timingSafeEqual(left, right);
+  }
+
+  /**
+   * The value. The only way to it; every other path shows {@link REDACTED}.
+   * @throws {SecretError} `DISPOSED` after {@link Secret.dispose}.
+   */
+  reveal(): T {
+    if (this.#value === undefined) {
+      throw new SecretError('DISPOSED', 'this secret was disposed and its value wiped');
+    }
+    return this.#value;
+  }
+
+  /** Constant-time comparison with another secret or a plain value; see {@link Secret.equals}. */
+  equals(other: Secret<SecretValue> | SecretValue): boolean {
+    return Secret.equals(this, other);
+  }
+
+  /**
+   * Derives another secret from this one's value without the value passing through caller code
+   * that might log it (for example parsing a JSON document into one field).
+   */
+  map<U extends SecretValue>(transform: (value: T) => U): Secret<U> {
+    return new Secret(transform(this.reveal()), this.metadata);
+  }
+
+  /** Whether {@link Secret.dispose} has run. */
+  get disposed(): boolean {
+    return this.#value === undefined;
+  }
+
+  /** Zeroes a `Uint8Array` value in place and drops the reference to a string value. */
+  dispose(): void {
+    if (this.#value instanceof Uint8Array) this.#value.fill(0);
+    this.#value = undefined;
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  toString(): string {
+    return REDACTED;
+  }
+
+  toJSON(): string {
+    return REDACTED;
+  }
+
+  valueOf(): string {
+    return REDACTED;
+  }
+
+  [Symbol.toPrimitive](): string {
+    return REDACTED;
+  }
+
+  [inspect.custom](): string {
+    return `Secret(${REDACTED})`;
+  }
+
+  get [Symbol.toStringTag](): string {
+    return 'Secret';
+  }
+}
+
+Object.defineProperty(Secret.prototype, SECRET_BRAND, { value: true });
+
+function digest(value: SecretValue): Buffer {
+  return createHash('sha256').update(value).digest();
+}
+
+/** Wraps a plain value in a {@link Secret}; passes a `Secret` through unchanged. */
+export function toSecret<T extends SecretValue>(value: T | Secret<T>): Secret<T> {
+  return Secret.isSecret(value) ? (value as Secret<T>) : new Secret(value as T);
+}

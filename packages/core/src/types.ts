@@ -1,0 +1,186 @@
+import type { Emitter } from 'mitt';
+import type { SecretError } from './errors.js';
+import type { Secret, SecretValue } from './secret.js';
+
+/** A lease on a dynamic secret (a credential with a limited life, e.g. Vault's database engine). */
+export interface LeaseInfo {
+  /** The lease identifier (not secret: Vault lease ids name the path and a random suffix). */
+  readonly id: string;
+  /** Lease duration in milliseconds, counted from `issuedAt`. */
+  readonly durationMs: number;
+  readonly renewable: boolean;
+  readonly issuedAt: Date;
+}
+
+/**
+ * What can be known about a secret without its value. Rotation is detected by comparing
+ * `version` (or `updatedAt` where a backend has no versions) without fetching values.
+ */
+export interface SecretMetadata {
+  readonly key: string;
+  /** An opaque version id; changes whenever the value changes. */
+  readonly version?: string | undefined;
+  readonly createdAt?: Date | undefined;
+  readonly updatedAt?: Date | undefined;
+  /** When the value stops being valid; caches never keep it longer. */
+  readonly expiresAt?: Date | undefined;
+  readonly lease?: LeaseInfo | undefined;
+  readonly contentType?: string | undefined;
+  readonly tags?: Readonly<Record<string, string>> | undefined;
+  /** Whether the backend keeps the value enabled (Key Vault can disable a secret). */
+  readonly enabled?: boolean | undefined;
+}
+
+/** What a provider can do, declared so callers and chains can ask before trying. */
+export interface ProviderCapabilities {
+  /** `set` stores values. A read-only provider is normal; its `set` rejects with `READ_ONLY`. */
+  readonly write: boolean;
+  /** `delete` removes keys. */
+  readonly delete: boolean;
+  /** `keys` lists names. */
+  readonly list: boolean;
+  /** `watch` reports changes made outside this process (not only this provider's own writes). */
+  readonly watch: boolean;
+  /** `metadata` returns a version without reading the value. */
+  readonly metadata: boolean;
+  /** `get(key, { version })` reads an older version. */
+  readonly versions: boolean;
+}
+
+export interface OperationOptions {
+  /** Aborts the operation; the promise rejects with the signal's reason. */
+  readonly signal?: AbortSignal | undefined;
+}
+
+export interface GetOptions extends OperationOptions {
+  /** Read this version instead of the latest (needs the `versions` capability). */
+  readonly version?: string | undefined;
+}
+
+export interface SetOptions extends OperationOptions {
+  /**
+   * Check-and-set: write only if the current version is this one (`'0'` or `null`: only if the
+   * key does not exist yet). A mismatch rejects with `CONFLICT`.
+   */
+  readonly ifVersion?: string | null | undefined;
+  readonly contentType?: string | undefined;
+  readonly tags?: Readonly<Record<string, string>> | undefined;
+  readonly expiresAt?: Date | undefined;
+}
+
+export interface KeysOptions extends OperationOptions {
+  /** Only names starting with this prefix. */
+  readonly prefix?: string | undefined;
+}
+
+/** One key's version change within a `rotated` event. */
+export interface VersionChange {
+  readonly key: string;
+  readonly oldVersion?: string | undefined;
+  readonly newVersion?: string | undefined;
+  readonly oldLeaseId?: string | undefined;
+  readonly newLeaseId?: string | undefined;
+}
+
+interface EventBase {
+  /** The provider that reports the event (a chain adds `source` for the child it came from). */
+  readonly provider: string;
+  /** The child provider the event originated in, when reported through a chain. */
+  readonly source?: string | undefined;
+  readonly detectedAt: Date;
+}
+
+/** Values of one or more keys changed. Carries names and versions, never values. */
+export interface RotatedEvent extends EventBase {
+  readonly keys: readonly string[];
+  readonly changes: readonly VersionChange[];
+}
+
+export interface AddedEvent extends EventBase {
+  readonly key: string;
+  readonly version?: string | undefined;
+}
+
+export interface RemovedEvent extends EventBase {
+  readonly key: string;
+  readonly version?: string | undefined;
+}
+
+/** A failure while watching or refreshing in the background; the watch goes on. */
+export interface ErrorEvent extends EventBase {
+  readonly error: SecretError;
+  readonly key?: string | undefined;
+}
+
+/** Something an operator should know that is not a failure (loose file mode, failover, token expiry). */
+export interface WarningEvent extends EventBase {
+  readonly code: string;
+  readonly message: string;
+  readonly key?: string | undefined;
+}
+
+/** The events providers emit into a `mitt` emitter. */
+export type SecretEvents = {
+  rotated: RotatedEvent;
+  added: AddedEvent;
+  removed: RemovedEvent;
+  error: ErrorEvent;
+  warning: WarningEvent;
+};
+
+export type SecretEventEmitter = Emitter<SecretEvents>;
+
+export interface WatchOptions {
+  /** Stops the watch when aborted. */
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** Stops a watch. `stop()` is idempotent; `await using` works too. */
+export interface WatchHandle extends AsyncDisposable {
+  /** Resolves once the watch is armed: changes after this point are reported. */
+  readonly ready: Promise<void>;
+  readonly stopped: boolean;
+  stop(): Promise<void>;
+}
+
+/**
+ * The contract every secret backend implements. All methods are async and safe to call
+ * concurrently. Errors are {@link SecretError}s with a stable `code`.
+ */
+export interface SecretProvider {
+  /** A name for errors and events (e.g. `env`, `vault:prod`). */
+  readonly name: string;
+  readonly capabilities: ProviderCapabilities;
+
+  /**
+   * The value of `key`.
+   * @throws {SecretNotFoundError} when the key does not exist (never resolves `undefined`).
+   */
+  get(key: string, options?: GetOptions): Promise<Secret<string>>;
+
+  /**
+   * Version metadata of `key` without its value, for cheap rotation checks.
+   * @throws {SecretNotFoundError} when the key does not exist.
+   */
+  metadata(key: string, options?: OperationOptions): Promise<SecretMetadata>;
+
+  /**
+   * Stores `value` under `key`.
+   * @throws {ReadOnlyError} when the provider is read-only.
+   */
+  set(key: string, value: string | Secret<SecretValue>, options?: SetOptions): Promise<void>;
+
+  /**
+   * Removes `key` (capability `delete`); removing a missing key rejects with `NOT_FOUND`.
+   */
+  delete(key: string, options?: OperationOptions): Promise<void>;
+
+  /** The names of the secrets (never values), used for discovery and redaction. */
+  keys(options?: KeysOptions): Promise<string[]>;
+
+  /** Emits `added`/`rotated`/`removed`/`error`/`warning` into `emitter` until stopped. */
+  watch(emitter: SecretEventEmitter, options?: WatchOptions): WatchHandle;
+
+  /** Releases timers, watchers, sockets and leases. Idempotent; later calls reject with `CLOSED`. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,131 @@
+import { createHmac, randomBytes } from 'node:crypto';
+import { InvalidKeyError, InvalidValueError, SecretTimeoutError } from './errors.js';
+import { Secret, type SecretValue } from './secret.js';
+
+/** Default longest key accepted by {@link validateKey}. */
+export const DEFAULT_MAX_KEY_LENGTH = 1024;
+
+/**
+ * Rejects keys that cannot name a secret anywhere: non-strings, empty, longer than `maxLength`,
+ * or holding NUL or other control characters. Adapters add their own rules on top.
+ * @throws {InvalidKeyError}
+ */
+export function validateKey(key: unknown, provider?: string, maxLength = DEFAULT_MAX_KEY_LENGTH): string {
+  if (typeof key !== 'string') {
+    throw new InvalidKeyError({ provider }, `invalid key: expected a string, got ${typeof key}`);
+  }
+  if (key.length === 0) throw new InvalidKeyError({ provider }, 'invalid key: empty');
+  if (key.length > maxLength) {
+    // The key is not quoted: a caller may have passed a value by mistake.
+    throw new InvalidKeyError({ provider }, `invalid key: ${key.length} characters, at most ${maxLength} allowed`);
+  }
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this rejects
+  if (/[\u0000-\u001f\u007f]/.test(key)) {
+    throw new InvalidKeyError({ provider }, 'invalid key: contains NUL or another control character');
+  }
+  return key;
+}
+
+/** Accepts a string or a `Secret<string>` and returns the string; anything else is rejected. */
+export function valueToString(value: unknown, provider: string, key: string): string {
+  if (typeof value === 'string') return value;
+  if (Secret.isSecret(value)) {
+    const inner: SecretValue = value.reveal();
+    if (typeof inner === 'string') return inner;
+    return Buffer.from(inner).toString('utf8');
+  }
+  throw new InvalidValueError({ provider, key }, `invalid value for "${key}": expected a string or a Secret`);
+}
+
+const FINGERPRINT_KEY = randomBytes(32);
+
+/**
+ * A version id for backends that have none (environment, files): an HMAC of the value under a
+ * key that lives only in this process. Equal values give equal ids; the id reveals nothing else,
+ * even for short values, so it may appear in events.
+ */
+export function fingerprint(value: string | Uint8Array): string {
+  return createHmac('sha256', FINGERPRINT_KEY).update(value).digest('base64url').slice(0, 22);
+}
+
+/** Rejects with the signal's reason if it is aborted. */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw signal.reason;
+}
+
+/** Settles with `promise`, or rejects with the signal's reason as soon as it aborts. */
+export function raceSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+/**
+ * Runs `task` with a deadline; rejects with a `TIMEOUT` error when it passes. The task gets a
+ * signal that aborts at the deadline so it can stop its I/O.
+ */
+export async function withTimeout<T>(
+  task: (signal: AbortSignal) => Promise<T>,
+  timeoutMs: number,
+  details: { provider?: string; key?: string; operation?: 'get' | 'refresh' | 'set' | 'keys' } = {},
+): Promise<T> {
+  const controller = new AbortController();
+  const timeoutError = new SecretTimeoutError(
+    { ...details },
+    `${details.operation ?? 'operation'} timed out after ${timeoutMs} ms${details.provider ? ` (provider "${details.provider}")` : ''}`,
+  );
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      controller.abort(timeoutError);
+      reject(timeoutError);
+    }, timeoutMs);
+    timer.unref?.();
+  });
+  try {
+    return await Promise.race([task(controller.signal), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * A duration with random jitter: `base` shortened by up to `fraction` of itself, so a fleet that
+ * started together spreads out instead of refreshing in lock-step.
+ */
+export function jittered(base: number, fraction: number, random: () => number = Math.random): number {
+  return base * (1 - fraction * random());
+}
+
+/**
+ * A sleep that can be cancelled: resolves after `ms`, or early (resolving `false`) when the
+ * signal aborts. The timer does not keep the process alive.
+ */
+export function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve(false);
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve(true);
+    }, ms);
+    timer.unref?.();
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

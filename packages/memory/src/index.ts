@@ -1,0 +1,183 @@
+import {
+  BaseProvider,
+  type BaseProviderOptions,
+  type EmitFunction,
+  type HookContext,
+  type SecretMetadata,
+  type SetOptions,
+  SecretConflictError,
+  type StoredSecret,
+} from '@secret-provider/core';
+
+/** Name of this adapter in errors and events unless another is given. */
+export const PROVIDER_NAME = 'memory';
+
+/** A change to a {@link MemoryStore}, as its subscribers see it. Carries no value. */
+export type MemoryChange =
+  | { readonly type: 'added'; readonly key: string; readonly version: string }
+  | { readonly type: 'rotated'; readonly key: string; readonly oldVersion: string; readonly version: string }
+  | { readonly type: 'removed'; readonly key: string; readonly version: string };
+
+interface Entry {
+  readonly value: string;
+  readonly version: number;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+}
+
+/**
+ * The backing map of one or more {@link MemoryProvider}s. Tests change it "out of band" to
+ * check that providers report changes they did not make themselves.
+ */
+export class MemoryStore {
+  readonly #entries = new Map<string, Entry>();
+  readonly #listeners = new Set<(change: MemoryChange) => void>();
+  #lastVersion = 0;
+
+  constructor(initial?: Readonly<Record<string, string>>) {
+    for (const [key, value] of Object.entries(initial ?? {})) this.set(key, value);
+  }
+
+  /** Stores `value`; returns the version. Storing the value a key already has changes nothing. */
+  set(key: string, value: string, ifVersion?: string | null): string {
+    const previous = this.#entries.get(key);
+    if (ifVersion !== undefined) {
+      const current = previous === undefined ? null : String(previous.version);
+      const expected = ifVersion === '0' ? null : ifVersion;
+      if (current !== expected) throw new SecretConflictError({ key, operation: 'set' }, `check-and-set failed for "${key}": version mismatch`);
+    }
+    if (previous !== undefined && previous.value === value) return String(previous.version);
+    const now = new Date();
+    // Versions are unique across the store, so a deleted and re-created key never reuses one.
+    const version = ++this.#lastVersion;
+    this.#entries.set(key, { value, version, createdAt: previous?.createdAt ?? now, updatedAt: now });
+    this.#notify(
+      previous === undefined
+        ? { type: 'added', key, version: String(version) }
+        : { type: 'rotated', key, oldVersion: String(previous.version), version: String(version) },
+    );
+    return String(version);
+  }
+
+  /** Removes `key`; returns whether it existed. */
+  delete(key: string): boolean {
+    const previous = this.#entries.get(key);
+    if (previous === undefined) return false;
+    this.#entries.delete(key);
+    this.#notify({ type: 'removed', key, version: String(previous.version) });
+    return true;
+  }
+
+  has(key: string): boolean {
+    return this.#entries.has(key);
+  }
+
+  /** @internal used by providers */
+  read(key: string): Entry | undefined {
+    return this.#entries.get(key);
+  }
+
+  keys(): string[] {
+    return [...this.#entries.keys()];
+  }
+
+  /** Key -> version of every entry. */
+  versions(): Map<string, string> {
+    return new Map([...this.#entries].map(([key, entry]) => [key, String(entry.version)]));
+  }
+
+  /** Calls `listener` on every change until the returned function is called. */
+  subscribe(listener: (change: MemoryChange) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #notify(change: MemoryChange): void {
+    for (const listener of [...this.#listeners]) listener(change);
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { size: this.#entries.size };
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return `MemoryStore { size: ${this.#entries.size} }`;
+  }
+}
+
+export interface MemoryProviderOptions extends Partial<BaseProviderOptions> {
+  /** Values to start with. */
+  readonly initial?: Readonly<Record<string, string>> | undefined;
+  /** A store to share with other providers or to change from a test; a new one by default. */
+  readonly store?: MemoryStore | undefined;
+  /** Refuse writes with `READ_ONLY`. @default false */
+  readonly readOnly?: boolean | undefined;
+}
+
+/**
+ * Secrets in a map: a default layer, test doubles, overrides. Read/write, versions every value,
+ * and reports `added`/`rotated`/`removed` for every change of its store, whoever made it.
+ *
+ * @example
+ * ```ts
+ * const memory = new MemoryProvider({ initial: { API_KEY: 'dev-key' } });
+ * (await memory.get('API_KEY')).reveal(); // 'dev-key'
+ * ```
+ */
+export class MemoryProvider extends BaseProvider {
+  /** The backing store. */
+  readonly store: MemoryStore;
+
+  constructor(options: MemoryProviderOptions = {}) {
+    super({ ...options, name: options.name ?? PROVIDER_NAME });
+    this.store = options.store ?? new MemoryStore();
+    for (const [key, value] of Object.entries(options.initial ?? {})) this.store.set(this.validateKey(key), value);
+    if (options.readOnly) {
+      // A read-only instance has no write hooks, so its capabilities say so.
+      Object.defineProperty(this, 'writeSecret', { value: undefined });
+      Object.defineProperty(this, 'deleteSecret', { value: undefined });
+    }
+  }
+
+  protected override async readSecret(key: string): Promise<StoredSecret | undefined> {
+    const entry = this.store.read(key);
+    return entry === undefined ? undefined : { value: entry.value, metadata: metadataOf(entry) };
+  }
+
+  protected override async readMetadata(key: string): Promise<Omit<SecretMetadata, 'key'> | undefined> {
+    const entry = this.store.read(key);
+    return entry === undefined ? undefined : metadataOf(entry);
+  }
+
+  protected override async writeSecret(key: string, value: string, context: HookContext & SetOptions): Promise<void> {
+    this.store.set(key, value, context.ifVersion);
+  }
+
+  protected override async deleteSecret(key: string): Promise<boolean> {
+    return this.store.delete(key);
+  }
+
+  protected override async listKeys(): Promise<string[]> {
+    return this.store.keys();
+  }
+
+  protected override async startWatch(emit: EmitFunction): Promise<() => void> {
+    return this.store.subscribe((change) => {
+      const detectedAt = new Date();
+      if (change.type === 'rotated') {
+        emit('rotated', {
+          provider: this.name,
+          keys: [change.key],
+          changes: [{ key: change.key, oldVersion: change.oldVersion, newVersion: change.version }],
+          detectedAt,
+        });
+      } else {
+        emit(change.type, { provider: this.name, key: change.key, version: change.version, detectedAt });
+      }
+    });
+  }
+}
+
+function metadataOf(entry: Entry): Omit<SecretMetadata, 'key'> {
+  return { version: String(entry.version), createdAt: entry.createdAt, updatedAt: entry.updatedAt };
+}
