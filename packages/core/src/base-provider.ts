@@ -1,12 +1,18 @@
 import { inspect } from 'node:util';
-import { type CacheOptions, type CacheStats, type LoadedSecret, SecretCache, versionedCacheKey } from './cache.js';
+import {
+  type CacheOptions,
+  type CacheStats,
+  type LoadedSecret,
+  SecretCache,
+  versionedCacheKey,
+} from './cache.js';
 import {
   isSecretError,
   ProviderClosedError,
   ReadOnlyError,
   type SecretError,
-  type SecretOperation,
   SecretNotFoundError,
+  type SecretOperation,
   toSecretError,
   UnsupportedOperationError,
 } from './errors.js';
@@ -25,7 +31,15 @@ import type {
   WatchHandle,
   WatchOptions,
 } from './types.js';
-import { DEFAULT_MAX_KEY_LENGTH, jittered, raceSignal, sleep, throwIfAborted, validateKey, valueToString } from './util.js';
+import {
+  DEFAULT_MAX_KEY_LENGTH,
+  jittered,
+  raceSignal,
+  sleep,
+  throwIfAborted,
+  validateKey,
+  valueToString,
+} from './util.js';
 
 /** Options every provider built on {@link BaseProvider} accepts. */
 export interface BaseProviderOptions {
@@ -116,7 +130,10 @@ export abstract class BaseProvider implements SecretProvider {
   protected listKeys?(context: HookContext & { prefix?: string | undefined }): Promise<string[]>;
 
   /** Reads metadata without the value. Without it, `metadata` reads the value and drops it. */
-  protected readMetadata?(key: string, context: HookContext): Promise<Omit<SecretMetadata, 'key'> | undefined>;
+  protected readMetadata?(
+    key: string,
+    context: HookContext,
+  ): Promise<Omit<SecretMetadata, 'key'> | undefined>;
 
   /** Key -> version of everything watched; with it, `watch` polls and diffs snapshots. */
   protected readSnapshot?(context: HookContext): Promise<VersionSnapshot>;
@@ -135,7 +152,10 @@ export abstract class BaseProvider implements SecretProvider {
    * reasons of aborted signals through and reports anything else as `UNKNOWN` with a sanitized
    * cause. Adapters map their backend's statuses here.
    */
-  protected mapError(error: unknown, context: { operation: SecretOperation; key?: string | undefined }): SecretError {
+  protected mapError(
+    error: unknown,
+    context: { operation: SecretOperation; key?: string | undefined },
+  ): SecretError {
     return toSecretError(error, { provider: this.name, key: context.key, operation: context.operation });
   }
 
@@ -152,8 +172,10 @@ export abstract class BaseProvider implements SecretProvider {
   /** Reports an event to every watcher; keys it names are dropped from the cache first. */
   protected emit: EmitFunction = (type, event) => {
     if (this.#cache !== undefined) {
-      if (type === 'rotated') for (const key of (event as SecretEvents['rotated']).keys) this.#cache.invalidate(key);
-      else if (type === 'added' || type === 'removed') this.#cache.invalidate((event as SecretEvents['added']).key);
+      if (type === 'rotated')
+        for (const key of (event as SecretEvents['rotated']).keys) this.#cache.invalidate(key);
+      else if (type === 'added' || type === 'removed')
+        this.#cache.invalidate((event as SecretEvents['added']).key);
     }
     this.#hub.emit(type, event);
   };
@@ -189,7 +211,10 @@ export abstract class BaseProvider implements SecretProvider {
     const key = this.#enter(rawKey, 'get');
     throwIfAborted(options.signal);
     if (options.version !== undefined && !this.supportsVersions) {
-      throw new UnsupportedOperationError({ provider: this.name, key, operation: 'get' }, `provider "${this.name}" does not keep versions`);
+      throw new UnsupportedOperationError(
+        { provider: this.name, key, operation: 'get' },
+        `provider "${this.name}" does not keep versions`,
+      );
     }
     const load = () => this.#load(key, options);
     if (this.#cache === undefined) {
@@ -203,12 +228,17 @@ export abstract class BaseProvider implements SecretProvider {
   async #load(key: string, options: GetOptions): Promise<LoadedSecret> {
     let stored: StoredSecret | undefined;
     try {
-      stored = await this.readSecret(key, { operation: 'get', signal: options.signal, version: options.version });
+      stored = await this.readSecret(key, {
+        operation: 'get',
+        signal: options.signal,
+        version: options.version,
+      });
     } catch (error) {
       throw this.#mapped(error, 'get', key);
     }
     if (stored === undefined) throw new SecretNotFoundError({ provider: this.name, key, operation: 'get' });
-    const value = typeof stored.value === 'string' ? stored.value : Buffer.from(stored.value).toString('utf8');
+    const value =
+      typeof stored.value === 'string' ? stored.value : Buffer.from(stored.value).toString('utf8');
     return { value, metadata: { ...stored.metadata, key } };
   }
 
@@ -221,11 +251,15 @@ export abstract class BaseProvider implements SecretProvider {
     }
     let found: Omit<SecretMetadata, 'key'> | undefined;
     try {
-      found = await raceSignal(this.readMetadata(key, { operation: 'metadata', signal: options.signal }), options.signal);
+      found = await raceSignal(
+        this.readMetadata(key, { operation: 'metadata', signal: options.signal }),
+        options.signal,
+      );
     } catch (error) {
       throw this.#mapped(error, 'metadata', key);
     }
-    if (found === undefined) throw new SecretNotFoundError({ provider: this.name, key, operation: 'metadata' });
+    if (found === undefined)
+      throw new SecretNotFoundError({ provider: this.name, key, operation: 'metadata' });
     return { ...found, key };
   }
 
@@ -233,7 +267,8 @@ export abstract class BaseProvider implements SecretProvider {
     const key = this.#enter(rawKey, 'set');
     const text = valueToString(value, this.name, key);
     throwIfAborted(options.signal);
-    if (this.writeSecret === undefined) throw new ReadOnlyError({ provider: this.name, key, operation: 'set' });
+    if (this.writeSecret === undefined)
+      throw new ReadOnlyError({ provider: this.name, key, operation: 'set' });
     // Invalidate before and after: a read that started before the write finished cannot store
     // the old value over the new one.
     this.#cache?.invalidate(key);
@@ -267,7 +302,8 @@ export abstract class BaseProvider implements SecretProvider {
   async keys(options: KeysOptions = {}): Promise<string[]> {
     this.#assertOpen('keys');
     throwIfAborted(options.signal);
-    if (this.listKeys === undefined) throw new UnsupportedOperationError({ provider: this.name, operation: 'keys' });
+    if (this.listKeys === undefined)
+      throw new UnsupportedOperationError({ provider: this.name, operation: 'keys' });
     let names: string[];
     try {
       names = await raceSignal(

@@ -129,7 +129,15 @@ export class SecretCache {
   readonly #random: () => number;
   readonly #provider: string;
   readonly #onBackgroundError: ((error: SecretError, key: string) => void) | undefined;
-  readonly #stats = { hits: 0, misses: 0, coalesced: 0, staleServed: 0, negativeHits: 0, errors: 0, evictions: 0 };
+  readonly #stats = {
+    hits: 0,
+    misses: 0,
+    coalesced: 0,
+    staleServed: 0,
+    negativeHits: 0,
+    errors: 0,
+    evictions: 0,
+  };
 
   constructor(
     options: CacheOptions = {},
@@ -234,7 +242,12 @@ export class SecretCache {
     return toSecret(entry);
   }
 
-  #refreshInBackground(cacheKey: string, key: string, load: () => Promise<LoadedSecret>, stale: CacheEntry): void {
+  #refreshInBackground(
+    cacheKey: string,
+    key: string,
+    load: () => Promise<LoadedSecret>,
+    stale: CacheEntry,
+  ): void {
     if (this.#inflight.has(cacheKey)) return;
     this.#load(cacheKey, key, load, stale).promise.catch((error: unknown) => {
       if (isSecretError(error)) this.#onBackgroundError?.(error, key);
@@ -246,7 +259,12 @@ export class SecretCache {
    * entry, a remembered not-found, the last good entry when the backend fails within
    * `staleIfError`, or the error. The in-flight record is removed whatever happens.
    */
-  #load(cacheKey: string, key: string, load: () => Promise<LoadedSecret>, previous: CacheEntry | undefined): InFlight {
+  #load(
+    cacheKey: string,
+    key: string,
+    load: () => Promise<LoadedSecret>,
+    previous: CacheEntry | undefined,
+  ): InFlight {
     const inflight: InFlight = {
       valid: true,
       promise: Promise.resolve()

@@ -56,8 +56,10 @@ export class CachedProvider implements SecretProvider {
     this.#hub = new EventHub(async () => {
       const inner = createEmitter();
       inner.on('*', (type, event) => {
-        if (type === 'rotated') for (const key of (event as SecretEvents['rotated']).keys) this.#cache.invalidate(key);
-        else if (type === 'added' || type === 'removed') this.#cache.invalidate((event as SecretEvents['added']).key);
+        if (type === 'rotated')
+          for (const key of (event as SecretEvents['rotated']).keys) this.#cache.invalidate(key);
+        else if (type === 'added' || type === 'removed')
+          this.#cache.invalidate((event as SecretEvents['added']).key);
         this.#hub.emit(type, event as never);
       });
       const handle = this.#inner.watch(inner);

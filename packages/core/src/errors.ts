@@ -35,7 +35,11 @@ export type SecretOperation =
   | 'auth'
   | 'renew';
 
-const RETRYABLE_BY_DEFAULT: ReadonlySet<SecretErrorCode> = new Set(['UNAVAILABLE', 'TIMEOUT', 'RATE_LIMITED']);
+const RETRYABLE_BY_DEFAULT: ReadonlySet<SecretErrorCode> = new Set([
+  'UNAVAILABLE',
+  'TIMEOUT',
+  'RATE_LIMITED',
+]);
 const ERROR_BRAND = Symbol.for('secret-provider.error');
 
 /** Details every {@link SecretError} may carry. */
@@ -84,6 +88,7 @@ export class SecretError extends Error {
   static override [Symbol.hasInstance](value: unknown): boolean {
     if (!isSecretError(value)) return false;
     // `this` is the class `instanceof` was asked about; its prototype carries the code it stands for.
+    // biome-ignore lint/complexity/noThisInStatic: the subclass asked about, not SecretError itself
     const code = (this.prototype as { expectedCode?: SecretErrorCode }).expectedCode;
     return code === undefined || value.code === code;
   }
@@ -196,10 +201,14 @@ export class SanitizedCause extends Error {
   readonly syscall: string | undefined;
 
   constructor(original: unknown, safeMessage?: string) {
-    const fields = (typeof original === 'object' && original !== null ? original : {}) as Record<string, unknown>;
+    const fields = (typeof original === 'object' && original !== null ? original : {}) as Record<
+      string,
+      unknown
+    >;
     const originalName = typeof fields.name === 'string' ? fields.name : typeof original;
     const syscall = typeof fields.syscall === 'string' ? fields.syscall : undefined;
-    const code = typeof fields.code === 'string' || typeof fields.code === 'number' ? String(fields.code) : undefined;
+    const code =
+      typeof fields.code === 'string' || typeof fields.code === 'number' ? String(fields.code) : undefined;
     // Node system errors compose their message from syscall, code and address: safe to keep.
     const message =
       safeMessage ??
@@ -213,7 +222,8 @@ export class SanitizedCause extends Error {
     this.syscall = syscall;
     const status = fields.statusCode ?? fields.status;
     this.status = typeof status === 'number' ? status : undefined;
-    const frames = typeof fields.stack === 'string' ? fields.stack.split('\n').filter((l) => /^\s+at /.test(l)) : [];
+    const frames =
+      typeof fields.stack === 'string' ? fields.stack.split('\n').filter((l) => /^\s+at /.test(l)) : [];
     this.stack = [`${this.name}: ${message}`, ...frames].join('\n');
   }
 

@@ -1,15 +1,11 @@
 import mittImport from 'mitt';
 import type { SecretError } from './errors.js';
-import type {
-  SecretEventEmitter,
-  SecretEvents,
-  VersionChange,
-  WatchHandle,
-  WatchOptions,
-} from './types.js';
+import type { SecretEventEmitter, SecretEvents, VersionChange, WatchHandle, WatchOptions } from './types.js';
 
 // mitt ships ESM at run time and CommonJS-style declarations: take whichever shape arrives.
-const mitt = ((mittImport as unknown as { default?: unknown }).default ?? mittImport) as <E extends Record<string, unknown>>() => SecretEventEmitter & import('mitt').Emitter<E>;
+const mitt = ((mittImport as unknown as { default?: unknown }).default ?? mittImport) as <
+  E extends Record<string, unknown>,
+>() => SecretEventEmitter & import('mitt').Emitter<E>;
 
 /**
  * Emits into a user's emitter without letting a throwing listener break the watch loop that
@@ -57,13 +53,21 @@ export class EventHub {
    * Adds `emitter` and returns its handle. The source starts with the first emitter; a source
    * that fails to start reports an `error` event to this emitter and the handle is still usable.
    */
-  attach(emitter: SecretEventEmitter, options: WatchOptions, onStartError: (error: unknown) => SecretError): WatchHandle {
+  attach(
+    emitter: SecretEventEmitter,
+    options: WatchOptions,
+    onStartError: (error: unknown) => SecretError,
+  ): WatchHandle {
     this.#emitters.add(emitter);
     if (this.#stopSource === undefined) {
       this.#stopSource = this.#start().catch((error: unknown) => {
         this.#stopSource = undefined;
         const mapped = onStartError(error);
-        emitSafely(emitter, 'error', { provider: mapped.provider ?? 'unknown', error: mapped, detectedAt: new Date() });
+        emitSafely(emitter, 'error', {
+          provider: mapped.provider ?? 'unknown',
+          error: mapped,
+          detectedAt: new Date(),
+        });
         return undefined;
       });
     }

@@ -1,5 +1,17 @@
-export { BaseProvider, type BaseProviderOptions, type EmitFunction, type HookContext, type StoredSecret } from './base-provider.js';
-export { type CacheOptions, type CacheStats, type LoadedSecret, SecretCache, versionedCacheKey } from './cache.js';
+export {
+  BaseProvider,
+  type BaseProviderOptions,
+  type EmitFunction,
+  type HookContext,
+  type StoredSecret,
+} from './base-provider.js';
+export {
+  type CacheOptions,
+  type CacheStats,
+  type LoadedSecret,
+  SecretCache,
+  versionedCacheKey,
+} from './cache.js';
 export { CachedProvider, type CachedProviderOptions } from './cached-provider.js';
 export {
   AccessDeniedError,
@@ -23,7 +35,15 @@ export {
   toSecretError,
   UnsupportedOperationError,
 } from './errors.js';
-export { createEmitter, diffSnapshots, EventHub, emitDiff, emitSafely, type SnapshotDiff, type VersionSnapshot } from './events.js';
+export {
+  createEmitter,
+  diffSnapshots,
+  EventHub,
+  emitDiff,
+  emitSafely,
+  type SnapshotDiff,
+  type VersionSnapshot,
+} from './events.js';
 export { REDACTED, Secret, type SecretValue, toSecret } from './secret.js';
 export type {
   AddedEvent,

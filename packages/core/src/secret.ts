@@ -52,7 +52,9 @@ export class Secret<T extends SecretValue = string> {
 
   /** True for a {@link Secret} from any copy of this package. */
   static isSecret(value: unknown): value is Secret<SecretValue> {
-    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[SECRET_BRAND] === true;
+    return (
+      typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[SECRET_BRAND] === true
+    );
   }
 
   /**

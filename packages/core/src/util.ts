@@ -17,7 +17,10 @@ export function validateKey(key: unknown, provider?: string, maxLength = DEFAULT
   if (key.length === 0) throw new InvalidKeyError({ provider }, 'invalid key: empty');
   if (key.length > maxLength) {
     // The key is not quoted: a caller may have passed a value by mistake.
-    throw new InvalidKeyError({ provider }, `invalid key: ${key.length} characters, at most ${maxLength} allowed`);
+    throw new InvalidKeyError(
+      { provider },
+      `invalid key: ${key.length} characters, at most ${maxLength} allowed`,
+    );
   }
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this rejects
   if (/[\u0000-\u001f\u007f]/.test(key)) {

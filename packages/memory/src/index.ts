@@ -3,9 +3,9 @@ import {
   type BaseProviderOptions,
   type EmitFunction,
   type HookContext,
+  SecretConflictError,
   type SecretMetadata,
   type SetOptions,
-  SecretConflictError,
   type StoredSecret,
 } from '@secret-provider/core';
 
@@ -44,7 +44,11 @@ export class MemoryStore {
     if (ifVersion !== undefined) {
       const current = previous === undefined ? null : String(previous.version);
       const expected = ifVersion === '0' ? null : ifVersion;
-      if (current !== expected) throw new SecretConflictError({ key, operation: 'set' }, `check-and-set failed for "${key}": version mismatch`);
+      if (current !== expected)
+        throw new SecretConflictError(
+          { key, operation: 'set' },
+          `check-and-set failed for "${key}": version mismatch`,
+        );
     }
     if (previous !== undefined && previous.value === value) return String(previous.version);
     const now = new Date();
@@ -131,7 +135,8 @@ export class MemoryProvider extends BaseProvider {
   constructor(options: MemoryProviderOptions = {}) {
     super({ ...options, name: options.name ?? PROVIDER_NAME });
     this.store = options.store ?? new MemoryStore();
-    for (const [key, value] of Object.entries(options.initial ?? {})) this.store.set(this.validateKey(key), value);
+    for (const [key, value] of Object.entries(options.initial ?? {}))
+      this.store.set(this.validateKey(key), value);
     if (options.readOnly) {
       // A read-only instance has no write hooks, so its capabilities say so.
       Object.defineProperty(this, 'writeSecret', { value: undefined });
@@ -149,7 +154,11 @@ export class MemoryProvider extends BaseProvider {
     return entry === undefined ? undefined : metadataOf(entry);
   }
 
-  protected override async writeSecret(key: string, value: string, context: HookContext & SetOptions): Promise<void> {
+  protected override async writeSecret(
+    key: string,
+    value: string,
+    context: HookContext & SetOptions,
+  ): Promise<void> {
     this.store.set(key, value, context.ifVersion);
   }
 
