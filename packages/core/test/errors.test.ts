@@ -1,0 +1,87 @@
+import { inspect } from 'node:util';
+import {
+  AccessDeniedError,
+  isSecretError,
+  ProviderUnavailableError,
+  RateLimitedError,
+  SanitizedCause,
+  SecretError,
+  SecretNotFoundError,
+  sanitizeCause,
+} from '@secret-provider/core';
+import { describe, expect, it } from 'vitest';
+
+describe('error taxonomy', () => {
+  it('carries a stable code, provider, key, operation and retryable', () => {
+    const error = new SecretNotFoundError({ provider: 'vault', key: 'db/creds', operation: 'get' });
+    expect(error).toMatchObject({
+      code: 'NOT_FOUND',
+      provider: 'vault',
+      key: 'db/creds',
+      operation: 'get',
+      retryable: false,
+    });
+    expect(error.name).toBe('SecretNotFoundError');
+    expect(error.message).toBe('secret not found: "db/creds" (provider "vault")');
+    expect(new ProviderUnavailableError().retryable).toBe(true);
+    expect(new RateLimitedError({ retryAfterMs: 2000 })).toMatchObject({
+      retryable: true,
+      retryAfterMs: 2000,
+    });
+  });
+
+  it('instanceof works by code, and across duplicate copies of the package', () => {
+    const error = new AccessDeniedError({ provider: 'azure' });
+    expect(error instanceof SecretError).toBe(true);
+    expect(error instanceof AccessDeniedError).toBe(true);
+    expect(error instanceof SecretNotFoundError).toBe(false);
+    // A plain object that carries the brand stands for an error from another copy of core.
+    const foreign = Object.assign(Object.create(Error.prototype), { code: 'NOT_FOUND' });
+    Object.defineProperty(foreign, Symbol.for('secret-provider.error'), { value: true });
+    expect(isSecretError(foreign)).toBe(true);
+    expect(isSecretError(foreign, 'NOT_FOUND')).toBe(true);
+    expect(foreign instanceof SecretNotFoundError).toBe(true);
+    expect(foreign instanceof AccessDeniedError).toBe(false);
+    expect(isSecretError(new Error('x'))).toBe(false);
+  });
+
+  it('sanitizes foreign causes: no message, token or body survives', () => {
+    const axiosLike = Object.assign(new Error('Request failed: body {"password":"s3cr3t-value"}'), {
+      name: 'AxiosError',
+      code: 'ECONNRESET',
+      config: { headers: { 'X-Vault-Token': 'hvs.TOKEN-VALUE' }, data: '{"password":"s3cr3t-value"}' },
+      response: { status: 503 },
+    });
+    const error = new ProviderUnavailableError({ provider: 'vault', key: 'k', cause: axiosLike });
+    const forms = [
+      inspect(error, { depth: Infinity, showHidden: true }),
+      JSON.stringify(error),
+      String(error.stack),
+      String((error.cause as Error).stack),
+    ].join('\n');
+    expect(forms).not.toContain('s3cr3t-value');
+    expect(forms).not.toContain('hvs.TOKEN-VALUE');
+    expect(error.cause).toBeInstanceOf(SanitizedCause);
+    expect(error.cause).toMatchObject({ originalName: 'AxiosError', code: 'ECONNRESET' });
+  });
+
+  it('keeps Node system error messages, which hold no payload', () => {
+    const system = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:8200'), {
+      code: 'ECONNREFUSED',
+      syscall: 'connect',
+    });
+    expect(sanitizeCause(system).message).toBe('connect ECONNREFUSED 127.0.0.1:8200');
+  });
+
+  it('withholds a JSON.parse message, which quotes its input', () => {
+    let parseError: unknown;
+    try {
+      JSON.parse('hunter2-super-secret');
+    } catch (error) {
+      parseError = error;
+    }
+    expect(String((parseError as Error).message)).toContain('hunter2');
+    const wrapped = new SecretError('INVALID_VALUE', 'cannot parse', { cause: parseError });
+    expect(inspect(wrapped, { depth: Infinity })).not.toContain('hunter2');
+  });
+});
