@@ -1,0 +1,24 @@
+// The README's demo must run and print only redacted values.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const demo = fileURLToPath(new URL('../examples/demo.mjs', import.meta.url));
+
+/** Every value the demo embeds or writes: quoted strings marked as secret values in its source. */
+function valuesIn(source: string): string[] {
+  return [...source.matchAll(/'([^'\n]{12,})'\s*,?\s*\/\/ value\b/g)].map((m) => m[1] as string);
+}
+
+describe('demo', () => {
+  it('runs end to end and prints no secret value', () => {
+    const source = readFileSync(demo, 'utf8');
+    const values = valuesIn(source);
+    expect(values.length).toBeGreaterThanOrEqual(3);
+    const output = execFileSync(process.execPath, [demo], { encoding: 'utf8', timeout: 30_000 });
+    expect(output).toContain('[REDACTED]');
+    expect(output).toContain('rotated');
+    for (const value of values) expect(output).not.toContain(value);
+  });
+});
