@@ -16,7 +16,11 @@ export default defineConfig({
     include: ['packages/*/test/**/*.test.ts', 'integration-tests/**/*.test.ts'],
     testTimeout: 20_000,
     hookTimeout: 20_000,
-    typecheck: { enabled: true, include: ['packages/*/test/**/*.test-d.ts'], tsconfig: './tsconfig.test.json' },
+    typecheck: {
+      enabled: true,
+      include: ['packages/*/test/**/*.test-d.ts'],
+      tsconfig: './tsconfig.test.json',
+    },
     pool: 'forks',
   },
 });

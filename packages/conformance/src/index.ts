@@ -298,7 +298,10 @@ export function describeProviderConformance(options: ConformanceOptions): void {
         async (ctx) => {
           const key = ctx.key(11);
           for (const bad of [42, { value: 'x' }, null, undefined]) {
-            assertCode(await rejection(ctx, ctx.provider.set(key, bad as unknown as string)), 'INVALID_VALUE');
+            assertCode(
+              await rejection(ctx, ctx.provider.set(key, bad as unknown as string)),
+              'INVALID_VALUE',
+            );
           }
           assertCode(await rejection(ctx, ctx.provider.get(key)), 'NOT_FOUND');
         },

@@ -204,7 +204,7 @@ export class SecretCache {
       return this.#settle(await joined.promise, key);
     }
     this.#stats.misses++;
-    return this.#settle(await this.#load(cacheKey, key, load, entry).promise, key);
+    return this.#settle(await this.#load(cacheKey, load, entry).promise, key);
   }
 
   /** Forgets `key` (every version) and makes reads in flight for it unable to store their result. */
@@ -249,7 +249,7 @@ export class SecretCache {
     stale: CacheEntry,
   ): void {
     if (this.#inflight.has(cacheKey)) return;
-    this.#load(cacheKey, key, load, stale).promise.catch((error: unknown) => {
+    this.#load(cacheKey, load, stale).promise.catch((error: unknown) => {
       if (isSecretError(error)) this.#onBackgroundError?.(error, key);
     });
   }
@@ -259,12 +259,7 @@ export class SecretCache {
    * entry, a remembered not-found, the last good entry when the backend fails within
    * `staleIfError`, or the error. The in-flight record is removed whatever happens.
    */
-  #load(
-    cacheKey: string,
-    key: string,
-    load: () => Promise<LoadedSecret>,
-    previous: CacheEntry | undefined,
-  ): InFlight {
+  #load(cacheKey: string, load: () => Promise<LoadedSecret>, previous: CacheEntry | undefined): InFlight {
     const inflight: InFlight = {
       valid: true,
       promise: Promise.resolve()

@@ -77,7 +77,10 @@ describe('BaseProvider', () => {
     await until(() => events.length >= 3);
     await new Promise((resolve) => setTimeout(resolve, 60));
     expect(events.map(([type]) => type)).toEqual(['added', 'rotated', 'removed']);
-    expect(events[1]?.[1]).toMatchObject({ keys: ['a'], changes: [{ key: 'a', oldVersion: '1', newVersion: '2' }] });
+    expect(events[1]?.[1]).toMatchObject({
+      keys: ['a'],
+      changes: [{ key: 'a', oldVersion: '1', newVersion: '2' }],
+    });
     expect(JSON.stringify(events)).not.toContain('one-changed');
     await handle.stop();
     await provider.close();
