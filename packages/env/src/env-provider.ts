@@ -1,0 +1,494 @@
+import { type FSWatcher, watch as watchDirectory } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
+import {
+  BaseProvider,
+  type BaseProviderOptions,
+  diffSnapshots,
+  type EmitFunction,
+  emitDiff,
+  fingerprint,
+  type HookContext,
+  InvalidConfigError,
+  InvalidKeyError,
+  isSecretError,
+  jittered,
+  type KeysOptions,
+  ProviderClosedError,
+  ReadOnlyError,
+  SecretConflictError,
+  type SecretMetadata,
+  type SetOptions,
+  type StoredSecret,
+  sleep,
+  toSecretError,
+  UnsupportedOperationError,
+  type VersionSnapshot,
+} from '@secret-provider/core';
+import { DotenvFiles } from './dotenv-files.js';
+import { compileSelection, type Selection } from './selection.js';
+
+/** Name of this adapter in errors and events unless another is given. */
+export const PROVIDER_NAME = 'env';
+
+/** An environment: `process.env` or any object of the same shape. */
+export type EnvObject = Record<string, string | undefined>;
+
+/**
+ * Options of {@link EnvProvider}.
+ *
+ * Selection: `prefix`, `allow` and `map` choose which variables are secrets and under which
+ * keys; they combine in that order (the prefix is matched and stripped, the rest goes through
+ * `map`, the result must be in `allow`). `all: true` exposes every variable. Without any of
+ * them, `get` reads any variable by its name but `keys()` is refused, so that a redactor or a
+ * chain never learns the names of the whole environment by accident.
+ */
+export interface EnvProviderOptions extends Partial<BaseProviderOptions> {
+  /** The environment to read (and write, with `writable`). @default process.env */
+  readonly env?: EnvObject | undefined;
+  /** Only variables whose names start with this. */
+  readonly prefix?: string | undefined;
+  /**
+   * Remove `prefix` from names to make keys (`APP_DB_URL` is read as `DB_URL`).
+   * @default true
+   */
+  readonly stripPrefix?: boolean | undefined;
+  /** Only these keys (after the prefix is stripped and `map` applied). */
+  readonly allow?: readonly string[] | undefined;
+  /**
+   * Turns a variable name (after the prefix is stripped) into a key, or `undefined` to leave the
+   * variable out. Should be one-to-one and pure; results are memoized. Keys of a mapped
+   * provider are found by listing the environment, and `set` can only update existing keys.
+   */
+  readonly map?: ((name: string) => string | undefined) | undefined;
+  /** Expose every variable, including through `keys()` and events. @default false */
+  readonly all?: boolean | undefined;
+  /**
+   * `.env` files to load, parsed by dotenv. Later files win over earlier ones (unlike
+   * `dotenv.config({ path: [...] })`, where the first wins), and the real environment wins over
+   * all files unless `override` is set. Files are read on first use, not in the constructor,
+   * and never copied into the environment object.
+   */
+  readonly files?: string | readonly string[] | undefined;
+  /** Let `.env` files win over the real environment. @default false */
+  readonly override?: boolean | undefined;
+  /** Treat a missing `.env` file as an error instead of an empty one. @default false */
+  readonly requireFiles?: boolean | undefined;
+  /**
+   * Allow `set` and `delete`, which change the environment object (never the files).
+   * @default false (read-only: `set` rejects with `READ_ONLY`)
+   */
+  readonly writable?: boolean | undefined;
+  /**
+   * While watched: time between polls of the environment, in ms. Each poll also checks the
+   * files' inode, size and modification time, a backstop for missed file-system events.
+   * @default 500
+   */
+  readonly pollInterval?: number | undefined;
+  /** While watched: quiet time after a file-system event before the file is re-read, in ms. @default 25 */
+  readonly debounce?: number | undefined;
+}
+
+interface Found {
+  readonly value: string;
+  /** The variable's name. */
+  readonly name: string;
+  /** The `.env` file it came from; `undefined` for the environment object. */
+  readonly file: string | undefined;
+}
+
+/**
+ * Secrets from environment variables and `.env` files.
+ *
+ * Reads an injectable environment object (default `process.env`), with the variables chosen by
+ * prefix, allow-list or mapping function (see {@link EnvProviderOptions}). Read-only unless
+ * `writable`. Versions are fingerprints of the values (see `fingerprint` in core), so
+ * `metadata` and events never carry values. `watch` polls the environment every `pollInterval`
+ * and watches the directories of the `.env` files, re-reading a changed file after `debounce`
+ * ms of quiet and again if it changed while being read, and reports `added`, `rotated` and
+ * `removed` for the effective values.
+ *
+ * @example
+ * ```ts
+ * const env = new EnvProvider({ prefix: 'APP_', files: ['.env', '.env.local'] });
+ * const url = await env.get('DATABASE_URL'); // APP_DATABASE_URL from the environment or a file
+ * ```
+ */
+export class EnvProvider extends BaseProvider {
+  readonly #env: EnvObject;
+  readonly #selection: Selection;
+  readonly #files: DotenvFiles | undefined;
+  readonly #override: boolean;
+  readonly #pollInterval: number;
+  readonly #pollJitter: number;
+  readonly #debounce: number;
+  /** Last fingerprint per key, so unchanged values are not hashed again. */
+  #versions = new Map<string, { readonly value: string; readonly version: string }>();
+  /** While watched: re-checks now (after a write of this provider). */
+  #recheck: (() => Promise<void>) | undefined;
+
+  constructor(options: EnvProviderOptions = {}) {
+    const name = options.name ?? PROVIDER_NAME;
+    const pollInterval = options.pollInterval ?? 500;
+    super({ ...options, name, pollInterval });
+    const invalid = (message: string) =>
+      new InvalidConfigError({ provider: name }, `invalid configuration: ${message}`);
+    if (!(pollInterval > 0)) throw invalid('pollInterval must be a positive number of ms');
+    const debounce = options.debounce ?? 25;
+    if (!(debounce >= 0)) throw invalid('debounce must be a number of ms >= 0');
+    const env = options.env ?? process.env;
+    if (typeof env !== 'object' || env === null) throw invalid('env must be an object');
+    this.#env = env;
+    this.#selection = compileSelection(options, name);
+    this.#override = options.override ?? false;
+    this.#pollInterval = pollInterval;
+    this.#pollJitter = options.pollJitter ?? 0.1;
+    this.#debounce = debounce;
+    const files =
+      options.files === undefined ? [] : typeof options.files === 'string' ? [options.files] : options.files;
+    if (files.some((f) => typeof f !== 'string' || f.length === 0)) throw invalid('files must be paths');
+    this.#files =
+      files.length === 0
+        ? undefined
+        : new DotenvFiles(
+            files.map((f) => resolve(f)),
+            name,
+            options.requireFiles ?? false,
+          );
+    // Absent hooks make the capabilities say what this instance can do (the base derives them).
+    if (!options.writable) {
+      Object.defineProperty(this, 'writeSecret', { value: undefined });
+      Object.defineProperty(this, 'deleteSecret', { value: undefined });
+    }
+    if (!this.#selection.listable) Object.defineProperty(this, 'listKeys', { value: undefined });
+  }
+
+  /** The `.env` files, as absolute paths, lowest precedence first. */
+  get files(): readonly string[] {
+    return this.#files?.paths ?? [];
+  }
+
+  /**
+   * Whether `key` is set, without reading or fingerprinting its value and without an error for
+   * a missing key. Synchronous once the `.env` files are loaded (a chain uses it to skip this
+   * provider cheaply).
+   * @throws {ProviderClosedError} after `close`.
+   */
+  has(key: string): boolean | Promise<boolean> {
+    if (this.closed) throw new ProviderClosedError({ provider: this.name, key, operation: 'get' });
+    try {
+      this.validateKey(key);
+    } catch {
+      return false;
+    }
+    const files = this.#files;
+    if (files !== undefined && !files.loaded) return files.load().then(() => this.#find(key) !== undefined);
+    return this.#find(key) !== undefined;
+  }
+
+  /**
+   * Re-reads the `.env` files now. While watched, the changes are reported as events.
+   * @throws the first file's error; the other files are re-read anyway.
+   */
+  async reload(): Promise<void> {
+    if (this.closed) throw new ProviderClosedError({ provider: this.name, operation: 'refresh' });
+    const errors = (await this.#files?.reload(this.#files.paths)) ?? [];
+    await this.#recheck?.();
+    const first = errors[0];
+    if (first !== undefined) throw first;
+  }
+
+  override keys(options?: KeysOptions): Promise<string[]> {
+    if (!this.#selection.listable && !this.closed) {
+      return Promise.reject(
+        new UnsupportedOperationError(
+          { provider: this.name, operation: 'keys' },
+          `provider "${this.name}" lists keys only when told which variables are secrets: pass prefix, allow, map or all: true`,
+        ),
+      );
+    }
+    return super.keys(options);
+  }
+
+  // ---- hooks ---------------------------------------------------------------------------------
+
+  protected override async readSecret(key: string): Promise<StoredSecret | undefined> {
+    await this.#files?.load();
+    const found = this.#find(key);
+    return found === undefined ? undefined : { value: found.value, metadata: this.#metadataOf(key, found) };
+  }
+
+  protected override async readMetadata(key: string): Promise<Omit<SecretMetadata, 'key'> | undefined> {
+    await this.#files?.load();
+    const found = this.#find(key);
+    return found === undefined ? undefined : this.#metadataOf(key, found);
+  }
+
+  protected override async listKeys(): Promise<string[]> {
+    await this.#files?.load();
+    return [...this.#entries().keys()];
+  }
+
+  protected override async writeSecret(
+    key: string,
+    value: string,
+    context: HookContext & SetOptions,
+  ): Promise<void> {
+    await this.#files?.load();
+    const current = this.#find(key);
+    const name = this.#nameForWrite(key, current);
+    if (context.ifVersion !== undefined) {
+      const expected = context.ifVersion === '0' ? null : context.ifVersion;
+      const actual = current === undefined ? null : this.#versionOf(key, current.value);
+      if (actual !== expected) {
+        throw new SecretConflictError(
+          { provider: this.name, key, operation: 'set' },
+          `check-and-set failed for "${key}": version mismatch`,
+        );
+      }
+    }
+    if (this.#override && this.#files?.lookup(name) !== undefined) {
+      throw new SecretConflictError(
+        { provider: this.name, key, operation: 'set' },
+        `"${key}" is defined by a .env file, which takes precedence over the environment here (override: true); writing the environment would not change it`,
+      );
+    }
+    this.#env[name] = value;
+    await this.#recheck?.();
+  }
+
+  protected override async deleteSecret(key: string): Promise<boolean> {
+    await this.#files?.load();
+    const current = this.#find(key);
+    if (current === undefined) return false;
+    if (current.file !== undefined) {
+      throw new ReadOnlyError(
+        { provider: this.name, key, operation: 'delete' },
+        `"${key}" comes from a .env file, which this provider does not write (provider "${this.name}")`,
+      );
+    }
+    delete this.#env[current.name];
+    await this.#recheck?.();
+    return true;
+  }
+
+  protected override async startWatch(emit: EmitFunction): Promise<() => Promise<void>> {
+    await this.#files?.load();
+    const controller = new AbortController();
+    const { signal } = controller;
+    let current = this.#snapshot();
+    const dirtyFiles = new Set<string>();
+    let running: Promise<void> | undefined;
+    let again = false;
+
+    const reportError = (error: unknown) => {
+      if (signal.aborted) return;
+      const mapped = isSecretError(error)
+        ? error
+        : toSecretError(error, { provider: this.name, operation: 'watch' });
+      emit('error', { provider: this.name, error: mapped, detectedAt: new Date() });
+    };
+
+    // One check at a time; a request during a check runs another one right after it, so a
+    // change made while a file was being read is never left unreported (the trailing re-read).
+    const check = (): Promise<void> => {
+      if (running !== undefined) {
+        again = true;
+        return running;
+      }
+      running = (async () => {
+        do {
+          again = false;
+          if (this.#files !== undefined && dirtyFiles.size > 0) {
+            const files = [...dirtyFiles];
+            dirtyFiles.clear();
+            for (const error of await this.#files.reload(files)) reportError(error);
+          }
+          if (signal.aborted) return;
+          try {
+            const next = this.#snapshot();
+            emitDiff(emit, this.name, diffSnapshots(current, next));
+            current = next;
+          } catch (error) {
+            reportError(error);
+          }
+        } while (again && !signal.aborted);
+      })().finally(() => {
+        running = undefined;
+      });
+      return running;
+    };
+
+    // File-system events are debounced: editors and writers produce bursts (truncate, write,
+    // rename), and one re-read after the burst is enough.
+    let debounceTimer: NodeJS.Timeout | undefined;
+    const onFileEvent = (paths: readonly string[]) => {
+      for (const path of paths) dirtyFiles.add(path);
+      clearTimeout(debounceTimer);
+      debounceTimer = setTimeout(() => void check(), this.#debounce);
+      debounceTimer.unref();
+    };
+
+    const watchers = new Map<string, FSWatcher>();
+    const directories = new Map<string, string[]>();
+    for (const path of this.#files?.paths ?? []) {
+      const dir = dirname(path);
+      directories.set(dir, [...(directories.get(dir) ?? []), path]);
+    }
+    // The directory is watched, not the file: a file replaced by rename (editors, atomic
+    // writers) would leave a watcher on the old inode.
+    const arm = () => {
+      for (const [dir, paths] of directories) {
+        if (watchers.has(dir)) continue;
+        try {
+          const watcher = watchDirectory(dir, { persistent: false }, (_type, filename) => {
+            const changed =
+              filename === null ? paths : paths.filter((path) => basename(path) === filename.toString());
+            if (changed.length > 0) onFileEvent(changed);
+          });
+          watcher.on('error', () => {
+            // The directory went away; the poll re-arms once it is back and checks the files.
+            watcher.close();
+            watchers.delete(dir);
+            onFileEvent(paths);
+          });
+          watchers.set(dir, watcher);
+        } catch {
+          // Missing directory: the poll arms the watcher once it exists.
+        }
+      }
+    };
+    arm();
+
+    const poll = async () => {
+      while (!signal.aborted) {
+        if (!(await sleep(jittered(this.#pollInterval, this.#pollJitter), signal))) return;
+        try {
+          if (this.#files !== undefined) {
+            const missing = watchers.size < directories.size;
+            arm();
+            // A directory that appeared may already hold the files.
+            for (const path of await this.#files.changed()) dirtyFiles.add(path);
+            if (missing && watchers.size === directories.size)
+              for (const path of this.#files.paths) dirtyFiles.add(path);
+          }
+          await check();
+        } catch (error) {
+          reportError(error);
+        }
+      }
+    };
+    const polling = poll();
+    this.#recheck = check;
+
+    return async () => {
+      this.#recheck = undefined;
+      controller.abort();
+      clearTimeout(debounceTimer);
+      for (const watcher of watchers.values()) watcher.close();
+      watchers.clear();
+      await polling;
+      await running;
+    };
+  }
+
+  // ---- internals -----------------------------------------------------------------------------
+
+  #readEnv(name: string): string | undefined {
+    // Own properties only: on a plain object, `toString` or `__proto__` would be found otherwise.
+    if (!Object.hasOwn(this.#env, name)) return undefined;
+    const value = this.#env[name];
+    return typeof value === 'string' ? value : undefined;
+  }
+
+  /** The effective value of a variable, by the documented precedence. */
+  #lookupName(name: string): Found | undefined {
+    const fromEnv = this.#readEnv(name);
+    if (fromEnv !== undefined && !this.#override) return { value: fromEnv, name, file: undefined };
+    const fromFile = this.#files?.lookup(name);
+    if (fromFile !== undefined) return { value: fromFile.value, name, file: fromFile.file };
+    return fromEnv === undefined ? undefined : { value: fromEnv, name, file: undefined };
+  }
+
+  #find(key: string): Found | undefined {
+    if (this.#selection.reversible) {
+      const name = this.#selection.toName(key);
+      return name === undefined ? undefined : this.#lookupName(name);
+    }
+    // A mapping function goes one way only: find the variable that maps to the key.
+    for (const name of this.#names()) {
+      if (this.#selection.toKey(name) === key) return this.#lookupName(name);
+    }
+    return undefined;
+  }
+
+  /** Candidate variable names, highest-precedence source first. */
+  *#names(): Generator<string> {
+    const fromFiles = this.#files?.names() ?? [];
+    if (this.#override) {
+      yield* fromFiles;
+      yield* Object.keys(this.#env);
+    } else {
+      yield* Object.keys(this.#env);
+      yield* fromFiles;
+    }
+  }
+
+  /** Every selected key with its effective value. */
+  #entries(): Map<string, Found> {
+    const entries = new Map<string, Found>();
+    for (const name of this.#names()) {
+      const key = this.#selection.toKey(name);
+      if (key === undefined || entries.has(key)) continue;
+      try {
+        this.validateKey(key);
+      } catch {
+        continue;
+      }
+      const found = this.#lookupName(name);
+      if (found !== undefined) entries.set(key, found);
+    }
+    return entries;
+  }
+
+  #snapshot(): VersionSnapshot {
+    const snapshot = new Map<string, string>();
+    for (const [key, found] of this.#entries()) snapshot.set(key, this.#versionOf(key, found.value));
+    return snapshot;
+  }
+
+  #versionOf(key: string, value: string): string {
+    const known = this.#versions.get(key);
+    if (known !== undefined && known.value === value) return known.version;
+    const version = fingerprint(value);
+    if (this.#versions.size >= 10_000) this.#versions = new Map();
+    this.#versions.set(key, { value, version });
+    return version;
+  }
+
+  #metadataOf(key: string, found: Found): Omit<SecretMetadata, 'key'> {
+    const tags: Record<string, string> =
+      found.file === undefined
+        ? { source: 'environment', variable: found.name }
+        : { source: 'file', variable: found.name, file: found.file };
+    return { version: this.#versionOf(key, found.value), tags };
+  }
+
+  #nameForWrite(key: string, current: Found | undefined): string {
+    if (key.includes('=')) {
+      throw new InvalidKeyError(
+        { provider: this.name, key, operation: 'set' },
+        'invalid key: an environment variable name cannot contain "="',
+      );
+    }
+    const name = this.#selection.reversible ? this.#selection.toName(key) : current?.name;
+    if (name === undefined) {
+      throw new InvalidKeyError(
+        { provider: this.name, key, operation: 'set' },
+        this.#selection.reversible
+          ? `invalid key "${key}": not selected by this provider's prefix or allow-list`
+          : `invalid key "${key}": a mapped provider can only update variables that already exist`,
+      );
+    }
+    return name;
+  }
+}

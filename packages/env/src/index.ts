@@ -1,0 +1,1 @@
+export { type EnvObject, EnvProvider, type EnvProviderOptions, PROVIDER_NAME } from './env-provider.js';
