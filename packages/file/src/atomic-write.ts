@@ -1,0 +1,74 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { Mutex } from 'async-mutex';
+
+/** Mode of every file this package writes: owner read/write only. */
+export const SECRET_FILE_MODE = 0o600;
+/** Mode of directories this package creates. */
+export const SECRET_DIR_MODE = 0o700;
+
+/**
+ * Prefix of temporary files. Kubernetes reserves names starting with `..` in secret volumes and
+ * readers of this package skip them, so a half-written temporary file is never taken for a key.
+ */
+export const TEMP_PREFIX = '..tmp-';
+
+const locks = new Map<string, { mutex: Mutex; users: number }>();
+
+/**
+ * Runs `task` while holding the lock of `path`, shared by every provider of this process: writes
+ * to one file are read-modify-write cycles and must not interleave.
+ */
+export async function withFileLock<T>(path: string, task: () => Promise<T>): Promise<T> {
+  let slot = locks.get(path);
+  if (slot === undefined) {
+    slot = { mutex: new Mutex(), users: 0 };
+    locks.set(path, slot);
+  }
+  slot.users++;
+  try {
+    return await slot.mutex.runExclusive(task);
+  } finally {
+    slot.users--;
+    if (slot.users === 0) locks.delete(path);
+  }
+}
+
+/**
+ * Replaces `path` with `data` so that a reader (or a crash) sees either the old file or the new
+ * one, never a mix: the data goes to a temporary file in the same directory, is flushed to disk,
+ * renamed over the target, and the directory entry is flushed too. The file gets mode 0600.
+ */
+export async function writeFileAtomic(path: string, data: string): Promise<void> {
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true, mode: SECRET_DIR_MODE });
+  const temp = join(dir, `${TEMP_PREFIX}${basename(path)}.${randomBytes(6).toString('hex')}`);
+  const handle = await open(temp, 'wx', SECRET_FILE_MODE);
+  try {
+    await handle.writeFile(data, 'utf8');
+    // The creation mode is reduced by the umask; the result must be exactly 0600.
+    await handle.chmod(SECRET_FILE_MODE);
+    await handle.sync();
+    await handle.close();
+    await rename(temp, path);
+  } catch (error) {
+    await handle.close().catch(() => {});
+    await rm(temp, { force: true }).catch(() => {});
+    throw error;
+  }
+  await syncDirectory(dir);
+}
+
+/** Flushes a directory's entries (a rename or unlink) to disk; a no-op where unsupported. */
+export async function syncDirectory(dir: string): Promise<void> {
+  let handle: Awaited<ReturnType<typeof open>> | undefined;
+  try {
+    handle = await open(dir, 'r');
+    await handle.sync();
+  } catch {
+    // Windows cannot open or fsync directories; the rename itself is still atomic there.
+  } finally {
+    await handle?.close().catch(() => {});
+  }
+}
