@@ -1,4 +1,3 @@
-import { inspect } from 'node:util';
 import {
   type CacheOptions,
   type CacheStats,
@@ -17,7 +16,7 @@ import {
   UnsupportedOperationError,
 } from './errors.js';
 import { diffSnapshots, EventHub, emitDiff, type VersionSnapshot } from './events.js';
-import { Secret, type SecretValue } from './secret.js';
+import { INSPECT_CUSTOM, Secret, type SecretValue } from './secret.js';
 import type {
   GetOptions,
   KeysOptions,
@@ -201,8 +200,8 @@ export abstract class BaseProvider implements SecretProvider {
   get(key: string, options?: GetOptions): Promise<Secret<string>> {
     // Hot path: a fresh cached value costs a map lookup. Keys are validated before anything is cached.
     if (options === undefined && this.#cache !== undefined && !this.#closed && typeof key === 'string') {
-      const hit = this.#cache.peek(key);
-      if (hit !== undefined) return Promise.resolve(hit);
+      const hit = this.#cache.hit(key);
+      if (hit !== undefined) return hit;
     }
     return this.#get(key, options ?? {});
   }
@@ -239,7 +238,7 @@ export abstract class BaseProvider implements SecretProvider {
     if (stored === undefined) throw new SecretNotFoundError({ provider: this.name, key, operation: 'get' });
     const value =
       typeof stored.value === 'string' ? stored.value : Buffer.from(stored.value).toString('utf8');
-    return { value, metadata: { ...stored.metadata, key } };
+    return { value, metadata: withKey(key, stored.metadata) };
   }
 
   async metadata(rawKey: string, options: OperationOptions = {}): Promise<SecretMetadata> {
@@ -260,7 +259,7 @@ export abstract class BaseProvider implements SecretProvider {
     }
     if (found === undefined)
       throw new SecretNotFoundError({ provider: this.name, key, operation: 'metadata' });
-    return { ...found, key };
+    return withKey(key, found);
   }
 
   async set(rawKey: string, value: string | Secret<SecretValue>, options: SetOptions = {}): Promise<void> {
@@ -355,7 +354,7 @@ export abstract class BaseProvider implements SecretProvider {
     return { provider: this.name, capabilities: this.capabilities, closed: this.#closed };
   }
 
-  [inspect.custom](): string {
+  [INSPECT_CUSTOM](): string {
     return `${this.constructor.name} { name: ${JSON.stringify(this.name)}${this.#closed ? ', closed' : ''} }`;
   }
 
@@ -424,4 +423,17 @@ export abstract class BaseProvider implements SecretProvider {
       await running;
     };
   }
+}
+
+/**
+ * Metadata with its key, built as one literal: a spread (`{ ...m, key }`) makes V8 allocate a
+ * much larger object, and caches keep one per entry.
+ */
+function withKey(key: string, m: Omit<SecretMetadata, 'key'> | undefined): SecretMetadata {
+  if (m === undefined) return { key };
+  const { version, createdAt, updatedAt, expiresAt, lease, contentType, tags, enabled } = m;
+  if (createdAt === undefined && updatedAt === undefined && expiresAt === undefined && lease === undefined) {
+    if (contentType === undefined && tags === undefined && enabled === undefined) return { key, version };
+  }
+  return { key, version, createdAt, updatedAt, expiresAt, lease, contentType, tags, enabled };
 }

@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { InvalidConfigError, isSecretError, type SecretError, SecretNotFoundError } from './errors.js';
-import { Secret } from './secret.js';
+import { Secret, shareSecret } from './secret.js';
 import type { SecretMetadata } from './types.js';
 
 /** Options of the cache in front of a provider. Durations are in milliseconds. */
@@ -66,43 +66,55 @@ export interface LoadedSecret {
   readonly metadata?: SecretMetadata | undefined;
 }
 
-let readValue: (entry: CacheEntry) => string | undefined;
+let secretOf: (entry: CacheEntry) => Secret<string> | undefined;
+let resolvedOf: (entry: CacheEntry) => Promise<Secret<string>> | undefined;
 
 /**
- * One cached value. The value sits in a private field so that what `lru-cache` publishes on its
- * diagnostics channel (stored entries, to any subscriber in the process) cannot reveal it.
+ * One cached value. The secret sits in a private field so that what `lru-cache` publishes on its
+ * diagnostics channel (stored entries, to any subscriber in the process) cannot reveal it. Times
+ * are milliseconds since the cache's epoch, small integers that V8 stores without boxing.
  */
 class CacheEntry {
-  #value: string | undefined;
+  #secret: Secret<string> | undefined;
+  /** Resolved with `#secret`, made once: a hit then returns without allocating a promise. */
+  #resolved: Promise<Secret<string>> | undefined;
   /** Served without a backend call until then. */
-  freshUntil: number;
-  /** Served while revalidating until then. */
-  staleUntil: number;
-  /** Served when the backend fails until then. */
-  lastGoodUntil: number;
-  readonly metadata: SecretMetadata | undefined;
+  readonly freshUntil: number;
+  /** The secret's own expiry (minus the margin), or -1 when it has none. */
+  readonly hardUntil: number;
 
-  constructor(
-    value: string | undefined,
-    metadata: SecretMetadata | undefined,
-    freshUntil: number,
-    staleUntil: number,
-    lastGoodUntil: number,
-  ) {
-    this.#value = value;
-    this.metadata = metadata;
+  constructor(secret: Secret<string> | undefined, freshUntil: number, hardUntil: number) {
+    this.#secret = secret;
+    this.#resolved = secret === undefined ? undefined : Promise.resolve(secret);
     this.freshUntil = freshUntil;
-    this.staleUntil = staleUntil;
-    this.lastGoodUntil = lastGoodUntil;
+    this.hardUntil = hardUntil;
   }
 
   static {
-    readValue = (entry) => entry.#value;
+    secretOf = (entry) => entry.#secret;
+    resolvedOf = (entry) => entry.#resolved;
   }
 
   get negative(): boolean {
-    return this.#value === undefined;
+    return this.#secret === undefined;
   }
+}
+
+/**
+ * `Date.now()` read at most once per millisecond: the hit path then costs a map lookup. The
+ * reading is refreshed by a timer that does not keep the process alive; TTLs are minutes, so a
+ * reading up to one event-loop turn old does not matter.
+ */
+let coarseNow = 0;
+const resetCoarseNow = () => {
+  coarseNow = 0;
+};
+function defaultNow(): number {
+  if (coarseNow === 0) {
+    coarseNow = Date.now();
+    setTimeout(resetCoarseNow, 1).unref();
+  }
+  return coarseNow;
 }
 
 interface InFlight {
@@ -126,6 +138,7 @@ export class SecretCache {
   readonly #negativeTtl: number;
   readonly #expiryMargin: number;
   readonly #now: () => number;
+  readonly #epoch: number;
   readonly #random: () => number;
   readonly #provider: string;
   readonly #onBackgroundError: ((error: SecretError, key: string) => void) | undefined;
@@ -150,7 +163,10 @@ export class SecretCache {
     this.#staleIfError = nonNegative(options.staleIfError, 0, 'staleIfError');
     this.#negativeTtl = nonNegative(options.negativeTtl, 5_000, 'negativeTtl');
     this.#expiryMargin = nonNegative(options.expiryMargin, 1_000, 'expiryMargin');
-    this.#now = options.now ?? Date.now;
+    const clock = options.now ?? defaultNow;
+    const epoch = clock();
+    this.#epoch = epoch;
+    this.#now = () => clock() - epoch;
     this.#random = options.random ?? Math.random;
     this.#provider = provider;
     this.#onBackgroundError = onBackgroundError;
@@ -170,10 +186,21 @@ export class SecretCache {
   peek(cacheKey: string): Secret<string> | undefined {
     const entry = this.#lru.get(cacheKey);
     if (entry === undefined || entry.freshUntil <= this.#now()) return undefined;
-    const value = readValue(entry);
-    if (value === undefined) return undefined;
-    this.#stats.hits++;
-    return new Secret(value, entry.metadata);
+    const secret = secretOf(entry);
+    if (secret !== undefined) this.#stats.hits++;
+    return secret;
+  }
+
+  /**
+   * Like {@link SecretCache.peek}, as an already resolved promise (the same one for every hit
+   * of an entry), or `undefined` when the backend would have to be asked.
+   */
+  hit(cacheKey: string): Promise<Secret<string>> | undefined {
+    const entry = this.#lru.get(cacheKey);
+    if (entry === undefined || entry.freshUntil <= this.#now()) return undefined;
+    const resolved = resolvedOf(entry);
+    if (resolved !== undefined) this.#stats.hits++;
+    return resolved;
   }
 
   /**
@@ -190,12 +217,12 @@ export class SecretCache {
           throw new SecretNotFoundError({ provider: this.#provider, key, operation: 'get' });
         }
         this.#stats.hits++;
-        return toSecret(entry);
+        return secretOf(entry) as Secret<string>;
       }
-      if (!entry.negative && entry.staleUntil > now) {
+      if (!entry.negative && this.#until(entry, this.#swr) > now) {
         this.#stats.staleServed++;
         this.#refreshInBackground(cacheKey, key, load, entry);
-        return toSecret(entry);
+        return secretOf(entry) as Secret<string>;
       }
     }
     const joined = this.#inflight.get(cacheKey);
@@ -238,8 +265,16 @@ export class SecretCache {
   }
 
   #settle(entry: CacheEntry, key: string): Secret<string> {
-    if (entry.negative) throw new SecretNotFoundError({ provider: this.#provider, key, operation: 'get' });
-    return toSecret(entry);
+    const secret = secretOf(entry);
+    if (secret === undefined)
+      throw new SecretNotFoundError({ provider: this.#provider, key, operation: 'get' });
+    return secret;
+  }
+
+  /** End of the window `extra` ms past freshness, never past the secret's own expiry. */
+  #until(entry: CacheEntry, extra: number): number {
+    const end = entry.freshUntil + extra;
+    return entry.hardUntil >= 0 && entry.hardUntil < end ? entry.hardUntil : end;
   }
 
   #refreshInBackground(
@@ -273,7 +308,7 @@ export class SecretCache {
           (error: unknown) => {
             const now = this.#now();
             if (isSecretError(error, 'NOT_FOUND')) {
-              const negative = new CacheEntry(undefined, undefined, now + this.#negativeTtl, 0, 0);
+              const negative = new CacheEntry(undefined, now + this.#negativeTtl, -1);
               if (inflight.valid) {
                 if (this.#negativeTtl > 0) this.#lru.set(cacheKey, negative);
                 else this.#lru.delete(cacheKey);
@@ -281,7 +316,11 @@ export class SecretCache {
               return negative;
             }
             this.#stats.errors++;
-            if (previous !== undefined && !previous.negative && previous.lastGoodUntil > now) {
+            if (
+              previous !== undefined &&
+              !previous.negative &&
+              this.#until(previous, this.#staleIfError) > now
+            ) {
               this.#stats.staleServed++;
               return previous;
             }
@@ -298,22 +337,16 @@ export class SecretCache {
 
   #entryFor(loaded: LoadedSecret): CacheEntry {
     const now = this.#now();
-    let fresh = now + this.#ttl * (1 - this.#jitter * this.#random());
-    let stale = fresh + this.#swr;
-    let lastGood = fresh + this.#staleIfError;
+    let fresh = Math.round(now + this.#ttl * (1 - this.#jitter * this.#random()));
+    let hard = -1;
     const expiry = expiryOf(loaded.metadata);
     if (expiry !== undefined) {
-      const limit = expiry - this.#expiryMargin;
-      fresh = Math.min(fresh, limit);
-      stale = Math.min(stale, limit);
-      lastGood = Math.min(lastGood, limit);
+      // Relative to this cache's epoch, like every time in an entry.
+      hard = Math.max(0, expiry - this.#expiryMargin - this.#epoch);
+      fresh = Math.min(fresh, hard);
     }
-    return new CacheEntry(loaded.value, loaded.metadata, fresh, stale, lastGood);
+    return new CacheEntry(shareSecret(new Secret(loaded.value, loaded.metadata)), fresh, hard);
   }
-}
-
-function toSecret(entry: CacheEntry): Secret<string> {
-  return new Secret(readValue(entry) as string, entry.metadata);
 }
 
 /** The epoch milliseconds after which the value is no longer valid, from its expiry or lease. */

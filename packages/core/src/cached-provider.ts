@@ -1,8 +1,7 @@
-import { inspect } from 'node:util';
 import { type CacheOptions, type CacheStats, SecretCache, versionedCacheKey } from './cache.js';
 import { ProviderClosedError, type SecretOperation, toSecretError } from './errors.js';
 import { createEmitter, EventHub } from './events.js';
-import type { Secret, SecretValue } from './secret.js';
+import { INSPECT_CUSTOM, type Secret, type SecretValue } from './secret.js';
 import type {
   GetOptions,
   KeysOptions,
@@ -79,8 +78,8 @@ export class CachedProvider implements SecretProvider {
 
   get(key: string, options?: GetOptions): Promise<Secret<string>> {
     if (options === undefined && !this.#closed && typeof key === 'string') {
-      const hit = this.#cache.peek(key);
-      if (hit !== undefined) return Promise.resolve(hit);
+      const hit = this.#cache.hit(key);
+      if (hit !== undefined) return hit;
     }
     return this.#get(key, options ?? {});
   }
@@ -176,7 +175,7 @@ export class CachedProvider implements SecretProvider {
     return { provider: this.name, cached: true, stats: this.stats(), closed: this.#closed };
   }
 
-  [inspect.custom](): string {
+  [INSPECT_CUSTOM](): string {
     return `CachedProvider { name: ${JSON.stringify(this.name)}, size: ${this.#cache.stats().size} }`;
   }
 

@@ -1,5 +1,3 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
-import { inspect } from 'node:util';
 import { SecretError } from './errors.js';
 import type { SecretMetadata } from './types.js';
 
@@ -10,6 +8,20 @@ export const REDACTED = '[REDACTED]';
 export type SecretValue = string | Uint8Array;
 
 const SECRET_BRAND = Symbol.for('secret-provider.secret');
+
+/** `util.inspect.custom`, without loading `node:util` at import time. */
+export const INSPECT_CUSTOM: unique symbol = Symbol.for('nodejs.util.inspect.custom') as never;
+
+let markShared: (secret: Secret<SecretValue>) => void;
+
+/**
+ * @internal Marks a secret as owned by a cache and handed to many callers: one caller's
+ * `dispose` must not break the others (and a string cannot be wiped anyway).
+ */
+export function shareSecret<T extends SecretValue>(secret: Secret<T>): Secret<T> {
+  markShared(secret);
+  return secret;
+}
 
 /**
  * A secret value that does not leak by accident.
@@ -32,6 +44,13 @@ const SECRET_BRAND = Symbol.for('secret-provider.secret');
  */
 export class Secret<T extends SecretValue = string> {
   #value: T | undefined;
+  #shared = false;
+
+  static {
+    markShared = (secret) => {
+      secret.#shared = true;
+    };
+  }
 
   /**
    * Own enumerable label, so that spreading, `Object.assign`, `Object.entries`,
@@ -64,7 +83,7 @@ export class Secret<T extends SecretValue = string> {
   static equals(a: Secret<SecretValue> | SecretValue, b: Secret<SecretValue> | SecretValue): boolean {
     const left = digest(Secret.isSecret(a) ? a.reveal() : a);
     const right = digest(Secret.isSecret(b) ? b.reveal() : b);
-    return timingSafeEqual(left, right);
+    return process.getBuiltinModule('node:crypto').timingSafeEqual(left, right);
   }
 
   /**
@@ -96,8 +115,13 @@ export class Secret<T extends SecretValue = string> {
     return this.#value === undefined;
   }
 
-  /** Zeroes a `Uint8Array` value in place and drops the reference to a string value. */
+  /**
+   * Zeroes a `Uint8Array` value in place and drops the reference to a string value. Secrets
+   * handed out by a cache are shared between callers and stay usable: invalidate the cache to
+   * forget them.
+   */
   dispose(): void {
+    if (this.#shared) return;
     if (this.#value instanceof Uint8Array) this.#value.fill(0);
     this.#value = undefined;
   }
@@ -122,7 +146,7 @@ export class Secret<T extends SecretValue = string> {
     return REDACTED;
   }
 
-  [inspect.custom](): string {
+  [INSPECT_CUSTOM](): string {
     return `Secret(${REDACTED})`;
   }
 
@@ -134,7 +158,7 @@ export class Secret<T extends SecretValue = string> {
 Object.defineProperty(Secret.prototype, SECRET_BRAND, { value: true });
 
 function digest(value: SecretValue): Buffer {
-  return createHash('sha256').update(value).digest();
+  return process.getBuiltinModule('node:crypto').createHash('sha256').update(value).digest();
 }
 
 /** Wraps a plain value in a {@link Secret}; passes a `Secret` through unchanged. */

@@ -1,4 +1,3 @@
-import { createHmac, randomBytes } from 'node:crypto';
 import { InvalidKeyError, InvalidValueError, SecretTimeoutError } from './errors.js';
 import { Secret, type SecretValue } from './secret.js';
 
@@ -40,7 +39,7 @@ export function valueToString(value: unknown, provider: string, key: string): st
   throw new InvalidValueError({ provider, key }, `invalid value for "${key}": expected a string or a Secret`);
 }
 
-const FINGERPRINT_KEY = randomBytes(32);
+let fingerprintKey: Buffer | undefined;
 
 /**
  * A version id for backends that have none (environment, files): an HMAC of the value under a
@@ -48,7 +47,9 @@ const FINGERPRINT_KEY = randomBytes(32);
  * even for short values, so it may appear in events.
  */
 export function fingerprint(value: string | Uint8Array): string {
-  return createHmac('sha256', FINGERPRINT_KEY).update(value).digest('base64url').slice(0, 22);
+  const crypto = process.getBuiltinModule('node:crypto');
+  fingerprintKey ??= crypto.randomBytes(32);
+  return crypto.createHmac('sha256', fingerprintKey).update(value).digest('base64url').slice(0, 22);
 }
 
 /** Rejects with the signal's reason if it is aborted. */
