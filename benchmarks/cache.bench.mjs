@@ -10,7 +10,7 @@ import { compare, median, ratio, report, sleep } from './lib/harness.mjs';
 const KEYS = 1024;
 const TTL_MS = 5 * 60_000;
 const keys = Array.from({ length: KEYS }, (_, i) => `service/secret-${i}`);
-const valueOf = (i) => `${'v'.repeat(24)}${String(i).padStart(8, '0')}`; // 32 characters
+const secretValueFor = (i) => `${'v'.repeat(24)}${String(i).padStart(8, '0')}`; // 32 characters
 
 /** A backend of `KEYS` secrets with configurable latency, counting its calls. */
 class Backend extends BaseProvider {
@@ -23,7 +23,7 @@ class Backend extends BaseProvider {
     this.calls++;
     if (this.latencyMs > 0) await sleep(this.latencyMs);
     const i = Number(key.slice(key.lastIndexOf('-') + 1));
-    return { value: valueOf(i), metadata: { version: '1' } };
+    return { value: secretValueFor(i), metadata: { version: '1' } };
   }
 }
 
@@ -32,7 +32,7 @@ class PowertoolsBench extends PowertoolsBaseProvider {
     super({});
   }
   async _get(name) {
-    return valueOf(Number(name.slice(name.lastIndexOf('-') + 1)));
+    return secretValueFor(Number(name.slice(name.lastIndexOf('-') + 1)));
   }
   async _getMultiple() {
     return {};
@@ -44,7 +44,7 @@ const results = [];
 // ---- 1. hit path ------------------------------------------------------------------------------
 {
   const lru = new LRUCache({ max: KEYS * 2, ttl: TTL_MS });
-  for (let i = 0; i < KEYS; i++) lru.set(keys[i], valueOf(i));
+  for (let i = 0; i < KEYS; i++) lru.set(keys[i], secretValueFor(i));
   const leanAsync = async (key) => lru.get(key);
   const cached = new CachedProvider(new Backend(), { ttl: TTL_MS, max: KEYS * 2 });
   const powertools = new PowertoolsBench();

@@ -10,19 +10,19 @@ import { median } from './harness.mjs';
 const KEYS = 1024;
 const HITS = 100_000;
 const keys = Array.from({ length: KEYS }, (_, i) => `service/secret-${i}`);
-const valueOf = (i) => `${'v'.repeat(24)}${String(i).padStart(8, '0')}`;
+const secretValueFor = (i) => `${'v'.repeat(24)}${String(i).padStart(8, '0')}`;
 
 class Backend extends BaseProvider {
   constructor() {
     super({ name: 'bench-backend' });
   }
   async readSecret(key) {
-    return { value: valueOf(Number(key.slice(key.lastIndexOf('-') + 1))), metadata: { version: '1' } };
+    return { value: secretValueFor(Number(key.slice(key.lastIndexOf('-') + 1))), metadata: { version: '1' } };
   }
 }
 
 const lru = new LRUCache({ max: KEYS * 2, ttl: 300_000 });
-for (let i = 0; i < KEYS; i++) lru.set(keys[i], valueOf(i));
+for (let i = 0; i < KEYS; i++) lru.set(keys[i], secretValueFor(i));
 const leanAsync = async (key) => lru.get(key);
 const cached = new CachedProvider(new Backend(), { ttl: 300_000, max: KEYS * 2 });
 for (const key of keys) await cached.get(key);
