@@ -1,4 +1,4 @@
-import { constants, statSync } from 'node:fs';
+import { constants, lstatSync, statSync } from 'node:fs';
 import { lstat, open, readdir, readFile, readlink, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, normalize, resolve } from 'node:path';
 import {
@@ -250,7 +250,10 @@ export class FileProvider extends BaseProvider {
     this.#polling = options.usePolling ?? false;
     this.#pollInterval = Math.max(10, options.pollInterval ?? 1000);
     this.#persistent = options.persistent ?? false;
-    if (options.readOnly) {
+    // kubelet owns a volume with a `..data` link: such a directory is read-only from the start.
+    const kubernetesVolume =
+      this.format === 'directory' && lstatSyncOrUndefined(join(this.path, '..data')) !== undefined;
+    if (options.readOnly || kubernetesVolume) {
       // A read-only instance has no write hooks, so its capabilities say so.
       Object.defineProperty(this, 'writeSecret', { value: undefined });
       Object.defineProperty(this, 'deleteSecret', { value: undefined });
@@ -1031,5 +1034,13 @@ async function lstatOrUndefined(path: string) {
   } catch (error) {
     if (isMissing(error)) return undefined;
     throw error;
+  }
+}
+
+function lstatSyncOrUndefined(path: string) {
+  try {
+    return lstatSync(path);
+  } catch {
+    return undefined;
   }
 }
