@@ -1,3 +1,4 @@
+export type { StandardSchemaV1 } from '@standard-schema/spec';
 export { SettingsError } from './errors.js';
 export { deriveKey } from './fields.js';
 export {

@@ -1,0 +1,270 @@
+// A settings object over a chain of env + a secret directory + memory: the path most applications
+// take. Rotations arrive through the chain's events; every update is validated before it is used.
+import { chmodSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { inspect } from 'node:util';
+import { ChainedProvider } from '@secret-provider/chained';
+import { isSecretError, type Secret, sleep } from '@secret-provider/core';
+import { EnvProvider } from '@secret-provider/env';
+import { FileProvider } from '@secret-provider/file';
+import { MemoryProvider } from '@secret-provider/memory';
+import {
+  defineSettings,
+  isSecretString,
+  SettingsError,
+  type SettingsErrorEvent,
+  type SettingsUpdate,
+  type StandardSchemaV1,
+} from '@secret-provider/settings';
+import * as v from 'valibot';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+
+const DB_PASSWORD = 'file-secret-hunter2-0';
+const API_KEY = 'memory-api-key-s3cr3t';
+const VALUES = [DB_PASSWORD, API_KEY, 'hunter2', 's3cr3t'];
+
+let dir: string;
+let secretsDir: string;
+let chain: ChainedProvider;
+let memory: MemoryProvider;
+let env: Record<string, string | undefined>;
+
+/** Replaces a secret file the way editors and tools do: a complete temporary file renamed over it. */
+function writeSecret(name: string, value: string): void {
+  // `..`-prefixed names are ignored by the directory layout, so the temporary file is never a key.
+  const temporary = join(secretsDir, `..tmp-${name}`);
+  writeFileSync(temporary, value, { mode: 0o600 });
+  renameSync(temporary, join(secretsDir, name));
+}
+
+async function waitFor(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+/** Counts validations without changing what the schema does. */
+function spySchema<S extends StandardSchemaV1>(schema: S): { schema: S; calls: () => number } {
+  let calls = 0;
+  const standard = schema['~standard'];
+  const spy = Object.create(schema) as S;
+  Object.defineProperty(spy, '~standard', {
+    value: {
+      ...standard,
+      validate: (value: unknown, options?: StandardSchemaV1.Options) => {
+        calls++;
+        return standard.validate(value, options);
+      },
+    },
+  });
+  return { schema: spy, calls: () => calls };
+}
+
+function expectNoValue(...things: unknown[]): void {
+  const text = things
+    .flatMap((thing) => [
+      inspect(thing, { depth: 12, showHidden: true }),
+      JSON.stringify(thing, (_key, value: unknown) =>
+        value instanceof Error ? { message: value.message, stack: value.stack, cause: value.cause } : value,
+      ),
+    ])
+    .join('\n');
+  for (const value of VALUES) expect(text.includes(value), 'a secret value leaked').toBe(false);
+}
+
+const schema = z.object({
+  port: z.coerce.number().int().min(1).max(65535),
+  dbPassword: z
+    .custom<Secret<string>>(isSecretString, { message: 'expected a secret' })
+    .refine((secret) => secret.reveal().length >= 12, { message: 'password too short' }),
+  apiKey: z.custom<Secret<string>>(isSecretString),
+  limits: z.object({ rps: z.number().positive(), burst: z.number().int() }),
+});
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'settings-chain-'));
+  secretsDir = join(dir, 'secrets');
+  mkdirSync(secretsDir, { mode: 0o700 });
+  chmodSync(secretsDir, 0o700);
+  writeSecret('DB_PASSWORD', DB_PASSWORD);
+  writeSecret('PORT', '1111'); // shadowed by the environment
+  env = { APP_PORT: '8080' };
+  memory = new MemoryProvider({ initial: { API_KEY, LIMITS: '{"rps":50,"burst":10}' } });
+  chain = new ChainedProvider([
+    new EnvProvider({ env, prefix: 'APP_', pollInterval: 50 }),
+    new FileProvider({ path: secretsDir, debounceMs: 20 }),
+    memory,
+  ]);
+});
+
+afterEach(async () => {
+  await chain.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function defineAppSettings(options: { debounceMs?: number } = {}) {
+  const spy = spySchema(schema);
+  const settings = defineSettings({
+    source: chain,
+    schema: spy.schema,
+    fields: {
+      dbPassword: { secret: true, provider: 'file' },
+      apiKey: { secret: true, provider: 'memory' },
+      limits: { format: 'json' },
+    },
+    debounceMs: options.debounceMs ?? 100,
+    minIntervalMs: 0,
+  });
+  const errors: SettingsErrorEvent[] = [];
+  settings.on('error', (event) => errors.push(event));
+  return { settings, errors, validations: spy.calls };
+}
+
+describe('settings over env + file + memory', () => {
+  it('loads each field from its layer', async () => {
+    const { settings } = defineAppSettings();
+    await using _ = settings;
+    const config = await settings.load();
+    expect(config.port).toBe(8080);
+    expect(config.dbPassword.reveal()).toBe(DB_PASSWORD);
+    expect(config.apiKey.reveal()).toBe(API_KEY);
+    expect(config.limits).toEqual({ rps: 50, burst: 10 });
+    expect(settings.routes.map((route) => [route.field, route.key, route.provider])).toEqual([
+      ['port', 'PORT', 'chain'],
+      ['dbPassword', 'DB_PASSWORD', 'file'],
+      ['apiKey', 'API_KEY', 'memory'],
+      ['limits', 'LIMITS', 'chain'],
+    ]);
+    expectNoValue(settings, config);
+  });
+
+  it('brings a rotation of a file-backed field to the typed object and its watcher within a second', async () => {
+    const { settings, errors } = defineAppSettings();
+    await using _ = settings;
+    await settings.load();
+    const seen: Array<{ old: string; next: string; at: number }> = [];
+    settings.onChange('dbPassword', async (oldValue, newValue) => {
+      seen.push({ old: oldValue.reveal(), next: newValue.reveal(), at: Date.now() });
+    });
+    const rotated = 'file-secret-hunter2-1';
+    const writtenAt = Date.now();
+    writeSecret('DB_PASSWORD', rotated);
+    await waitFor(() => seen.length === 1, 5000, 'the watcher');
+    const elapsed = (seen[0]?.at ?? Number.POSITIVE_INFINITY) - writtenAt;
+    expect(elapsed).toBeLessThan(1000);
+    expect(seen[0]).toMatchObject({ old: DB_PASSWORD, next: rotated });
+    expect(settings.current.dbPassword.reveal()).toBe(rotated);
+    expect(settings.current.port).toBe(8080);
+    expect(errors).toEqual([]);
+  });
+
+  it('rejects an invalid rotated value and keeps the old snapshot', async () => {
+    const { settings, errors } = defineAppSettings();
+    await using _ = settings;
+    const first = await settings.load();
+    let watcherCalls = 0;
+    settings.onChange('dbPassword', () => {
+      watcherCalls++;
+    });
+    writeSecret('DB_PASSWORD', 'hunter2');
+    await waitFor(() => errors.length >= 1, 5000, 'the error event');
+    expect(settings.current).toBe(first);
+    expect(settings.current.dbPassword.reveal()).toBe(DB_PASSWORD);
+    expect(watcherCalls).toBe(0);
+    const error = errors[0]?.error;
+    expect(error).toBeInstanceOf(SettingsError);
+    expect((error as SettingsError).problems).toEqual([
+      expect.objectContaining({ field: 'dbPassword', key: 'DB_PASSWORD', provider: 'file', code: 'custom' }),
+    ]);
+    // A JSON document that does not parse is rejected too, without quoting it.
+    await memory.set('LIMITS', '{"rps": s3cr3t');
+    await waitFor(() => errors.length >= 2, 5000, 'the second error event');
+    expect((errors[1]?.error as SettingsError | undefined)?.problems[0]).toMatchObject({
+      field: 'limits',
+      code: 'INVALID_JSON',
+    });
+    expect(settings.current).toBe(first);
+    expectNoValue(errors, settings, settings.current);
+  });
+
+  it('turns a burst of 100 rotations in 50 ms into one validation and one watcher call', async () => {
+    const { settings, validations, errors } = defineAppSettings({ debounceMs: 150 });
+    await using _ = settings;
+    await settings.load();
+    expect(validations()).toBe(1);
+    const calls: Array<[string, string]> = [];
+    settings.onChange('apiKey', (oldValue, newValue) => {
+      calls.push([oldValue.reveal(), newValue.reveal()]);
+    });
+    const updates: Array<SettingsUpdate<unknown>> = [];
+    settings.on('update', (update) => updates.push(update));
+    const started = Date.now();
+    for (let i = 0; i < 100; i++) {
+      await memory.set('API_KEY', `${API_KEY}-${i}`);
+      if (i % 20 === 19) await sleep(8);
+    }
+    const burstMs = Date.now() - started;
+    await waitFor(() => calls.length >= 1, 5000, 'the watcher');
+    await sleep(500);
+    expect(burstMs).toBeLessThanOrEqual(100);
+    expect(validations()).toBe(2);
+    expect(calls).toEqual([[API_KEY, `${API_KEY}-99`]]);
+    expect(updates.map((update) => update.changed)).toEqual([['apiKey']]);
+    expect(errors).toEqual([]);
+  });
+
+  it('follows a change in the environment layer and a key uncovered by a removal', async () => {
+    const { settings, errors } = defineAppSettings();
+    await using _ = settings;
+    await settings.load();
+    env.APP_PORT = '9090';
+    await waitFor(() => settings.current.port === 9090, 5000, 'the environment change');
+    // Removing the variable uncovers the file's PORT: a rotation of the effective value.
+    delete env.APP_PORT;
+    await waitFor(() => settings.current.port === 1111, 5000, 'the uncovered value');
+    expect(errors).toEqual([]);
+  });
+
+  it('refreshes with a deadline', async () => {
+    const settings = defineSettings({
+      source: chain,
+      schema,
+      fields: { dbPassword: { secret: true }, apiKey: { secret: true }, limits: { format: 'json' } },
+      live: false,
+    });
+    await using _ = settings;
+    await settings.load();
+    await memory.set('API_KEY', `${API_KEY}-refreshed`);
+    const refreshed = await settings.refresh({ timeout: 5000 });
+    expect(refreshed.apiKey.reveal()).toBe(`${API_KEY}-refreshed`);
+    const error = await settings.refresh({ timeout: 0 }).catch((e: unknown) => e);
+    expect(isSecretError(error, 'TIMEOUT')).toBe(true);
+  });
+
+  it('works the same with a valibot schema, whose messages quote values', async () => {
+    const settings = defineSettings({
+      source: chain,
+      schema: v.object({
+        port: v.pipe(v.string(), v.transform(Number), v.integer()),
+        dbPassword: v.pipe(v.string(), v.minLength(64)),
+      }),
+      live: false,
+    });
+    await using _ = settings;
+    const error = await settings.load().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SettingsError);
+    expect((error as SettingsError).problems).toEqual([
+      expect.objectContaining({
+        field: 'dbPassword',
+        key: 'DB_PASSWORD',
+        provider: 'chain',
+        code: 'min_length',
+      }),
+    ]);
+    expectNoValue(error);
+  });
+});
