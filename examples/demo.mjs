@@ -1,28 +1,66 @@
-// The product's main job, end to end, on embedded defaults (no server needed):
-// providers resolve secrets, a rotation arrives as an event, and every value printed is redacted.
-import { CachedProvider, createEmitter, isSecretError } from '@secret-provider/core';
+// The product's main job, end to end, on embedded defaults (no server needed): a chain of
+// environment variables, a Kubernetes-style secret volume and embedded defaults resolves
+// secrets, explains where each comes from, hears a rotation done by the kubelet's atomic
+// switch, and prints every value redacted.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ChainedProvider } from '@secret-provider/chained';
+import { createEmitter, createRedactor, isSecretError, Secret } from '@secret-provider/core';
+import { EnvProvider } from '@secret-provider/env';
+import { FileProvider } from '@secret-provider/file';
 import { MemoryProvider } from '@secret-provider/memory';
+import { writeSecretVolume } from './kubelet-volume.mjs';
 
 const log = (...args) => console.log(...args);
+const volume = await mkdtemp(join(tmpdir(), 'secret-volume-'));
 
-// Embedded defaults, as a service would ship for local development.
+// 1. Embedded defaults, as a service ships for local development.
 const defaults = new MemoryProvider({
   name: 'defaults',
   initial: {
     DATABASE_URL: 'postgres://app:dev-password-1@localhost:5432/app', // value
-    API_KEY: 'sk_live_demo_51HbX2eZvKYlo2C', // value
+    API_KEY: 'sk_test_demo_default_4eC39HqLyjW', // value
+    SMTP_PASSWORD: 'smtp-dev-password-77', // value
   },
 });
 
-// A cache in front of the provider: one backend read per key at a time, TTL with jitter.
-const secrets = new CachedProvider(defaults, { ttl: 60_000 });
+// 2. A secret volume mounted by Kubernetes.
+await writeSecretVolume(volume, {
+  DATABASE_URL: 'postgres://app:k8s-password-v1@db:5432/app', // value
+  API_KEY: 'sk_live_from_volume_51HbX2eZvKYlo2C', // value
+});
+const files = new FileProvider({ name: 'k8s-volume', path: volume, format: 'directory' });
 
-log('== resolving secrets');
-const databaseUrl = await secrets.get('DATABASE_URL');
-log('DATABASE_URL ->', databaseUrl);
-log(`as a template literal: ${databaseUrl}`);
-log('inside a log record:', JSON.stringify({ event: 'connect', url: databaseUrl }));
-log('metadata (no value):', await secrets.metadata('DATABASE_URL'));
+// 3. Environment variables with the APP_ prefix override everything.
+const env = new EnvProvider({
+  name: 'env',
+  env: { APP_API_KEY: 'sk_live_env_override_9Zq7Yt', HOME: '/home/app' }, // value
+  prefix: 'APP_',
+  stripPrefix: true,
+});
+
+const secrets = new ChainedProvider([env, files, defaults]);
+
+log('== resolving through env > k8s-volume > defaults');
+for (const key of ['API_KEY', 'DATABASE_URL', 'SMTP_PASSWORD']) {
+  const secret = await secrets.get(key);
+  log(`${key} -> ${secret}  (template literal)`, secret, JSON.stringify({ [key]: secret }));
+}
+log('keys:', await secrets.keys());
+
+log('\n== explain(): who serves a key, who is shadowed (no values)');
+log((await secrets.explain('DATABASE_URL')).entries.map((e) => `${e.provider}: ${e.status}`).join(' | '));
+log((await secrets.explain('API_KEY')).entries.map((e) => `${e.provider}: ${e.status}`).join(' | '));
+
+log('\n== the redactor masks values after they were unwrapped (a driver error, a debug dump)');
+const redactor = createRedactor();
+const following = redactor.attach(secrets); // learns every value, follows rotations
+await following.ready;
+const url = (await secrets.get('DATABASE_URL')).reveal();
+const driverError = new Error(`connect ECONNREFUSED: ${url}`);
+log(redactor.redact(`pool failed: ${driverError.message}`));
+log(redactor.redact({ level: 'error', err: driverError, auth: Buffer.from(url).toString('base64') }));
 
 log('\n== a missing key is a typed error, never undefined');
 try {
@@ -31,24 +69,36 @@ try {
   log(isSecretError(error, 'NOT_FOUND') ? `${error.name} [${error.code}]: ${error.message}` : error);
 }
 
-log('\n== watching for rotation');
+log('\n== the kubelet rotates DATABASE_URL (atomic ..data switch)');
 const events = createEmitter();
-const rotated = new Promise((resolve) => events.on('rotated', resolve));
+const seen = [];
+events.on('*', (type, event) => seen.push({ type, event }));
+// Watchers do not keep a process alive by themselves; this deadline does, and fails loudly.
+const rotated = new Promise((resolve, reject) => {
+  const deadline = setTimeout(() => reject(new Error('no rotation event within 10 s')), 10_000);
+  events.on('rotated', (event) => {
+    clearTimeout(deadline);
+    resolve(event);
+  });
+});
 const watch = secrets.watch(events);
 await watch.ready;
-
-// Someone rotates the API key (here, out of band in the backing store).
-defaults.store.set(
-  'API_KEY',
-  'sk_live_demo_rotated_9Zq7Yt', // value
-);
+const rotatedValue = 'postgres://app:k8s-password-v2@db:5432/app'; // value
+await writeSecretVolume(volume, {
+  DATABASE_URL: rotatedValue,
+  API_KEY: 'sk_live_from_volume_51HbX2eZvKYlo2C', // value
+});
 const event = await rotated;
 log('rotated event:', event);
-log('API_KEY after rotation ->', await secrets.get('API_KEY'), '(the cache was invalidated by the event)');
-
-log('\n== cache statistics (counts only)');
-log(secrets.stats());
+const current = await secrets.get('DATABASE_URL');
+log('DATABASE_URL now ->', current, '| is the new value:', Secret.equals(current, rotatedValue));
+// API_KEY is shadowed by env: a change to it in the volume is not a rotation of what the app sees.
+await new Promise((resolve) => setTimeout(resolve, 200));
+log(redactor.redact(`new pool: ${current.reveal()} | old, still masked for a grace period: ${url}`));
+log('events seen:', seen.map(({ type, event: e }) => `${type}(${e.keys ?? e.key})`).join(', '));
 
 await watch.stop();
+await following.stop();
 await secrets.close();
-log('\ndone: every value above was printed through Secret, which shows only [REDACTED].');
+await rm(volume, { recursive: true, force: true });
+log('\ndone: every value above went through Secret, which shows only [REDACTED].');

@@ -20,5 +20,9 @@ describe('demo', () => {
     expect(output).toContain('[REDACTED]');
     expect(output).toContain('rotated');
     for (const value of values) expect(output).not.toContain(value);
+    // Parts of values too: passwords inside connection strings, key bodies.
+    for (const part of ['password-1', 'password-v1', 'password-v2', 'sk_live', 'sk_test', 'smtp-dev']) {
+      expect(output).not.toContain(part);
+    }
   });
 });
