@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { Mutex } from 'async-mutex';
 
 /** Mode of every file this package writes: owner read/write only. */
 export const SECRET_FILE_MODE = 0o600;
@@ -13,27 +12,6 @@ export const SECRET_DIR_MODE = 0o700;
  * readers of this package skip them, so a half-written temporary file is never taken for a key.
  */
 export const TEMP_PREFIX = '..tmp-';
-
-const locks = new Map<string, { mutex: Mutex; users: number }>();
-
-/**
- * Runs `task` while holding the lock of `path`, shared by every provider of this process: writes
- * to one file are read-modify-write cycles and must not interleave.
- */
-export async function withFileLock<T>(path: string, task: () => Promise<T>): Promise<T> {
-  let slot = locks.get(path);
-  if (slot === undefined) {
-    slot = { mutex: new Mutex(), users: 0 };
-    locks.set(path, slot);
-  }
-  slot.users++;
-  try {
-    return await slot.mutex.runExclusive(task);
-  } finally {
-    slot.users--;
-    if (slot.users === 0) locks.delete(path);
-  }
-}
 
 /**
  * Replaces `path` with `data` so that a reader (or a crash) sees either the old file or the new

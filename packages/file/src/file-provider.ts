@@ -22,10 +22,11 @@ import {
   type StoredSecret,
   sanitizeCause,
 } from '@secret-provider/core';
-import { syncDirectory, TEMP_PREFIX, withFileLock, writeFileAtomic } from './atomic-write.js';
+import { syncDirectory, TEMP_PREFIX, writeFileAtomic } from './atomic-write.js';
 import { DirWatcher } from './dir-watcher.js';
 import { DotenvSyntaxError, deleteDotenvValue, isDotenvKey, parseDotenv, setDotenvValue } from './dotenv.js';
 import { describeMode, InsecurePermissionsError, mapFileError } from './errors.js';
+import { withFileLock } from './file-lock.js';
 import {
   deleteJsonValue,
   flattenJson,
