@@ -32,7 +32,10 @@ describeProviderConformance({
     return {
       provider: new FileProvider({ path }),
       backend: {
-        set: async (key: string, value: string) => edit((doc) => void (doc[key] = value)),
+        set: async (key: string, value: string) =>
+          edit((doc) => {
+            doc[key] = value;
+          }),
         delete: async (key: string) => edit((doc) => void delete doc[key]),
       },
       cleanup,
