@@ -1,0 +1,79 @@
+import { AzureKeyVaultProvider, type AzureKeyVaultProviderOptions } from '@secret-provider/azure';
+import type { WarningEvent } from '@secret-provider/core';
+import {
+  FakeCredential,
+  KeyVaultDouble,
+  type KeyVaultDoubleOptions,
+  type KeyVaultPermission,
+} from './double/index.js';
+
+/** Client options that make the real SecretClient talk to a double: its CA, fast SDK retries. */
+export function clientOptionsFor(double: KeyVaultDouble) {
+  return {
+    tlsOptions: { ca: double.ca },
+    // The challenge names vault.azure.net; the double lives on 127.0.0.1.
+    disableChallengeResourceVerification: true,
+    retryOptions: { retryDelayInMs: 20, maxRetryDelayInMs: 200 },
+  };
+}
+
+export interface SingleVault {
+  readonly double: KeyVaultDouble;
+  readonly credential: FakeCredential;
+  readonly provider: AzureKeyVaultProvider;
+  readonly warnings: WarningEvent[];
+  stop(): Promise<void>;
+}
+
+/** A double and a provider over it; `stop` closes both. */
+export async function singleVault(
+  options: Partial<AzureKeyVaultProviderOptions> = {},
+  doubleOptions: KeyVaultDoubleOptions = {},
+  permissions?: readonly KeyVaultPermission[],
+): Promise<SingleVault> {
+  const double = await KeyVaultDouble.start(doubleOptions);
+  const credential = new FakeCredential(double, permissions === undefined ? {} : { permissions });
+  const warnings: WarningEvent[] = [];
+  const provider = new AzureKeyVaultProvider({
+    vaultUrl: double.url,
+    credential,
+    clientOptions: clientOptionsFor(double),
+    pollInterval: 100,
+    onWarning: (warning) => warnings.push(warning),
+    ...options,
+  });
+  return {
+    double,
+    credential,
+    provider,
+    warnings,
+    stop: async () => {
+      await provider.close();
+      await double.stop();
+    },
+  };
+}
+
+/** Resolves once `probe` returns something, polling; rejects after `timeoutMs`. */
+export async function waitFor<T>(
+  probe: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 5_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = await probe();
+    if (found !== undefined) return found;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** Awaits a promise that must reject and returns what it rejected with. */
+export async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  throw new Error('expected a rejection, the call resolved');
+}

@@ -1,0 +1,27 @@
+export {
+  AzureKeyVaultProvider,
+  type AzureKeyVaultProviderOptions,
+  DEFAULT_VAULT,
+  type KeyVaultConnectionOptions,
+  type KeyVaultPrefixRoute,
+  type KeyVaultRoutes,
+  PROVIDER_NAME,
+} from './azure-key-vault-provider.js';
+export {
+  type ErrorContext,
+  KEY_VAULT_PERMISSIONS,
+  type KeyVaultAction,
+  KeyVaultDeletedSecretConflictError,
+  KeyVaultNameCollisionError,
+  KeyVaultSecretUnusableError,
+  mapKeyVaultError,
+  type UnusableReason,
+} from './errors.js';
+export {
+  defaultNameMapper,
+  identityNameMapper,
+  KEY_VAULT_NAME_MAX_LENGTH,
+  KEY_VAULT_NAME_PATTERN,
+  type KeyVaultNameMapper,
+  UnmappableKeyError,
+} from './names.js';
