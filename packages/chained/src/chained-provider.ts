@@ -301,27 +301,29 @@ export class ChainedProvider implements SecretProvider, AsyncDisposable {
 
   // ---- reads ---------------------------------------------------------------------------------
 
-  get(key: string, options: GetOptions = {}): Promise<Secret<string>> {
+  get(key: string, options?: GetOptions): Promise<Secret<string>> {
     try {
       this.#enter(key, 'get');
     } catch (error) {
       return Promise.reject(error);
     }
-    if (this.mode === 'failover') return this.#replicated('get', key, options, (p) => p.get(key, options));
-    this.#startIndex();
-    return this.#ordered('get', key, options, (p) => p.get(key, options));
+    if (this.mode === 'failover')
+      return this.#replicated('get', key, options ?? {}, (p) => p.get(key, options));
+    if (this.#index && !this.#indexStarted) this.#startIndex();
+    return this.#lookup<Secret<string>>('get', key, options);
   }
 
-  metadata(key: string, options: OperationOptions = {}): Promise<SecretMetadata> {
+  metadata(key: string, options?: OperationOptions): Promise<SecretMetadata> {
     try {
       this.#enter(key, 'metadata');
     } catch (error) {
       return Promise.reject(error);
     }
-    if (this.mode === 'failover')
-      return this.#replicated('metadata', key, options, (p) => p.metadata(key, options));
+    if (this.mode === 'failover') {
+      return this.#replicated('metadata', key, options ?? {}, (p) => p.metadata(key, options));
+    }
     this.#startIndex();
-    return this.#ordered('metadata', key, options, (p) => p.metadata(key, options));
+    return this.#lookup<SecretMetadata>('metadata', key, options);
   }
 
   /** Whether any provider has `key` (the serving one in `failover` mode). Never reads values. */
@@ -515,44 +517,100 @@ export class ChainedProvider implements SecretProvider, AsyncDisposable {
 
   // ---- ordered lookups -----------------------------------------------------------------------
 
-  async #ordered<T>(
-    operation: SecretOperation,
-    key: string,
-    options: OperationOptions,
-    call: (provider: SecretProvider) => Promise<T>,
-  ): Promise<T> {
-    let failure: SecretError | undefined;
-    let invalid: SecretError | undefined;
+  /**
+   * The hot path of an ordered read: children known to lack the key are skipped synchronously
+   * and the first candidate's promise is returned as it is, so a hit costs one extra reaction
+   * and no error. Anything else continues in the slow path.
+   */
+  #lookup<T>(operation: 'get' | 'metadata', key: string, options: OperationOptions | undefined): Promise<T> {
+    const children = this.#children;
     let missing = false;
-    for (const child of this.#children) {
-      let present = this.#presence(child, key);
-      if (present instanceof Promise) {
+    for (let position = 0; position < children.length; position++) {
+      const child = children[position] as Child;
+      // What #presence does, inlined: this loop runs for every read.
+      let present: boolean | Promise<boolean> | undefined;
+      if (child.has !== undefined) {
         try {
-          present = await present;
+          present = child.has(key);
         } catch {
           present = undefined;
         }
-      }
+      } else if (child.keys !== undefined) present = child.keys.has(key);
       if (present === false) {
         missing = true;
         continue;
       }
+      if (present !== true && present !== undefined)
+        return this.#ordered(operation, key, options, position, missing);
+      let pending: Promise<T>;
       try {
-        return await call(child.provider);
+        pending = (
+          operation === 'get' ? child.provider.get(key, options) : child.provider.metadata(key, options)
+        ) as Promise<T>;
       } catch (error) {
-        const mapped = this.#childError(error, child, operation, key, options.signal);
-        if (mapped.code === 'NOT_FOUND') {
+        pending = Promise.reject(error);
+      }
+      return pending.then(undefined, (error: unknown) =>
+        this.#ordered<T>(operation, key, options, position, missing, { error }),
+      );
+    }
+    return this.#ordered(operation, key, options, children.length, missing);
+  }
+
+  #call(
+    child: Child,
+    operation: 'get' | 'metadata',
+    key: string,
+    options: OperationOptions | undefined,
+  ): Promise<unknown> {
+    return operation === 'get' ? child.provider.get(key, options) : child.provider.metadata(key, options);
+  }
+
+  /**
+   * Ordered lookup from `start`. `failed` is the outcome of asking the child at `start`, when
+   * the hot path already did.
+   */
+  async #ordered<T>(
+    operation: 'get' | 'metadata',
+    key: string,
+    options: OperationOptions | undefined,
+    start: number,
+    skippedBefore: boolean,
+    failed?: { error: unknown },
+  ): Promise<T> {
+    let failure: SecretError | undefined;
+    let invalid: SecretError | undefined;
+    let missing = skippedBefore;
+    for (let position = start; position < this.#children.length; position++) {
+      const child = this.#children[position] as Child;
+      let error: unknown;
+      if (failed !== undefined && position === start) {
+        error = failed.error;
+      } else {
+        let present = this.#presence(child, key);
+        if (present instanceof Promise) present = await present.catch(() => undefined);
+        if (present === false) {
           missing = true;
           continue;
         }
-        if (mapped.code === 'INVALID_KEY') {
-          invalid ??= mapped;
-          continue;
+        try {
+          return (await this.#call(child, operation, key, options)) as T;
+        } catch (caught) {
+          error = caught;
         }
-        if (!this.#failover(mapped.code)) throw mapped;
-        this.#reportFailure(child, mapped, key);
-        failure ??= mapped;
       }
+      const mapped = this.#childError(error, child, operation, key, options?.signal);
+      if (mapped.code === 'NOT_FOUND') {
+        missing = true;
+        continue;
+      }
+      if (mapped.code === 'INVALID_KEY') {
+        invalid ??= mapped;
+        continue;
+      }
+      if (!this.#failover(mapped.code)) throw mapped;
+      this.#reportFailure(child, mapped, key);
+      failure ??= mapped;
     }
     // A provider that failed might have had the key: that is not "not found".
     if (failure !== undefined) throw failure;

@@ -175,14 +175,10 @@ export class EnvProvider extends BaseProvider {
    */
   has(key: string): boolean | Promise<boolean> {
     if (this.closed) throw new ProviderClosedError({ provider: this.name, key, operation: 'get' });
-    try {
-      this.validateKey(key);
-    } catch {
-      return false;
-    }
+    if (typeof key !== 'string' || key.length === 0) return false;
     const files = this.#files;
-    if (files !== undefined && !files.loaded) return files.load().then(() => this.#find(key) !== undefined);
-    return this.#find(key) !== undefined;
+    if (files !== undefined && !files.loaded) return files.load().then(() => this.#holds(key));
+    return this.#holds(key);
   }
 
   /**
@@ -211,16 +207,22 @@ export class EnvProvider extends BaseProvider {
 
   // ---- hooks ---------------------------------------------------------------------------------
 
-  protected override async readSecret(key: string): Promise<StoredSecret | undefined> {
-    await this.#files?.load();
+  // Not `async`: once the files are loaded (or when there are none) a read is synchronous, and
+  // an async function would add a turn of the microtask queue to every `get`.
+  protected override readSecret(key: string): Promise<StoredSecret | undefined> {
+    const files = this.#files;
+    if (files !== undefined && !files.loaded) return files.load().then(() => this.readSecret(key));
     const found = this.#find(key);
-    return found === undefined ? undefined : { value: found.value, metadata: this.#metadataOf(key, found) };
+    return Promise.resolve(
+      found === undefined ? undefined : { value: found.value, metadata: this.#metadataOf(key, found) },
+    );
   }
 
-  protected override async readMetadata(key: string): Promise<Omit<SecretMetadata, 'key'> | undefined> {
-    await this.#files?.load();
+  protected override readMetadata(key: string): Promise<Omit<SecretMetadata, 'key'> | undefined> {
+    const files = this.#files;
+    if (files !== undefined && !files.loaded) return files.load().then(() => this.readMetadata(key));
     const found = this.#find(key);
-    return found === undefined ? undefined : this.#metadataOf(key, found);
+    return Promise.resolve(found === undefined ? undefined : this.#metadataOf(key, found));
   }
 
   protected override async listKeys(): Promise<string[]> {
@@ -407,6 +409,14 @@ export class EnvProvider extends BaseProvider {
     const fromFile = this.#files?.lookup(name);
     if (fromFile !== undefined) return { value: fromFile.value, name, file: fromFile.file };
     return fromEnv === undefined ? undefined : { value: fromEnv, name, file: undefined };
+  }
+
+  /** Whether `key` is set, without building the answer (the chain asks this for every miss). */
+  #holds(key: string): boolean {
+    if (!this.#selection.reversible) return this.#find(key) !== undefined;
+    const name = this.#selection.toName(key);
+    if (name === undefined) return false;
+    return this.#readEnv(name) !== undefined || this.#files?.lookup(name) !== undefined;
   }
 
   #find(key: string): Found | undefined {

@@ -52,6 +52,7 @@ export function compileSelection(options: SelectionOptions, provider: string): S
     return result;
   };
 
+  const names = new Map<string, string>();
   return {
     listable: all === true || selected,
     reversible: map === undefined,
@@ -71,8 +72,24 @@ export function compileSelection(options: SelectionOptions, provider: string): S
       if (map !== undefined) return undefined;
       if (allowed !== undefined && !allowed.has(key)) return undefined;
       if (prefix === undefined) return key;
-      if (strip) return prefix + key;
-      return key.startsWith(prefix) && key.length > prefix.length ? key : undefined;
+      if (!strip) return key.startsWith(prefix) && key.length > prefix.length ? key : undefined;
+      // Names are looked up on every read: keep the joined string rather than join it each time.
+      let name = names.get(key);
+      if (name === undefined) {
+        name = internalize(prefix + key);
+        if (names.size >= 10_000) names.clear();
+        names.set(key, name);
+      }
+      return name;
     },
   };
+}
+
+/**
+ * The engine's canonical copy of a string. Looking up a property by a freshly built string that
+ * names no property anywhere costs a string-table search on every lookup; a string that was
+ * once used as a key is canonical and skips it (a miss is the common case in a chain).
+ */
+function internalize(text: string): string {
+  return Object.keys({ [text]: true })[0] ?? text;
 }
