@@ -229,6 +229,22 @@ describe('settings over env + file + memory', () => {
     expect(errors).toEqual([]);
   });
 
+  it('follows a field routed to a layer even where a higher layer shadows its key', async () => {
+    // The chain reports changes of effective values only; this field reads the file layer itself.
+    env.APP_DB_PASSWORD = 'env-password-hunter2';
+    const { settings, errors } = defineAppSettings();
+    await using _ = settings;
+    await settings.load();
+    expect(settings.current.dbPassword.reveal()).toBe(DB_PASSWORD);
+    writeSecret('DB_PASSWORD', 'file-secret-hunter2-3');
+    await waitFor(
+      () => settings.current.dbPassword.reveal() === 'file-secret-hunter2-3',
+      5000,
+      'the shadowed rotation',
+    );
+    expect(errors).toEqual([]);
+  });
+
   it('refreshes with a deadline', async () => {
     const settings = defineSettings({
       source: chain,

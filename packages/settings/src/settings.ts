@@ -15,7 +15,7 @@ import {
 } from '@secret-provider/core';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { describeIssue, issuePath, SettingsError } from './errors.js';
-import { childrenOf, isRecord, type PlannedField, planFields } from './fields.js';
+import { isRecord, type PlannedField, planFields } from './fields.js';
 import { ReloadScheduler } from './scheduler.js';
 import { getPath, seal, setPath } from './snapshot.js';
 import type {
@@ -625,6 +625,15 @@ export class Settings<S extends StandardSchemaV1> implements AsyncDisposable {
       const value = raw.get(owner.index);
       const missing =
         (value === undefined || !value.found) && !owner.hasDefault && path.length === owner.path.length;
+      // The usual mistake with secret fields: a string schema for what arrives as a Secret.
+      const hint =
+        owner.secret &&
+        owner.format === 'text' &&
+        !missing &&
+        path.length === owner.path.length &&
+        /type|string/.test(described.code)
+          ? ' (a secret field reaches the schema as a Secret<string>: validate it with a custom schema and isSecretString)'
+          : '';
       return {
         field: name,
         key: owner.skip ? undefined : owner.key,
@@ -632,7 +641,7 @@ export class Settings<S extends StandardSchemaV1> implements AsyncDisposable {
         code: missing ? 'MISSING' : described.code,
         reason: missing
           ? `MISSING: ${owner.skip ? 'the field is skipped' : 'the key does not exist'} (${described.reason})`
-          : described.reason,
+          : `${described.reason}${hint}`,
       };
     }
     // ... or the fields below an object the settings assembled, or the whole object.
@@ -729,12 +738,12 @@ export class Settings<S extends StandardSchemaV1> implements AsyncDisposable {
   }
 
   async #startWatching(): Promise<void> {
-    const used = new Set(
+    // A field routed to a child of the chain is watched on the child itself: the chain reports
+    // changes of the effective value only, and a child's key may be shadowed by a higher layer.
+    // A change seen both ways falls into one debounce window and makes one reload.
+    const targets = new Set(
       this.#fields.flatMap((field) => (field.skip || field.provider === undefined ? [] : [field.provider])),
     );
-    // A child of a chain that is watched reports through the chain: not watched twice.
-    const reported = new Set([...used].flatMap((provider) => [...childrenOf(provider)]));
-    const targets = [...used].filter((provider) => !reported.has(provider));
     for (const provider of targets) {
       const emitter = createEmitter();
       emitter.on('rotated', (event) => this.#changed(event.keys));

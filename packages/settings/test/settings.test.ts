@@ -265,6 +265,21 @@ describe('secrets in the typed object', () => {
     expect(config.token).toBe(PASSWORD);
   });
 
+  it('says how to validate a secret field when its schema expects a plain string', async () => {
+    const provider = track(new MemoryProvider({ initial: { TOKEN: PASSWORD } }));
+    const error = await track(
+      defineSettings({
+        source: provider,
+        schema: z.object({ token: z.string() }),
+        fields: { token: { secret: true } },
+      }),
+    )
+      .load()
+      .catch((e: unknown) => e);
+    expect((error as SettingsError).message).toContain('reaches the schema as a Secret<string>');
+    expectNoLeak([PASSWORD], error);
+  });
+
   it('never shows a value through util.inspect or JSON of the settings or their snapshot', async () => {
     const { provider } = appSource();
     const settings = track(
