@@ -75,6 +75,12 @@ export function describeIssue(issue: StandardSchemaV1.Issue): { code: string; re
     parts.push(`expected ${fields.expected}`);
   }
   if (typeof fields.format === 'string') parts.push(`format ${fields.format}`);
+  // zod `invalid_value`: the options the schema allows (its own constants).
+  if (Array.isArray(fields.values) && fields.values.length <= 20 && fields.values.every(isPrimitive)) {
+    parts.push(
+      `one of ${fields.values.map((option) => JSON.stringify(option) ?? String(option)).join(' | ')}`,
+    );
+  }
   for (const name of SAFE_NUMBERS) {
     const value = fields[name];
     if (typeof value === 'number' || typeof value === 'bigint') parts.push(`${name} ${String(value)}`);
@@ -85,4 +91,8 @@ export function describeIssue(issue: StandardSchemaV1.Issue): { code: string; re
     parts.push(`keys ${fields.keys.join(', ')}`);
   }
   return { code, reason: parts.length > 0 ? `${code}: ${parts.join(' ')}` : code };
+}
+
+function isPrimitive(value: unknown): boolean {
+  return value === null || ['string', 'number', 'boolean'].includes(typeof value);
 }

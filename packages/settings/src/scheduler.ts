@@ -51,9 +51,9 @@ export class ReloadScheduler {
     const firstChangeAt = this.#firstChangeAt ?? now;
     const debounce = Math.min(this.#timing.debounceMs, firstChangeAt + this.#timing.maxWaitMs - now);
     const throttle = this.#lastRunAt + this.#timing.minIntervalMs - now;
+    // Not unref'd: a change has been seen and its reload is due within `maxWaitMs` or so; a
+    // process should not exit with it pending.
     this.#timer = setTimeout(() => void this.#flush(), Math.max(0, debounce, throttle));
-    // Live settings alone should not keep a process running.
-    this.#timer.unref?.();
   }
 
   async #flush(): Promise<void> {

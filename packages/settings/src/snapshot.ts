@@ -44,7 +44,10 @@ function sealNode(value: unknown, name: string, depth: number, seen: WeakSet<obj
   for (const key of Object.keys(value))
     sealNode((value as Record<string, unknown>)[key], name, depth + 1, seen);
   const prefix = depth === 0 ? `Settings(${name}) ` : '';
-  Object.defineProperty(value, 'toJSON', { value: () => redactedShape(value, 0), enumerable: false });
+  // A field that is itself called `toJSON` keeps its value; the inspect view still redacts.
+  if (!Object.hasOwn(value, 'toJSON')) {
+    Object.defineProperty(value, 'toJSON', { value: () => redactedShape(value, 0), enumerable: false });
+  }
   Object.defineProperty(value, inspect.custom, {
     value: () => `${prefix}${label(redactedShape(value, 0), 0)}`,
     enumerable: false,
