@@ -149,6 +149,8 @@ interface Listed {
 
 interface WatchEntry extends Listed {
   version: string | undefined;
+  /** Every version id of the last versions listing, to order versions stamped in one second. */
+  seen: ReadonlySet<string> | undefined;
   /** Whether `updated` was recent when listed: the version is checked again next poll. */
   unsettled: boolean;
 }
@@ -516,6 +518,7 @@ export class AzureKeyVaultProvider extends BaseProvider {
             const current: WatchEntry = {
               ...entry,
               version: before?.version,
+              seen: before?.seen,
               unsettled: entry.updated !== undefined && this.#now() - entry.updated < this.#settleMs,
             };
             next.set(entry.key, current);
@@ -524,7 +527,8 @@ export class AzureKeyVaultProvider extends BaseProvider {
             if (!needsVersion) continue;
             try {
               const versions = await this.#versions({ vault, name: entry.name }, signal, 'watch', entry.key);
-              const latest = latestOf(versions, before?.version)?.version;
+              const latest = latestOf(versions, before?.version, before?.seen)?.version;
+              current.seen = new Set(versions.map((v) => v.version));
               if (previous === undefined) {
                 current.version = latest;
               } else if (before === undefined) {
@@ -679,7 +683,11 @@ export class AzureKeyVaultProvider extends BaseProvider {
     return target;
   }
 
-  /** The application key a listed name stands for in `vault`, if it routes back there. */
+  /**
+   * The application key a listed name stands for in `vault`: the key, `undefined` when the name
+   * belongs to another route (another vault's key), or `null` when it is not this mapper's
+   * spelling of any key of this vault (reported by the caller).
+   */
   #keyOf(vault: Vault, name: string): string | undefined | null {
     const decoded = this.#mapper.fromVaultName(name);
     if (decoded === undefined) return null;
@@ -687,15 +695,20 @@ export class AzureKeyVaultProvider extends BaseProvider {
     for (const rule of this.#prefixRoutes) {
       if (rule.vault === vault.id && rule.stripPrefix) candidates.push(rule.prefix + decoded);
     }
-    const matches = candidates.filter((key) => {
+    const matches: string[] = [];
+    let routedHere = false;
+    for (const key of candidates) {
       const route = this.#route(key);
-      if (route?.vault !== vault) return false;
+      if (route?.vault !== vault) continue;
+      routedHere = true;
+      let canonical: string;
       try {
-        return this.#mapper.toVaultName(route.rest).toLowerCase() === name.toLowerCase();
+        canonical = this.#mapper.toVaultName(route.rest);
       } catch {
-        return false;
+        continue;
       }
-    });
+      if (canonical.toLowerCase() === name.toLowerCase()) matches.push(key);
+    }
     if (matches.length > 1) {
       this.#warn(
         'NAME_COLLISION',
@@ -703,7 +716,9 @@ export class AzureKeyVaultProvider extends BaseProvider {
       );
       return undefined;
     }
-    return matches[0];
+    // A name that reads as a key of this vault whose own name is different (two names for one
+    // key) is not listed under either: it is reported instead.
+    return matches[0] ?? (routedHere ? null : undefined);
   }
 
   /** Lists a vault's secrets (properties only), as application keys. */
@@ -907,18 +922,23 @@ function metadataOf(properties: SecretProperties): Omit<SecretMetadata, 'key'> {
 }
 
 /**
- * The current version. Key Vault stamps creation in whole seconds: among versions created in the
- * same second, one that is not `known` (the version seen before) is newer; after that the last
- * listed wins (Key Vault lists versions in creation order).
+ * The current version. Key Vault stamps creation in whole seconds, so several versions can share
+ * the latest stamp. Among those, a version `seen` in no earlier listing is newer than every
+ * version that was; with none new, the `known` current version stays current; otherwise the
+ * last listed wins (Key Vault lists versions in creation order).
  */
-function latestOf(versions: readonly VersionInfo[], known: string | undefined): VersionInfo | undefined {
-  let best: VersionInfo | undefined;
-  for (const candidate of versions) {
-    if (best === undefined || candidate.created > best.created) best = candidate;
-    else if (candidate.created === best.created && (best.version === known || candidate.version !== known))
-      best = candidate;
-  }
-  return best;
+function latestOf(
+  versions: readonly VersionInfo[],
+  known: string | undefined,
+  seen?: ReadonlySet<string>,
+): VersionInfo | undefined {
+  let newest = Number.NEGATIVE_INFINITY;
+  for (const v of versions) newest = Math.max(newest, v.created);
+  const group = versions.filter((v) => v.created === newest);
+  if (group.length <= 1) return group[0];
+  const fresh = seen === undefined ? [] : group.filter((v) => !seen.has(v.version));
+  if (fresh.length > 0) return fresh.at(-1);
+  return group.find((v) => v.version === known) ?? group.at(-1);
 }
 
 /** The version that was current when the list showed `updated` (epoch ms, whole seconds). */
