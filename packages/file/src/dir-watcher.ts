@@ -52,6 +52,11 @@ export class DirWatcher {
     this.#polling = options.polling;
   }
 
+  /** Whether changes are found by polling (asked for, or the native watcher could not be armed). */
+  get polling(): boolean {
+    return this.#polling;
+  }
+
   /** Whether the directory itself is being watched (it exists). */
   get watchingDir(): boolean {
     return this.#watchingDir;

@@ -225,6 +225,8 @@ export class FileProvider extends BaseProvider {
   #previousDataNames: ReadonlySet<string> = new Set();
   #watch: WatchState | undefined;
   #warned = new Set<string>();
+  /** Bumped by this provider's own writes: a read that started before one must not undo it. */
+  #writes = 0;
   #stats = { reloads: 0, fsEvents: 0, ignoredEvents: 0 };
 
   constructor(options: FileProviderOptions) {
@@ -345,7 +347,10 @@ export class FileProvider extends BaseProvider {
           return;
         }
         if (signatureOf(info) === this.#signature) return;
+        const writes = this.#writes;
         const loaded = await this.#loadFile();
+        // Our own write replaced the file meanwhile and already set what it wrote.
+        if (writes !== this.#writes) return;
         if (loaded.kind === 'missing') {
           this.#apply(new Map(), 'missing');
         } else if (loaded.kind === 'invalid') {
@@ -658,6 +663,7 @@ export class FileProvider extends BaseProvider {
 
   /** After writing the whole file: serve what was written, and let watchers hear of it. */
   async #applyOwnFile(text: string): Promise<void> {
+    this.#writes++;
     const info = await statOrUndefined(this.path);
     const updatedAt = info === undefined ? new Date() : new Date(Number(info.mtimeMs));
     const entries = new Map<string, Entry>();
@@ -668,6 +674,7 @@ export class FileProvider extends BaseProvider {
   }
 
   #applyOwnWrite(key: string, value: string | undefined): void {
+    this.#writes++;
     const watch = this.#watch;
     if (watch?.armed !== true || this.#entries === undefined) return;
     if (value === undefined) this.#entries.delete(key);
@@ -859,7 +866,10 @@ export class FileProvider extends BaseProvider {
     if (state.stopped) return;
     const touched = state.touched ?? 'all';
     const reread =
-      state.suspect || state.eventSeq !== state.readSeq || state.pending !== undefined || this.#polling;
+      state.suspect ||
+      state.eventSeq !== state.readSeq ||
+      state.pending !== undefined ||
+      state.watcher.polling;
     state.touched = undefined;
     state.suspect = false;
     state.immediateRuns = 0;
@@ -880,10 +890,19 @@ export class FileProvider extends BaseProvider {
    * file that still does not parse is reported.
    */
   async #reread(state: WatchState, target: Target, settled: boolean): Promise<void> {
-    const current = this.#entries ?? new Map<string, Entry>();
+    const writes = this.#writes;
+    // Our own write landed during the read, which may predate it: drop the result, read again.
+    const overtaken = () => {
+      if (state.stopped) return true;
+      if (writes === this.#writes) return false;
+      state.pending = merge(state.pending, target);
+      state.eventSeq++;
+      return true;
+    };
     if (this.format !== 'directory') {
       const loaded = await this.#loadFile();
-      if (state.stopped) return;
+      if (overtaken()) return;
+      const current = this.#entries ?? new Map<string, Entry>();
       if (loaded.kind === 'ok') {
         if (!settled && loaded.empty && current.size > 0) state.suspect = true;
         else this.#apply(loaded.entries, loaded.signature);
@@ -899,10 +918,18 @@ export class FileProvider extends BaseProvider {
       }
       return;
     }
+    let scan: DirScan | undefined;
+    let loads: ReadonlyArray<readonly [string, KeyLoad]> = [];
+    if (target === 'all') scan = await this.#scanDirectory();
+    else loads = await Promise.all([...target].map(async (key) => [key, await this.#loadKey(key)] as const));
+    if (overtaken()) return;
+    const current = this.#entries ?? new Map<string, Entry>();
     const next = new Map(current);
     const errors: SecretError[] = [];
     // Keys read through `..data` come from a payload kubelet switched in whole: never mid-write.
-    let atomic: ReadonlySet<string> = new Set();
+    const atomic: ReadonlySet<string> = scan?.hasData
+      ? new Set([...scan.dataNames, ...this.#dataNames])
+      : new Set();
     const accept = (key: string, loaded: KeyLoad) => {
       const old = current.get(key);
       const vanishing = loaded.kind === 'missing' || (loaded.kind === 'ok' && loaded.entry.empty);
@@ -923,14 +950,11 @@ export class FileProvider extends BaseProvider {
       }
     };
     if (target === 'all') {
-      const scan = await this.#scanDirectory();
-      if (state.stopped) return;
       const keys = new Set([
         ...current.keys(),
         ...(scan?.entries.keys() ?? []),
         ...(scan?.problems.keys() ?? []),
       ]);
-      if (scan?.hasData) atomic = new Set([...scan.dataNames, ...this.#dataNames]);
       for (const key of keys) {
         const entry = scan?.entries.get(key);
         const problem = scan?.problems.get(key);
@@ -949,10 +973,6 @@ export class FileProvider extends BaseProvider {
         this.#hasData = scan.hasData;
       }
     } else {
-      const loads = await Promise.all(
-        [...target].map(async (key) => [key, await this.#loadKey(key)] as const),
-      );
-      if (state.stopped) return;
       for (const [key, loaded] of loads) accept(key, loaded);
     }
     // Sorted like a scan, so `keys()` does not depend on the order changes arrived in.

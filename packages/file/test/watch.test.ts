@@ -88,6 +88,41 @@ describe('watching a directory of files', () => {
     expect((await provider.get('k')).reveal()).toBe('v2');
   });
 
+  it('a key deleted and re-created within the debounce never reads as missing', async () => {
+    writeFileSync(join(dir, 'k'), 'v0');
+    writeFileSync(join(dir, 'doc.json'), JSON.stringify({ k: 'v0' }));
+    const provider = open({ path: dir, debounceMs: 100 });
+    const json = open({ path: join(dir, 'doc.json'), debounceMs: 100 });
+    await record(provider);
+    await record(json);
+    const misses: string[] = [];
+    let reading = true;
+    const reader = (async () => {
+      while (reading) {
+        for (const p of [provider, json]) {
+          try {
+            await p.get('k');
+          } catch {
+            misses.push(p.format);
+          }
+        }
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    })();
+    for (let i = 1; i <= 5; i++) {
+      unlinkSync(join(dir, 'k'));
+      unlinkSync(join(dir, 'doc.json'));
+      await sleep(10);
+      writeFileSync(join(dir, 'k'), `v${i}`);
+      writeFileSync(join(dir, 'doc.json'), JSON.stringify({ k: `v${i}` }));
+      await waitForValue(provider, 'k', `v${i}`);
+      await waitForValue(json, 'k', `v${i}`);
+    }
+    reading = false;
+    await reader;
+    expect(misses).toEqual([]);
+  });
+
   it('adds and removes keys: added and removed once each', async () => {
     const provider = open({ path: dir });
     const { events } = await record(provider);
