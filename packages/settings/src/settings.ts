@@ -391,9 +391,20 @@ export class Settings<S extends StandardSchemaV1> implements AsyncDisposable {
 
   async #load(options: LoadOptions): Promise<SettingsOf<S>> {
     try {
-      // Watch first, so that a change made while the first read runs is not missed.
-      if (this.#live) await this.#startWatching();
-      return await this.#transaction('all', 'load', options);
+      const timeout = options.timeout ?? this.#timeoutMs;
+      const started = Date.now();
+      // Watch first, so that a change made while the first read runs is not missed. Arming the
+      // watches counts against the same deadline.
+      if (this.#live) {
+        await raceSignal(
+          withTimeout(() => this.#startWatching(), timeout, { provider: this.name, operation: 'refresh' }),
+          options.signal,
+        );
+      }
+      return await this.#transaction('all', 'load', {
+        ...options,
+        timeout: Math.max(0, timeout - (Date.now() - started)),
+      });
     } catch (error) {
       this.#loading = undefined;
       await this.#stopWatching();
