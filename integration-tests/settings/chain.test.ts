@@ -1,6 +1,6 @@
 // A settings object over a chain of env + a secret directory + memory: the path most applications
 // take. Rotations arrive through the chain's events; every update is validated before it is used.
-import { chmodSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
@@ -304,5 +304,65 @@ describe('settings over env + file + memory', () => {
       }),
     ]);
     expectNoValue(error);
+  });
+});
+
+describe('settings over a Kubernetes secret volume', () => {
+  let volume: string;
+  let generation = 0;
+
+  /** What the kubelet's AtomicWriter does: a new timestamped directory, then one rename of `..data`. */
+  function publish(values: Record<string, string>): void {
+    const stamp = `..2026_11_22_00_00_0${generation++}.${Math.random().toString(36).slice(2, 8)}`;
+    mkdirSync(join(volume, stamp), { mode: 0o700 });
+    for (const [name, value] of Object.entries(values))
+      writeFileSync(join(volume, stamp, name), value, { mode: 0o600 });
+    symlinkSync(stamp, join(volume, '..data_tmp'));
+    renameSync(join(volume, '..data_tmp'), join(volume, '..data'));
+    for (const name of Object.keys(values)) {
+      try {
+        symlinkSync(join('..data', name), join(volume, name));
+      } catch {
+        // the key's link exists from an earlier generation
+      }
+    }
+  }
+
+  beforeEach(() => {
+    volume = join(dir, 'volume');
+    mkdirSync(volume, { mode: 0o700 });
+    publish({ DB_PASSWORD: DB_PASSWORD, DB_USER: 'app' });
+  });
+
+  it('applies an AtomicWriter switch as one validated update', async () => {
+    const file = new FileProvider({ path: volume, debounceMs: 20, name: 'volume' });
+    const spy = spySchema(
+      z.object({
+        db: z.object({ user: z.string(), password: z.custom<Secret<string>>(isSecretString) }),
+      }),
+    );
+    const settings = defineSettings({
+      source: file,
+      schema: spy.schema,
+      fields: { db: { fields: { password: { secret: true } } } },
+      debounceMs: 100,
+    });
+    try {
+      await settings.load();
+      const seen: Array<[string, string]> = [];
+      settings.onChange('db', (oldDb, newDb) => {
+        seen.push([`${oldDb.user}/${oldDb.password.reveal()}`, `${newDb.user}/${newDb.password.reveal()}`]);
+      });
+      // Both keys change in one switch: one validation, one watcher call, both values at once.
+      publish({ DB_PASSWORD: 'file-secret-hunter2-9', DB_USER: 'app2' });
+      await waitFor(() => seen.length === 1, 5000, 'the switch');
+      await sleep(300);
+      expect(seen).toEqual([[`app/${DB_PASSWORD}`, 'app2/file-secret-hunter2-9']]);
+      expect(spy.calls()).toBe(2);
+      expectNoValue(settings, settings.current);
+    } finally {
+      await settings.close();
+      await file.close();
+    }
   });
 });
