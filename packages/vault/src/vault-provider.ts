@@ -1,0 +1,910 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { Agent as HttpAgent } from 'node:http';
+import type { Agent as HttpsAgent } from 'node:https';
+import { createRequire } from 'node:module';
+import { inspect } from 'node:util';
+import {
+  BaseProvider,
+  type EmitFunction,
+  type HookContext,
+  InvalidConfigError,
+  isSecretError,
+  type KeysOptions,
+  type LeaseInfo,
+  ProviderClosedError,
+  ReadOnlyError,
+  raceSignal,
+  Secret,
+  SecretConflictError,
+  type SecretError,
+  type SecretMetadata,
+  type SecretOperation,
+  SecretTimeoutError,
+  type SetOptions,
+  type StoredSecret,
+  throwIfAborted,
+  UnsupportedOperationError,
+} from '@secret-provider/core';
+import { listStarts, parseKey, type VaultAddress } from './addressing.js';
+import { AuthManager } from './auth.js';
+import { systemClock, type VaultClock, type VaultTimer } from './clock.js';
+import { deleteKv, type KvRead, listKeys, readKv, readKvMetadata, writeKv } from './kv.js';
+import { type Lease, LeaseManager } from './leases.js';
+import {
+  type Credential,
+  type NodeVaultClient,
+  numberOption,
+  parseBool,
+  redactOptions,
+  type VaultAuthOptions,
+  type VaultProviderOptions,
+  type VaultTlsOptions,
+} from './options.js';
+import {
+  type ConfigWarning,
+  type RefreshReport,
+  resolveIntervals,
+  StaticRefresher,
+} from './static-refresh.js';
+import { createHttpAgent, createHttpsAgent, VaultTransport } from './transport.js';
+
+/** Name of this adapter in errors and events unless another is given. */
+export const PROVIDER_NAME = 'vault';
+
+/** Environment variable holding per-pattern refresh intervals as JSON, unless another is named. */
+export const DEFAULT_REFRESH_INTERVALS_ENV = 'STATIC_SECRETS_REFRESH_INTERVALS';
+
+/** Options of {@link VaultProvider.keys}. */
+export interface VaultKeysOptions extends KeysOptions {
+  /** Walk folders recursively (names only); else folders are returned with a trailing `/`. @default the `listRecursive` option */
+  readonly recursive?: boolean | undefined;
+}
+
+/** Options of {@link VaultProvider.refresh}. */
+export interface VaultRefreshOptions {
+  /** Reject with a `TIMEOUT` error when the refresh takes longer (ms). */
+  readonly timeout?: number | undefined;
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** Counters of a provider's work; numbers only. */
+export interface VaultProviderStats {
+  /** HTTP requests sent (each attempt). */
+  readonly requests: number;
+  readonly retries: number;
+  readonly rateLimited: number;
+  readonly reauthentications: number;
+  readonly logins: number;
+  readonly tokenRenewals: number;
+  readonly leases: {
+    readonly active: number;
+    readonly issued: number;
+    readonly renewed: number;
+    readonly rotated: number;
+    readonly revoked: number;
+    readonly revokeFailures: number;
+  };
+  /** Static secrets held and re-read in the background. */
+  readonly tracked: number;
+}
+
+type NodeVaultFactory = (options: Record<string, unknown>) => NodeVaultClient;
+
+let nodeVaultFactory: NodeVaultFactory | undefined;
+
+/** Loads node-vault (and axios) on first use, so importing this package stays cheap. */
+function loadNodeVault(): NodeVaultFactory {
+  nodeVaultFactory ??= createRequire(import.meta.url)('node-vault') as NodeVaultFactory;
+  return nodeVaultFactory;
+}
+
+function readPem(file: string | undefined, what: string, provider: string): Buffer | undefined {
+  if (file === undefined || file === '') return undefined;
+  try {
+    return readFileSync(file);
+  } catch (error) {
+    throw new InvalidConfigError(
+      { provider, cause: error },
+      `invalid configuration: cannot read ${what} (provider "${provider}")`,
+    );
+  }
+}
+
+const reveal = (value: Credential | Buffer): string | Buffer =>
+  Secret.isSecret(value) ? value.reveal() : value;
+
+/**
+ * HashiCorp Vault through node-vault: KV v2 (default) and KV v1, dynamic secrets with leases,
+ * and the token lifecycle.
+ *
+ * **Keys** are Vault paths that start with the mount: `secret/app/db#password` is the `password`
+ * field of KV secret `app/db` on mount `secret`; `secret/app/db` is the whole secret (its `value`
+ * field when that is its only field, which is what `set` writes, else the JSON of its fields).
+ * A key whose first segment is not a configured KV mount is read as is: `database/creds/app#username`
+ * reads a dynamic credential, and every field of one path comes from the same lease.
+ *
+ * **Dynamic secrets** are cached with their lease, renewed once `leases.renewFraction` of the
+ * lease has passed (with jitter), and replaced before they expire when Vault will not renew them
+ * (max TTL reached, not renewable, lease gone) or the token that created them is ending; each
+ * replacement emits `rotated` with the old and new lease ids, and the old lease is revoked after
+ * `leases.revokeGraceMs`. `close` revokes live leases (or leaves them, `leases.onClose: 'release'`).
+ *
+ * **Static secrets** whose key matches `staticRefresh.intervals` are held and re-read in the
+ * background on their interval (overridable by `STATIC_SECRETS_REFRESH_INTERVALS`); `refresh()`
+ * re-reads them now.
+ *
+ * **Auth**: token (looked up at start, renewed while renewable), AppRole or Kubernetes (logged in
+ * again before the token ends). A request rejected for an expired or revoked token is retried
+ * once after re-authenticating, with a `warning` event.
+ *
+ * @example
+ * ```ts
+ * const vault = new VaultProvider({
+ *   endpoint: 'https://vault.internal:8200',
+ *   auth: { method: 'approle', roleId, secretIdFile: '/run/secrets/vault-secret-id' },
+ *   staticRefresh: { intervals: { 'secret/app/**': 300 } },
+ * });
+ * const password = await vault.get('secret/app/db#password');
+ * const creds = await vault.get('database/creds/app#username');
+ * ```
+ */
+export class VaultProvider extends BaseProvider {
+  readonly #options: VaultProviderOptions;
+  readonly #endpoint: string;
+  readonly #client: NodeVaultClient;
+  readonly #clock: VaultClock;
+  readonly #random: () => number;
+  readonly #mounts: ReadonlyMap<string, 1 | 2>;
+  readonly #transport: VaultTransport;
+  readonly #auth: AuthManager;
+  readonly #leases: LeaseManager;
+  readonly #refresher: StaticRefresher;
+  readonly #agents: { http?: HttpAgent | undefined; https?: HttpsAgent | undefined };
+  readonly #configWarnings: ConfigWarning[] = [];
+  readonly #versions = new Map<string, string>();
+  readonly #fieldKeys = new Map<string, Set<string>>();
+  readonly #listRecursive: boolean;
+  readonly #kvDelete: 'latest' | 'all';
+  readonly #leaseOnClose: 'revoke' | 'release';
+  readonly #watchPrefixes: readonly string[];
+  readonly #watchIntervalMs: number;
+  readonly #watchJitter: number;
+  readonly #watchConcurrency: number;
+  #closing = false;
+  #closePromise: Promise<void> | undefined;
+
+  constructor(options: VaultProviderOptions = {}) {
+    const name = options.name ?? PROVIDER_NAME;
+    super({ ...options, name });
+    this.#options = options;
+    const env = options.env ?? process.env;
+    this.#clock = options.clock ?? systemClock;
+    this.#random = options.random ?? Math.random;
+
+    const mounts = new Map<string, 1 | 2>();
+    for (const [mount, config] of Object.entries(options.mounts ?? { secret: { version: 2 } })) {
+      if (mount === '' || mount.includes('/') || mount.includes('#')) {
+        throw new InvalidConfigError(
+          { provider: name },
+          `invalid configuration: mount "${mount}" must be one path segment (provider "${name}")`,
+        );
+      }
+      const version = config.version ?? 2;
+      if (version !== 1 && version !== 2) {
+        throw new InvalidConfigError(
+          { provider: name },
+          `invalid configuration: KV version of mount "${mount}" must be 1 or 2 (provider "${name}")`,
+        );
+      }
+      mounts.set(mount, version);
+    }
+    this.#mounts = mounts;
+
+    const endpoint = (
+      options.client?.endpoint ??
+      options.endpoint ??
+      env.VAULT_ADDR ??
+      'https://127.0.0.1:8200'
+    ).replace(/\/+$/, '');
+    let url: URL;
+    try {
+      url = new URL(endpoint);
+    } catch {
+      throw new InvalidConfigError(
+        { provider: name },
+        `invalid configuration: endpoint is not a URL (provider "${name}")`,
+      );
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new InvalidConfigError(
+        { provider: name },
+        `invalid configuration: endpoint must be http(s) (provider "${name}")`,
+      );
+    }
+    this.#endpoint = endpoint;
+    const namespace = options.namespace ?? (env.VAULT_NAMESPACE || undefined);
+
+    const correlationHeader = options.correlationHeader ?? 'X-OperationId';
+    const retryAfter = new Map<string, number>();
+    const tls = this.#resolveTls(options.tls, env, name);
+    this.#agents = {};
+    if (options.client === undefined || url.protocol === 'http:' || options.tls !== undefined) {
+      if (url.protocol === 'http:') this.#agents.http = createHttpAgent(correlationHeader, retryAfter);
+      else this.#agents.https = createHttpsAgent(correlationHeader, retryAfter, tls);
+    }
+
+    let client: NodeVaultClient;
+    if (options.client !== undefined) {
+      client = options.client;
+    } else {
+      // Everything node-vault would read from the environment is given explicitly: it treats any
+      // non-empty VAULT_SKIP_VERIFY (even "false") as "skip verification", and DEBUG=node-vault
+      // would log request bodies.
+      client = loadNodeVault()({
+        endpoint,
+        apiVersion: 'v1',
+        debug: () => {},
+        rpDefaults: { strictSSL: true },
+        noCustomHTTPVerbs: false,
+      });
+      client.token = '';
+      client.namespace = namespace;
+      (client as unknown as { pathPrefix: string }).pathPrefix = '';
+    }
+    this.#client = client;
+
+    const retry = options.retry ?? {};
+    this.#transport = new VaultTransport({
+      provider: name,
+      client,
+      clock: this.#clock,
+      random: this.#random,
+      correlationHeader,
+      correlationId: options.correlationId ?? randomUUID,
+      timeoutMs: numberOption(options.requestTimeoutMs, 30_000, 'requestTimeoutMs', name, {
+        min: 0,
+        minExclusive: true,
+      }),
+      retries: Math.floor(numberOption(retry.retries, 3, 'retry.retries', name)),
+      baseDelayMs: numberOption(retry.baseDelayMs, 250, 'retry.baseDelayMs', name),
+      maxDelayMs: numberOption(retry.maxDelayMs, 5_000, 'retry.maxDelayMs', name),
+      maxRetryAfterMs: numberOption(retry.maxRetryAfterMs, 30_000, 'retry.maxRetryAfterMs', name),
+      agents: this.#agents,
+      retryAfter,
+    });
+
+    const leaseOptions = options.leases ?? {};
+    const renewFraction = numberOption(leaseOptions.renewFraction, 0.75, 'leases.renewFraction', name, {
+      min: 0,
+      max: 1,
+      minExclusive: true,
+    });
+    const leaseJitter = numberOption(leaseOptions.jitter, 0.1, 'leases.jitter', name, { min: 0, max: 1 });
+    this.#leaseOnClose = leaseOptions.onClose ?? 'revoke';
+
+    const auth: VaultAuthOptions = options.auth ?? { method: 'token' };
+    if (!['token', 'approle', 'kubernetes'].includes(auth.method)) {
+      throw new InvalidConfigError(
+        { provider: name },
+        `invalid configuration: unknown auth method (provider "${name}")`,
+      );
+    }
+    const warn = (code: string, message: string) =>
+      this.emit('warning', { provider: name, code, message, detectedAt: new Date(this.#clock.now()) });
+    const reportError = (error: SecretError, key?: string) =>
+      this.emit('error', { provider: name, error, key, detectedAt: new Date(this.#clock.now()) });
+
+    this.#leases = new LeaseManager({
+      provider: name,
+      transport: this.#transport,
+      client,
+      clock: this.#clock,
+      random: this.#random,
+      renewFraction,
+      jitter: leaseJitter,
+      revokeGraceMs: numberOption(leaseOptions.revokeGraceMs, 30_000, 'leases.revokeGraceMs', name),
+      expiryMarginMs: numberOption(leaseOptions.expiryMarginMs, 5_000, 'leases.expiryMarginMs', name),
+      emit: this.emit,
+      keysOf: (path) => this.#keysOf(path),
+    });
+    this.#auth = new AuthManager({
+      provider: name,
+      auth,
+      envToken: options.client?.token || env.VAULT_TOKEN || undefined,
+      transport: this.#transport,
+      client,
+      ownsClient: options.client === undefined,
+      clock: this.#clock,
+      random: this.#random,
+      renewFraction: numberOption(options.tokenRenewFraction, renewFraction, 'tokenRenewFraction', name, {
+        min: 0,
+        max: 1,
+        minExclusive: true,
+      }),
+      jitter: leaseJitter,
+      warn,
+      error: (error) => reportError(error),
+      onRetired: (session) => this.#leases.sessionRetired(session),
+      onInvalid: (session) => this.#leases.sessionInvalid(session),
+    });
+    this.#transport.sessions = this.#auth;
+
+    const refresh = options.staticRefresh ?? {};
+    const envName = refresh.envVar ?? DEFAULT_REFRESH_INTERVALS_ENV;
+    const intervals = resolveIntervals(refresh.intervals, envName, env[envName]);
+    this.#configWarnings.push(...intervals.warnings);
+    this.#refresher = new StaticRefresher({
+      clock: this.#clock,
+      random: this.#random,
+      rules: intervals.rules,
+      defaultMs: numberOption(refresh.defaultInterval, 0, 'staticRefresh.defaultInterval', name) * 1000,
+      jitter: numberOption(refresh.jitter, 0.1, 'staticRefresh.jitter', name, { min: 0, max: 1 }),
+      spreadFirst: refresh.spreadFirst ?? true,
+      loopIntervalMs: numberOption(refresh.loopIntervalMs, 10_000, 'staticRefresh.loopIntervalMs', name, {
+        min: 0,
+        minExclusive: true,
+      }),
+      maxTracked: numberOption(refresh.maxTracked, 1_000, 'staticRefresh.maxTracked', name, { min: 1 }),
+      read: async (address) =>
+        (await readKv({ transport: this.#transport, client, retries: 0 }, address, undefined, 'refresh'))
+          .read,
+      seen: (address, read) => this.#noteVersion(address.base, read?.version, { keepHeld: true }),
+      failed: (error, key) => reportError(error, key),
+      // Background re-reads back off further than requests do: a fleet must not hammer a struggling Vault.
+      backoff: (attempt) => Math.min(60_000, 1_000 * 2 ** (attempt - 1)) * (0.5 + 0.5 * this.#random()),
+      mapError: (error, key) => (isSecretError(error) ? error : this.#transport.map(error, 'refresh', key)),
+    });
+
+    const watch = options.watch ?? {};
+    this.#watchPrefixes = watch.prefixes ?? [...mounts.keys()].map((mount) => `${mount}/`);
+    this.#watchIntervalMs = numberOption(
+      watch.intervalMs ?? options.pollInterval,
+      30_000,
+      'watch.intervalMs',
+      name,
+      { min: 0, minExclusive: true },
+    );
+    this.#watchJitter = numberOption(watch.jitter ?? options.pollJitter, 0.1, 'watch.jitter', name, {
+      min: 0,
+      max: 1,
+    });
+    this.#watchConcurrency = Math.max(
+      1,
+      Math.floor(numberOption(watch.concurrency, 4, 'watch.concurrency', name, { min: 1 })),
+    );
+    this.#listRecursive = options.listRecursive ?? false;
+    this.#kvDelete = options.kvDelete ?? 'latest';
+    if (tls.rejectUnauthorized === false) {
+      this.#configWarnings.push({
+        code: 'TLS_VERIFY_DISABLED',
+        message: 'TLS certificate verification of Vault is turned off',
+      });
+    }
+  }
+
+  // ---- public extras ---------------------------------------------------------------------------
+
+  /** The node-vault client (an escape hatch; note that it can send authenticated requests). */
+  get client(): NodeVaultClient {
+    return this.#client;
+  }
+
+  /** Vault's address. */
+  get endpoint(): string {
+    return this.#endpoint;
+  }
+
+  /** The options this provider was built with, credentials redacted. */
+  get options(): Record<string, unknown> {
+    return redactOptions(this.#options);
+  }
+
+  /** Problems found in the configuration (also emitted as `warning` events to the first watcher). */
+  get configWarnings(): readonly ConfigWarning[] {
+    return this.#configWarnings;
+  }
+
+  /** Authenticates now (token lookup or login) instead of at the first request. */
+  async connect(options: { signal?: AbortSignal } = {}): Promise<void> {
+    this.#assertUsable('auth');
+    await raceSignal(this.#auth.session(options.signal), options.signal);
+  }
+
+  /**
+   * Re-reads every static secret held for background refresh now, emitting `rotated` for those
+   * that changed. Failures are reported in the result (their last values are kept).
+   * @throws {SecretTimeoutError} when `timeout` passes first.
+   */
+  async refresh(options: VaultRefreshOptions = {}): Promise<RefreshReport> {
+    this.#assertUsable('refresh');
+    throwIfAborted(options.signal);
+    const work = raceSignal(this.#refresher.refreshAll(), options.signal);
+    if (options.timeout === undefined) return work;
+    let timer: VaultTimer | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = this.#clock.setTimer(() => {
+        reject(
+          new SecretTimeoutError(
+            { provider: this.name, operation: 'refresh' },
+            `refresh timed out after ${options.timeout} ms (provider "${this.name}")`,
+          ),
+        );
+      }, options.timeout as number);
+    });
+    try {
+      return await Promise.race([work, timeout]);
+    } finally {
+      timer?.cancel();
+      work.catch(() => {});
+    }
+  }
+
+  /** Counters of requests, retries, logins and leases. */
+  stats(): VaultProviderStats {
+    const leases = this.#leases.counters;
+    const transport = this.#transport.counters;
+    return {
+      requests: transport.requests,
+      retries: transport.retries,
+      rateLimited: transport.rateLimited,
+      reauthentications: transport.reauthentications,
+      logins: this.#auth.logins,
+      tokenRenewals: this.#auth.renewals,
+      leases: { active: this.#leases.size, ...leases },
+      tracked: this.#refresher.size,
+    };
+  }
+
+  /**
+   * Lists secret names. Non-recursive by default: a folder comes back as its name with a
+   * trailing `/` (as `vault kv list` shows it); `recursive: true` walks folders and returns
+   * secrets only.
+   */
+  override async keys(options: VaultKeysOptions = {}): Promise<string[]> {
+    this.#assertUsable('keys');
+    throwIfAborted(options.signal);
+    let names: string[];
+    try {
+      names = await raceSignal(
+        this.#list(options.prefix, options.recursive ?? this.#listRecursive, options.signal),
+        options.signal,
+      );
+    } catch (error) {
+      if (options.signal?.aborted && error === options.signal.reason) throw error;
+      throw this.mapError(error, { operation: 'keys' });
+    }
+    const prefix = options.prefix;
+    return [...new Set(prefix === undefined ? names : names.filter((n) => n.startsWith(prefix)))];
+  }
+
+  override close(): Promise<void> {
+    this.#closePromise ??= (async () => {
+      this.#closing = true;
+      this.#refresher.close();
+      // Leases go before the token stops being renewed: revoking needs a live token.
+      await this.#leases.close(this.#leaseOnClose);
+      this.#auth.close();
+      await super.close();
+      this.#agents.http?.destroy();
+      this.#agents.https?.destroy();
+    })();
+    return this.#closePromise;
+  }
+
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), endpoint: this.#endpoint, auth: this.#auth.method };
+  }
+
+  [inspect.custom](): string {
+    return `VaultProvider { name: ${JSON.stringify(this.name)}, endpoint: ${JSON.stringify(this.#endpoint)}, auth: ${JSON.stringify(this.#auth.method)}${this.closed || this.#closing ? ', closed' : ''} }`;
+  }
+
+  // ---- hooks -----------------------------------------------------------------------------------
+
+  protected override get supportsVersions(): boolean {
+    return [...this.#mounts.values()].includes(2);
+  }
+
+  protected override validateKey(key: unknown): string {
+    const valid = super.validateKey(key);
+    parseKey(valid, this.#mounts, this.name);
+    return valid;
+  }
+
+  protected override mapError(
+    error: unknown,
+    context: { operation: SecretOperation; key?: string | undefined },
+  ): SecretError {
+    if (isSecretError(error)) return error;
+    return this.#transport.map(error, context.operation, context.key);
+  }
+
+  protected override async readSecret(
+    key: string,
+    context: HookContext & { version?: string | undefined },
+  ): Promise<StoredSecret | undefined> {
+    this.#assertUsable('get', key);
+    const address = parseKey(key, this.#mounts, this.name);
+    this.#rememberKey(address);
+    if (address.kind === 'logical') {
+      if (context.version !== undefined) {
+        throw new UnsupportedOperationError(
+          { provider: this.name, key, operation: 'get' },
+          `"${key}" is not on a KV v2 mount: it has no versions (provider "${this.name}")`,
+        );
+      }
+      const { data, lease } = await this.#leases.read(address.base, key, context.signal);
+      const value = extract(data, address.field);
+      if (value === undefined) return undefined;
+      return { value, metadata: lease === undefined ? undefined : this.#leaseMetadata(lease) };
+    }
+    if (context.version !== undefined) {
+      if (address.version === 1) {
+        throw new UnsupportedOperationError(
+          { provider: this.name, key, operation: 'get' },
+          `KV v1 mount "${address.mount}" keeps no versions (provider "${this.name}")`,
+        );
+      }
+      if (!/^\d+$/.test(context.version)) return undefined;
+      const { read } = await readKv(this.#kvCall(context.signal), address, context.version);
+      return read === undefined ? undefined : kvStored(read, address.field);
+    }
+    let read = this.#refresher.get(address.base);
+    if (read === undefined) {
+      read = (await readKv(this.#kvCall(context.signal), address)).read;
+      this.#noteVersion(address.base, read?.version, { silentAdd: true });
+      if (read === undefined) return undefined;
+      this.#refresher.track(address, read);
+    }
+    return kvStored(read, address.field);
+  }
+
+  protected override async readMetadata(
+    key: string,
+    context: HookContext,
+  ): Promise<Omit<SecretMetadata, 'key'> | undefined> {
+    this.#assertUsable('metadata', key);
+    const address = parseKey(key, this.#mounts, this.name);
+    if (address.kind === 'logical') {
+      const current = this.#leases.peek(address.base);
+      if (current !== undefined && this.#leases.usable(current)) return this.#leaseMetadata(current);
+      const { data, lease } = await this.#leases.read(address.base, key, context.signal);
+      if (extract(data, address.field) === undefined) return undefined;
+      return lease === undefined ? {} : this.#leaseMetadata(lease);
+    }
+    if (address.version === 1) {
+      const { read } = await readKv(this.#kvCall(context.signal), address, undefined, 'metadata');
+      this.#noteVersion(address.base, read?.version, { silentAdd: true });
+      if (read === undefined || (address.field !== undefined && read.data[address.field] === undefined))
+        return undefined;
+      return { version: read.version };
+    }
+    const meta = await readKvMetadata(this.#kvCall(context.signal), address);
+    const version = meta?.currentReadable ? String(meta.currentVersion) : undefined;
+    this.#noteVersion(address.base, version, { silentAdd: true });
+    if (meta === undefined || version === undefined) return undefined;
+    return { version, createdAt: meta.createdAt, updatedAt: meta.updatedAt, tags: meta.tags };
+  }
+
+  protected override async writeSecret(
+    key: string,
+    value: string,
+    context: HookContext & SetOptions,
+  ): Promise<void> {
+    this.#assertUsable('set', key);
+    const address = parseKey(key, this.#mounts, this.name);
+    if (address.kind !== 'kv') {
+      throw new ReadOnlyError(
+        { provider: this.name, key, operation: 'set' },
+        `"${key}" is not on a KV mount; only KV secrets can be written (provider "${this.name}")`,
+      );
+    }
+    if (context.ifVersion !== undefined && address.version === 1) {
+      throw new UnsupportedOperationError(
+        { provider: this.name, key, operation: 'set' },
+        `check-and-set needs KV v2; mount "${address.mount}" is KV v1 (provider "${this.name}")`,
+      );
+    }
+    const call = this.#kvCall(context.signal);
+    const requested = context.ifVersion === undefined ? undefined : casOf(context.ifVersion, key, this.name);
+    try {
+      if (address.field === undefined) {
+        await writeKv(call, address, { value }, requested);
+        return;
+      }
+      // One field of a multi-field secret: read, merge, write with check-and-set so that a
+      // concurrent writer's fields are not lost; retried a few times when it loses the race.
+      for (let attempt = 0; ; attempt++) {
+        const { read, currentVersion } = await readKv(call, address, undefined, 'set');
+        const merged = { ...(read?.data ?? {}), [address.field]: value };
+        try {
+          await writeKv(
+            call,
+            address,
+            merged,
+            address.version === 2 ? (requested ?? currentVersion) : undefined,
+          );
+          return;
+        } catch (error) {
+          if (!isSecretError(error, 'CONFLICT') || requested !== undefined || attempt >= 4) throw error;
+        }
+      }
+    } finally {
+      this.#refresher.invalidate(address.base);
+    }
+  }
+
+  protected override async deleteSecret(key: string, context: HookContext): Promise<boolean> {
+    this.#assertUsable('delete', key);
+    const address = parseKey(key, this.#mounts, this.name);
+    if (address.kind !== 'kv') {
+      throw new UnsupportedOperationError(
+        { provider: this.name, key, operation: 'delete' },
+        `"${key}" is not on a KV mount; only KV secrets can be deleted (provider "${this.name}")`,
+      );
+    }
+    if (address.field !== undefined) {
+      throw new UnsupportedOperationError(
+        { provider: this.name, key, operation: 'delete' },
+        `delete removes a whole secret; "${key}" names one field (provider "${this.name}")`,
+      );
+    }
+    const call = this.#kvCall(context.signal);
+    this.#refresher.invalidate(address.base);
+    if (address.version === 1) {
+      if ((await readKv(call, address, undefined, 'delete')).read === undefined) return false;
+    } else {
+      const meta = await readKvMetadata(call, address, 'delete');
+      if (meta === undefined || (!meta.currentReadable && this.#kvDelete === 'latest')) return false;
+      if (!meta.currentReadable && this.#kvDelete === 'all' && meta.currentVersion === 0) return false;
+    }
+    await deleteKv(call, address, this.#kvDelete);
+    return true;
+  }
+
+  protected override async listKeys(
+    context: HookContext & { prefix?: string | undefined },
+  ): Promise<string[]> {
+    return this.#list(context.prefix, this.#listRecursive, context.signal);
+  }
+
+  protected override async startWatch(emit: EmitFunction): Promise<() => Promise<void>> {
+    for (const warning of this.#configWarnings) {
+      emit('warning', {
+        provider: this.name,
+        code: warning.code,
+        message: warning.message,
+        detectedAt: new Date(this.#clock.now()),
+      });
+    }
+    let stopped = false;
+    let timer: VaultTimer | undefined;
+    let running: Promise<void> | undefined;
+    let seen: Set<string> | undefined;
+    let failures = 0;
+    const poll = async () => {
+      try {
+        const snapshot = await this.#snapshot();
+        if (stopped) return;
+        const baseline = seen === undefined;
+        for (const [base, version] of snapshot) this.#noteVersion(base, version, { silentAdd: baseline });
+        for (const base of seen ?? []) if (!snapshot.has(base)) this.#noteVersion(base, undefined, {});
+        seen = new Set(snapshot.keys());
+        failures = 0;
+      } catch (error) {
+        if (stopped) return;
+        failures++;
+        this.emit('error', {
+          provider: this.name,
+          error: isSecretError(error) ? error : this.#transport.map(error, 'watch'),
+          detectedAt: new Date(this.#clock.now()),
+        });
+      }
+    };
+    const schedule = () => {
+      if (stopped) return;
+      const wait =
+        this.#watchIntervalMs * 2 ** Math.min(failures, 5) * (1 - this.#watchJitter * this.#random());
+      timer = this.#clock.setTimer(() => {
+        running = poll().finally(schedule);
+        return running;
+      }, wait);
+    };
+    await poll();
+    schedule();
+    return async () => {
+      stopped = true;
+      timer?.cancel();
+      await running?.catch(() => {});
+    };
+  }
+
+  // ---- internals -------------------------------------------------------------------------------
+
+  #assertUsable(operation: SecretOperation, key?: string): void {
+    if (this.#closing || this.closed) throw new ProviderClosedError({ provider: this.name, key, operation });
+  }
+
+  #kvCall(signal: AbortSignal | undefined) {
+    return { transport: this.#transport, client: this.#client, signal };
+  }
+
+  #resolveTls(
+    tls: VaultTlsOptions | undefined,
+    env: Readonly<Record<string, string | undefined>>,
+    name: string,
+  ) {
+    const skip = parseBool(env.VAULT_SKIP_VERIFY);
+    const ca = tls?.ca ?? readPem(env.VAULT_CACERT, 'the VAULT_CACERT file', name);
+    const cert = tls?.cert ?? readPem(env.VAULT_CLIENT_CERT, 'the VAULT_CLIENT_CERT file', name);
+    const key =
+      tls?.key === undefined
+        ? readPem(env.VAULT_CLIENT_KEY, 'the VAULT_CLIENT_KEY file', name)
+        : reveal(tls.key);
+    const servername = tls?.servername ?? (env.VAULT_TLS_SERVER_NAME || undefined);
+    return {
+      ...(ca === undefined ? {} : { ca: ca as string | Buffer | Array<string | Buffer> }),
+      ...(cert === undefined ? {} : { cert }),
+      ...(key === undefined ? {} : { key }),
+      ...(servername === undefined ? {} : { servername }),
+      // Verification stays on unless turned off explicitly (option, or a true VAULT_SKIP_VERIFY).
+      rejectUnauthorized: tls?.rejectUnauthorized ?? skip !== true,
+    };
+  }
+
+  #rememberKey(address: VaultAddress): void {
+    if (address.field === undefined) return;
+    let keys = this.#fieldKeys.get(address.base);
+    if (keys === undefined) {
+      if (this.#fieldKeys.size >= 10_000) {
+        const oldest = this.#fieldKeys.keys().next().value;
+        if (oldest !== undefined) this.#fieldKeys.delete(oldest);
+      }
+      keys = new Set();
+      this.#fieldKeys.set(address.base, keys);
+    }
+    if (keys.size < 100) keys.add(address.key);
+  }
+
+  /** A secret and every field key read through it, so events reach whoever cached any of them. */
+  #keysOf(base: string): string[] {
+    return [base, ...(this.#fieldKeys.get(base) ?? [])];
+  }
+
+  /**
+   * Records the version some read or poll observed, and reports the change once, whoever saw it
+   * first: `added` (unless silent, for baselines and first reads), `rotated`, or `removed`.
+   */
+  #noteVersion(
+    base: string,
+    version: string | undefined,
+    how: { silentAdd?: boolean; keepHeld?: boolean },
+  ): void {
+    const known = this.#versions.get(base);
+    if (known === version) return;
+    const detectedAt = new Date(this.#clock.now());
+    if (version === undefined) {
+      this.#versions.delete(base);
+      this.#refresher.invalidate(base);
+      for (const key of this.#keysOf(base))
+        this.emit('removed', { provider: this.name, key, version: known, detectedAt });
+      return;
+    }
+    this.#versions.set(base, version);
+    if (known === undefined) {
+      if (!how.silentAdd)
+        for (const key of this.#keysOf(base))
+          this.emit('added', { provider: this.name, key, version, detectedAt });
+      return;
+    }
+    if (!how.keepHeld) this.#refresher.invalidate(base);
+    const keys = this.#keysOf(base);
+    this.emit('rotated', {
+      provider: this.name,
+      keys,
+      changes: keys.map((key) => ({ key, oldVersion: known, newVersion: version })),
+      detectedAt,
+    });
+  }
+
+  #leaseMetadata(lease: Lease): Omit<SecretMetadata, 'key'> {
+    const info: LeaseInfo = {
+      id: lease.leaseId,
+      durationMs: lease.expiresAt - lease.renewedAt,
+      renewable: lease.renewable && !lease.capped,
+      issuedAt: new Date(lease.renewedAt),
+    };
+    return { version: lease.leaseId, lease: info, expiresAt: new Date(this.#leases.hardEnd(lease)) };
+  }
+
+  async #list(
+    prefix: string | undefined,
+    recursive: boolean,
+    signal: AbortSignal | undefined,
+  ): Promise<string[]> {
+    const call = this.#kvCall(signal);
+    const names: string[] = [];
+    for (const start of listStarts(prefix, this.#mounts)) {
+      names.push(...(await listKeys(call, start, recursive, { maxKeys: 100_000, concurrency: 4 })));
+    }
+    return names;
+  }
+
+  /** Key -> version of every KV secret watched: those under the watch prefixes, and those read. */
+  async #snapshot(): Promise<Map<string, string>> {
+    const call = { transport: this.#transport, client: this.#client, retries: 1 };
+    const bases = new Set<string>();
+    for (const prefix of this.#watchPrefixes) {
+      for (const start of listStarts(prefix, this.#mounts)) {
+        for (const name of await listKeys(
+          call,
+          start,
+          true,
+          { maxKeys: 100_000, concurrency: this.#watchConcurrency },
+          'watch',
+        )) {
+          if (name.startsWith(prefix)) bases.add(name);
+        }
+      }
+    }
+    for (const base of this.#versions.keys()) bases.add(base);
+    for (const base of this.#refresher.bases()) bases.add(base);
+    const snapshot = new Map<string, string>();
+    const list = [...bases];
+    for (let i = 0; i < list.length; i += this.#watchConcurrency) {
+      await Promise.all(
+        list.slice(i, i + this.#watchConcurrency).map(async (base) => {
+          const address = parseKey(base, this.#mounts, this.name);
+          if (address.kind !== 'kv') return;
+          if (address.version === 1) {
+            const { read } = await readKv(call, address, undefined, 'watch');
+            if (read !== undefined) snapshot.set(base, read.version);
+            return;
+          }
+          const meta = await readKvMetadata(call, address, 'watch');
+          if (meta?.currentReadable) snapshot.set(base, String(meta.currentVersion));
+        }),
+      );
+    }
+    return snapshot;
+  }
+}
+
+/** The value of `field`, or of the whole secret (see {@link VaultProvider} for the addressing). */
+function extract(data: Readonly<Record<string, unknown>>, field: string | undefined): string | undefined {
+  if (field !== undefined) {
+    const value = data[field];
+    if (value === undefined || value === null) return undefined;
+    return typeof value === 'string' ? value : JSON.stringify(value);
+  }
+  const names = Object.keys(data);
+  if (names.length === 1 && names[0] === 'value' && typeof data.value === 'string') return data.value;
+  return JSON.stringify(data);
+}
+
+function kvStored(read: KvRead, field: string | undefined): StoredSecret | undefined {
+  const value = extract(read.data, field);
+  if (value === undefined) return undefined;
+  return {
+    value,
+    metadata: {
+      version: read.version,
+      createdAt: read.createdAt,
+      updatedAt: read.createdAt,
+      tags: read.tags,
+    },
+  };
+}
+
+/** The check-and-set version of `ifVersion`: `null` or `'0'` means "only if absent". */
+function casOf(ifVersion: string | null, key: string, provider: string): number {
+  if (ifVersion === null) return 0;
+  if (!/^\d+$/.test(ifVersion)) {
+    throw new SecretConflictError(
+      { provider, key, operation: 'set' },
+      `conflict: "${key}" has no version "${ifVersion}" (provider "${provider}")`,
+    );
+  }
+  return Number(ifVersion);
+}
