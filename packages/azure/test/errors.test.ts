@@ -17,7 +17,12 @@ const VALUE = 'value-that-must-not-leak-7f3a';
 
 function restError(
   status: number | undefined,
-  options: { code?: string; inner?: string; headers?: Record<string, string>; message?: string } = {},
+  options: {
+    code?: string | undefined;
+    inner?: string | undefined;
+    headers?: Record<string, string>;
+    message?: string;
+  } = {},
 ): RestError {
   const headers = new Map(
     Object.entries({ authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }),
