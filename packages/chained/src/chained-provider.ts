@@ -145,6 +145,19 @@ export interface KeyPresence {
   has(key: string): boolean | Promise<boolean>;
 }
 
+/** Which child serves a key, and at which version. */
+interface Served {
+  readonly position: number;
+  readonly version: string | undefined;
+}
+
+/** A child's change waiting for effective-value processing. */
+interface QueuedEvent {
+  readonly child: Child;
+  readonly type: 'added' | 'removed' | 'rotated';
+  readonly event: SecretEvents['added' | 'removed' | 'rotated'];
+}
+
 const PROBE_HEALTHY_CODES: ReadonlySet<SecretErrorCode> = new Set([
   'NOT_FOUND',
   'INVALID_KEY',
@@ -215,6 +228,8 @@ export class ChainedProvider implements SecretProvider, AsyncDisposable {
   #indexStarted = false;
   /** Effective-value work, one event at a time so that events keep their order. */
   #queue: Promise<void> = Promise.resolve();
+  /** Child events waiting for (or in) effective-value processing, oldest first. */
+  readonly #pending: QueuedEvent[] = [];
   #closed = false;
   #closing: Promise<void> | undefined;
 
@@ -268,7 +283,9 @@ export class ChainedProvider implements SecretProvider, AsyncDisposable {
     });
     this.#hub = new EventHub(async () => {
       await this.#acquireTracking();
-      return () => this.#releaseTracking();
+      return () => {
+        return this.#releaseTracking();
+      };
     });
   }
 
@@ -857,19 +874,34 @@ export class ChainedProvider implements SecretProvider, AsyncDisposable {
       }
       return;
     }
-    const work = () => this.#effective(child, type, event);
+    const item: QueuedEvent = { child, type, event: event as QueuedEvent['event'] };
+    this.#pending.push(item);
+    const work = async () => {
+      try {
+        if (this.#hub.size > 0) await this.#effective(item);
+      } catch (error) {
+        this.#emit('error', {
+          provider: this.name,
+          source: child.provider.name,
+          error: toSecretError(error, { provider: this.name, operation: 'watch' }),
+          detectedAt: new Date(),
+        });
+      } finally {
+        this.#pending.splice(this.#pending.indexOf(item), 1);
+      }
+    };
     this.#queue = this.#queue.then(work, work);
   }
 
   /**
-   * Turns a child's change into what the chain's readers see. Children before the source are
-   * asked whether they shadow the key; children after it whether a value is uncovered or covered.
+   * Turns a child's change into what the chain's readers see. The other providers' state of the
+   * key is taken as it was when the change happened: from the prior state of their own later
+   * events still in the queue, else by asking them. A provider before the source that has the
+   * key shadows the change; otherwise a provider after it that has the key turns an addition or
+   * removal into a rotation (covered or uncovered).
    */
-  async #effective(
-    child: Child,
-    type: keyof SecretEvents,
-    event: SecretEvents[keyof SecretEvents],
-  ): Promise<void> {
+  async #effective(item: QueuedEvent): Promise<void> {
+    const { child, type, event } = item;
     const detectedAt = (event as SecretEvents['added']).detectedAt ?? new Date();
     const source = child.provider.name;
     const changes: VersionChange[] =
@@ -883,53 +915,42 @@ export class ChainedProvider implements SecretProvider, AsyncDisposable {
           ];
     // `rotated` events may name keys without a change entry; give each key one.
     if (type === 'rotated') {
-      for (const key of (event as SecretEvents['rotated']).keys)
+      for (const key of (event as SecretEvents['rotated']).keys) {
         if (!changes.some((c) => c.key === key)) changes.push({ key });
+      }
     }
     const rotated: VersionChange[] = [];
     for (const change of changes) {
       const { key } = change;
-      try {
-        if (await this.#shadowed(child, key)) continue;
-        if (type === 'rotated') {
-          rotated.push(change);
-          continue;
-        }
-        const below = await this.#below(child, key);
-        if (below === undefined) {
-          this.#emit(type as 'added', {
-            provider: this.name,
-            source,
-            key,
-            version: (event as SecretEvents['added']).version,
-            detectedAt,
-          });
-        } else if (type === 'added') {
-          this.#emit('rotated', {
-            provider: this.name,
-            source,
-            keys: [key],
-            changes: [{ key, oldVersion: below.version, newVersion: change.newVersion }],
-            detectedAt,
-          });
-        } else {
-          this.#emit('rotated', {
-            provider: this.name,
-            source,
-            keys: [key],
-            changes: [{ key, oldVersion: change.oldVersion, newVersion: below.version }],
-            detectedAt,
-          });
-        }
-      } catch (error) {
-        this.#emit('error', {
-          provider: this.name,
-          source: isSecretError(error) ? (error.provider ?? source) : source,
-          key,
-          error: toSecretError(error, { provider: this.name, key, operation: 'watch' }),
-          detectedAt: new Date(),
-        });
+      const shadow = await this.#firstServing(item, key, 0, child.position);
+      if (shadow !== null) continue;
+      if (type === 'rotated') {
+        rotated.push(change);
+        continue;
       }
+      const below = await this.#firstServing(item, key, child.position + 1, this.#children.length);
+      if (below === null) {
+        this.#emit(type as 'added' | 'removed', {
+          provider: this.name,
+          source,
+          key,
+          version: (event as SecretEvents['added']).version,
+          detectedAt,
+        });
+        continue;
+      }
+      const covered = type === 'added';
+      this.#emit('rotated', {
+        provider: this.name,
+        source,
+        keys: [key],
+        changes: [
+          covered
+            ? { key, oldVersion: below.version, newVersion: change.newVersion }
+            : { key, oldVersion: change.oldVersion, newVersion: below.version },
+        ],
+        detectedAt,
+      });
     }
     if (rotated.length > 0) {
       this.#emit('rotated', {
@@ -942,32 +963,59 @@ export class ChainedProvider implements SecretProvider, AsyncDisposable {
     }
   }
 
-  /** Whether a child before `child` has the key. A child that cannot say does not shadow. */
-  async #shadowed(child: Child, key: string): Promise<boolean> {
-    for (const before of this.#children.slice(0, child.position)) {
-      let present = this.#presence(before, key);
-      if (present instanceof Promise) present = await present.catch(() => undefined);
-      if (present === undefined) {
-        try {
-          present = (await this.#holds(before, key)).holds;
-        } catch (error) {
-          this.#reportFailure(before, isSecretError(error) ? error : toSecretError(error), key);
-          continue;
-        }
-      }
-      if (present) return true;
+  /**
+   * The first child in `[from, to)` that had `key` when `item` happened. A child that cannot say
+   * is reported and passed over.
+   */
+  async #firstServing(item: QueuedEvent, key: string, from: number, to: number): Promise<Served | null> {
+    for (let position = from; position < to; position++) {
+      const other = this.#children[position] as Child;
+      const queued = this.#priorInQueue(item, other, key);
+      const state = queued === undefined ? await this.#stateOf(other, key) : queued;
+      if (state !== null && state !== 'unknown') return state;
     }
-    return false;
+    return null;
   }
 
-  /** The first child after `child` that has the key, with its version. */
-  async #below(child: Child, key: string): Promise<{ version?: string | undefined } | undefined> {
-    for (const after of this.#children.slice(child.position + 1)) {
-      if (this.#presence(after, key) === false) continue;
-      const found = await this.#holds(after, key);
-      if (found.holds) return found;
+  /**
+   * `other`'s state of `key` when `item` happened, if one of its later events in the queue says
+   * (that event's prior state); `undefined` when none does.
+   */
+  #priorInQueue(item: QueuedEvent, other: Child, key: string): Served | null | undefined {
+    const queue = this.#pending;
+    for (let n = queue.indexOf(item) + 1; n < queue.length; n++) {
+      const later = queue[n] as QueuedEvent;
+      if (later.child !== other) continue;
+      if (later.type === 'rotated') {
+        const rotatedEvent = later.event as SecretEvents['rotated'];
+        if (!rotatedEvent.keys.includes(key)) continue;
+        const change = rotatedEvent.changes.find((c) => c.key === key);
+        return { position: other.position, version: change?.oldVersion };
+      }
+      const single = later.event as SecretEvents['added'];
+      if (single.key !== key) continue;
+      return later.type === 'added' ? null : { position: other.position, version: single.version };
     }
     return undefined;
+  }
+
+  /** Whether `child` has `key` now, with its version; `unknown` when it cannot say. */
+  async #stateOf(child: Child, key: string): Promise<Served | null | 'unknown'> {
+    let present = this.#presence(child, key);
+    if (present instanceof Promise) present = await present.catch(() => undefined);
+    if (present === false) return null;
+    try {
+      const metadata = await child.provider.metadata(key);
+      return { position: child.position, version: metadata.version };
+    } catch (error) {
+      const mapped = isSecretError(error)
+        ? error
+        : toSecretError(error, { provider: child.provider.name, key });
+      if (mapped.code === 'NOT_FOUND' || mapped.code === 'INVALID_KEY') return null;
+      // The change is reported as if this provider did not have the key; the failure is reported too.
+      this.#reportFailure(child, mapped, key);
+      return 'unknown';
+    }
   }
 
   async #warnIfShadowed(target: Child, key: string): Promise<void> {
