@@ -704,8 +704,12 @@ export class ChainedProvider implements SecretProvider, AsyncDisposable {
   }
 
   #markDown(child: Child, error: SecretError, key: string | undefined): void {
-    this.#reportFailure(child, error, key);
-    if (child.down) return;
+    if (child.down) {
+      this.#reportFailure(child, error, key);
+      return;
+    }
+    // The switch itself is reported below; as a process warning once is enough.
+    if (this.#hub.size > 0) this.#reportFailure(child, error, key);
     child.down = true;
     child.notBefore = Date.now() + (error.retryAfterMs ?? 0);
     const active = this.#children.find((c) => !c.down);
