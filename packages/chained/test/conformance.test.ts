@@ -1,5 +1,6 @@
 import { ChainedProvider } from '@secret-provider/chained';
 import { describeProviderConformance } from '@secret-provider/conformance';
+import { EnvProvider } from '@secret-provider/env';
 import { MemoryProvider, MemoryStore } from '@secret-provider/memory';
 import { afterEach, beforeEach, describe, it } from 'vitest';
 
@@ -48,5 +49,18 @@ describeProviderConformance({
       { mode: 'failover' },
     );
     return { provider: chain, backend: backendOf(primary) };
+  },
+});
+
+describeProviderConformance({
+  name: 'chain of a read-only env provider over a memory provider',
+  test: { describe, it, beforeEach, afterEach },
+  create: () => {
+    const store = new MemoryStore();
+    const chain = new ChainedProvider([
+      new EnvProvider({ env: { APP_UNRELATED: 'x' }, prefix: 'APP_' }),
+      new MemoryProvider({ name: 'store', store }),
+    ]);
+    return { provider: chain, backend: backendOf(store) };
   },
 });

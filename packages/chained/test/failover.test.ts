@@ -1,3 +1,4 @@
+import { ChainedProvider, DEFAULT_FAILOVER_CODES } from '@secret-provider/chained';
 import {
   AccessDeniedError,
   isSecretError,
@@ -6,15 +7,24 @@ import {
   type SecretEvents,
   SecretTimeoutError,
 } from '@secret-provider/core';
-import { ChainedProvider, DEFAULT_FAILOVER_CODES } from '@secret-provider/chained';
 import { afterEach, describe, expect, it } from 'vitest';
-import { expectNoLeak, FlakyProvider, keysOf, pause, type Recorded, record, rejection, until } from './helpers.js';
+import {
+  expectNoLeak,
+  FlakyProvider,
+  keysOf,
+  pause,
+  type Recorded,
+  record,
+  rejection,
+  until,
+} from './helpers.js';
 
 // A primary and a secondary replica (two vaults): the primary serves while healthy; a failure
 // that says it is not serving moves the chain to the secondary, which serves until a background
 // probe finds the primary answering again.
 
-const codeOf = (error: unknown) => (isSecretError(error) ? error.code : `not a SecretError: ${String(error)}`);
+const codeOf = (error: unknown) =>
+  isSecretError(error) ? error.code : `not a SecretError: ${String(error)}`;
 const unavailable = () => new ProviderUnavailableError({ provider: 'primary' });
 
 let chain: ChainedProvider | undefined;
@@ -23,9 +33,17 @@ afterEach(async () => {
   chain = undefined;
 });
 
-const replicas = async (options: { probeInterval?: number; failover?: readonly ('UNAVAILABLE' | 'TIMEOUT' | 'RATE_LIMITED')[] } = {}) => {
+const replicas = async (
+  options: {
+    probeInterval?: number;
+    failover?: readonly ('UNAVAILABLE' | 'TIMEOUT' | 'RATE_LIMITED')[];
+  } = {},
+) => {
   const primary = new FlakyProvider({ name: 'primary', initial: { DB: 'primary-secret' } });
-  const secondary = new FlakyProvider({ name: 'secondary', initial: { DB: 'secondary-secret', ONLY_SECONDARY: 'x' } });
+  const secondary = new FlakyProvider({
+    name: 'secondary',
+    initial: { DB: 'secondary-secret', ONLY_SECONDARY: 'x' },
+  });
   chain = new ChainedProvider([primary, secondary], {
     mode: 'failover',
     probeInterval: options.probeInterval ?? 20,
@@ -134,7 +152,8 @@ describe('ChainedProvider failover mode', () => {
 
   it('reports switches as process warnings when nobody watches', async () => {
     const seen: Array<{ code?: string; message: string }> = [];
-    const onWarning = (warning: Error & { code?: string }) => seen.push({ code: warning.code, message: warning.message });
+    const onWarning = (warning: Error & { code?: string }) =>
+      seen.push({ code: warning.code, message: warning.message });
     process.on('warning', onWarning);
     try {
       const primary = new FlakyProvider({ name: 'primary', initial: { DB: 'p' } });
@@ -172,7 +191,9 @@ describe('ChainedProvider failover mode', () => {
     await primary.set('NEW', 'n');
     await until(() => keysOf(events, 'added').length === 1, 2_000, 'addition');
     await pause(30);
-    expect(events.filter((e) => e.type === 'added').map((e) => (e.event as { source?: string }).source)).toEqual(['primary']);
+    expect(
+      events.filter((e) => e.type === 'added').map((e) => (e.event as { source?: string }).source),
+    ).toEqual(['primary']);
     primary.failure = unavailable;
     await chain.get('DB');
     await secondary.set('LATER', 'l');
@@ -195,7 +216,11 @@ describe('ChainedProvider failover mode', () => {
     const primary = new FlakyProvider({ name: 'primary', initial: { DB: 'p' } });
     const secondary = new FlakyProvider({ name: 'secondary', initial: { DB: 's' } });
     // Not owned, so the primary stays open and would count any probe that still ran.
-    const borrowing = new ChainedProvider([primary, secondary], { mode: 'failover', probeInterval: 10, ownsProviders: false });
+    const borrowing = new ChainedProvider([primary, secondary], {
+      mode: 'failover',
+      probeInterval: 10,
+      ownsProviders: false,
+    });
     await record(borrowing);
     primary.failure = unavailable;
     await borrowing.get('DB');
