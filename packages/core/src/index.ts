@@ -76,3 +76,4 @@ export {
   valueToString,
   withTimeout,
 } from './util.js';
+export * from './redactor.js';
