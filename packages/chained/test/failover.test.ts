@@ -144,14 +144,16 @@ describe('ChainedProvider failover mode', () => {
     expect(codeOf(error)).toBe('UNAVAILABLE');
     expect(error).toMatchObject({ provider: 'primary' });
     expect(warningsOf(events)).toEqual(['FAILOVER', 'FAILOVER']);
-    expect((events.at(-1)?.event as SecretEvents['warning']).message).toMatch(/no healthy provider is left/);
+    expect((events.at(-1)?.event as SecretEvents['warning'] | undefined)?.message).toMatch(
+      /no healthy provider is left/,
+    );
     secondary.failure = undefined;
     await until(() => chain.activeProvider.name === 'secondary', 5_000, 'secondary back');
     expect((await chain.get('DB')).reveal()).toBe('secondary-secret');
   });
 
   it('reports switches as process warnings when nobody watches', async () => {
-    const seen: Array<{ code?: string; message: string }> = [];
+    const seen: Array<{ code: string | undefined; message: string }> = [];
     const onWarning = (warning: Error & { code?: string }) =>
       seen.push({ code: warning.code, message: warning.message });
     process.on('warning', onWarning);
