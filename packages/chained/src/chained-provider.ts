@@ -283,9 +283,7 @@ export class ChainedProvider implements SecretProvider, AsyncDisposable {
     });
     this.#hub = new EventHub(async () => {
       await this.#acquireTracking();
-      return () => {
-        return this.#releaseTracking();
-      };
+      return () => this.#releaseTracking();
     });
   }
 
@@ -831,6 +829,8 @@ export class ChainedProvider implements SecretProvider, AsyncDisposable {
       try {
         do {
           child.rebuildAgain = false;
+          // Until the listing is in, the child is asked directly and its events are queued.
+          child.keys = undefined;
           child.pending = [];
           const names = new Set(await child.provider.keys());
           if (child.handle !== handle || handle === undefined) return;
