@@ -22,7 +22,7 @@ export interface WinstonFormat {
 export interface WinstonInfo {
   [key: string | symbol]: unknown;
   level: string;
-  message?: unknown;
+  message: unknown;
 }
 
 /**
