@@ -30,6 +30,9 @@ import { compileSelection, type Selection } from './selection.js';
 /** Name of this adapter in errors and events unless another is given. */
 export const PROVIDER_NAME = 'env';
 
+/** How many file re-reads in a row may be left unreported while the file keeps changing. */
+const MAX_DEFERRALS = 20;
+
 /** An environment: `process.env` or any object of the same shape. */
 export type EnvObject = Record<string, string | undefined>;
 
@@ -281,6 +284,7 @@ export class EnvProvider extends BaseProvider {
     const dirtyFiles = new Set<string>();
     let running: Promise<void> | undefined;
     let again = false;
+    let deferrals = 0;
 
     const reportError = (error: unknown) => {
       if (signal.aborted) return;
@@ -304,7 +308,16 @@ export class EnvProvider extends BaseProvider {
             const files = [...dirtyFiles];
             dirtyFiles.clear();
             for (const error of await this.#files.reload(files)) reportError(error);
+            // More file events came in while reading: what was read may be half written (an
+            // in-place write truncates first). The debounce timer, reset by those events, runs
+            // another check once they settle; report then. Bounded, for files that never settle.
+            if (dirtyFiles.size > 0 && deferrals < MAX_DEFERRALS) {
+              deferrals++;
+              if (!again) break;
+              continue;
+            }
           }
+          deferrals = 0;
           if (signal.aborted) return;
           try {
             const next = this.#snapshot();
