@@ -48,8 +48,9 @@ export async function setup(
     events,
     clock,
     async close() {
-      await handle?.stop();
+      // The provider first: what it reports while closing (lease revocations) reaches the watcher.
       await provider.close();
+      await handle?.stop();
       await double.close();
     },
   };
@@ -100,4 +101,26 @@ export function leaks(things: readonly unknown[], needles: readonly string[]): s
       for (const needle of needles) if (needle !== '' && form.includes(needle)) found.add(needle);
   }
   return [...found];
+}
+
+/**
+ * Settles `promise` while moving a simulated clock forward, for calls that back off on that clock
+ * (429, 503, connection errors). Time moves only to the next pending timer, and only after a
+ * moment of real time without progress, so requests in flight finish at the time they started.
+ */
+export async function settle<T>(promise: Promise<T>, clock: ManualClock, maxSteps = 5_000): Promise<T> {
+  let done = false;
+  promise.then(
+    () => {
+      done = true;
+    },
+    () => {
+      done = true;
+    },
+  );
+  for (let i = 0; !done && i < maxSteps; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 3));
+    if (!done) await clock.advanceToNext();
+  }
+  return promise;
 }

@@ -160,7 +160,14 @@ export class AuthManager implements SessionSource {
           return session;
         },
         (error: unknown) => {
-          const mapped = isSecretError(error) ? error : this.#config.transport.map(error, 'auth');
+          let mapped = isSecretError(error) ? error : this.#config.transport.map(error, 'auth');
+          // A chain falls through on NOT_FOUND: a missing auth mount must not look like a missing secret.
+          if (mapped.code === 'NOT_FOUND') {
+            mapped = new InvalidConfigError(
+              { provider: this.#config.provider, operation: 'auth', status: mapped.status, cause: mapped },
+              `invalid configuration: Vault has no ${this.#config.auth.method} auth method at the configured path (provider "${this.#config.provider}")`,
+            );
+          }
           const count = (this.#loginFailure?.count ?? 0) + 1;
           // Refusing logins for a while keeps a fleet with bad credentials from hammering Vault.
           this.#loginFailure = {

@@ -1,3 +1,5 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+
 /** A scheduled callback; `cancel` is idempotent. */
 export interface VaultTimer {
   cancel(): void;
@@ -14,9 +16,10 @@ export interface VaultClock {
   /**
    * Calls `callback` after `delayMs`. The callback may return the promise of its work; a
    * simulated clock waits for it before moving time further, the system clock ignores it.
-   * Timers never keep the process alive.
+   * `sleep` marks a timer some work is waiting on (a back-off): a simulated clock stops waiting
+   * for that work, since it can only go on once time moves. Timers never keep the process alive.
    */
-  setTimer(callback: () => unknown, delayMs: number): VaultTimer;
+  setTimer(callback: () => unknown, delayMs: number, options?: { sleep?: boolean }): VaultTimer;
 }
 
 /** The real clock: `Date.now` and unreferenced `setTimeout`s. */
@@ -47,10 +50,14 @@ export function sleepOn(clock: VaultClock, delayMs: number, signal?: AbortSignal
       timer.cancel();
       resolve(false);
     };
-    const timer = clock.setTimer(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve(true);
-    }, delayMs);
+    const timer = clock.setTimer(
+      () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve(true);
+      },
+      delayMs,
+      { sleep: true },
+    );
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
@@ -62,11 +69,20 @@ interface ManualTimer {
   cancelled: boolean;
 }
 
+/** Work a timer callback started: the clock waits for it unless it sleeps on the clock. */
+interface Work {
+  done: boolean;
+  /** Pending sleep timers this work waits on. */
+  sleeps: number;
+  promise: Promise<unknown> | undefined;
+}
+
 /**
  * A simulated clock for tests and fleet simulations. Time stands still until {@link advance}
- * moves it; due timers then run in order, each at its own due time, and the clock waits for the
- * work a callback returns (bounded by `settleTimeoutMs` of real time, so a callback that waits
- * on this very clock cannot stall it).
+ * moves it; due timers then run in order, each at its own due time. The clock waits for the work
+ * a callback returns (its promise) before moving on, except while that work sleeps on this clock
+ * (a back-off, see {@link sleepOn}): it can only go on once time moves, and it is waited for
+ * again when it wakes. A real-time bound (`settleTimeoutMs`) keeps anything else from stalling it.
  *
  * @example
  * ```ts
@@ -80,14 +96,19 @@ export class ManualClock implements VaultClock {
   #seq = 0;
   readonly #heap: ManualTimer[] = [];
   readonly #settleTimeoutMs: number;
+  /** Which callback's work is running, followed through its awaits. */
+  readonly #context = new AsyncLocalStorage<Work>();
+  readonly #inflight = new Set<Work>();
+  /** Woken whenever some work starts sleeping, so the wait for quiet can re-check. */
+  #wake: (() => void) | undefined;
 
   /**
    * @param start epoch ms the clock starts at. @default 2026-01-01T00:00:00Z
-   * @param options.settleTimeoutMs longest real time to wait for one callback's work. @default 5000
+   * @param options.settleTimeoutMs longest real time to wait for callbacks' work at one instant. @default 2000
    */
   constructor(start = Date.UTC(2026, 0, 1), options: { settleTimeoutMs?: number } = {}) {
     this.#now = start;
-    this.#settleTimeoutMs = options.settleTimeoutMs ?? 5_000;
+    this.#settleTimeoutMs = options.settleTimeoutMs ?? 2_000;
   }
 
   now(): number {
@@ -99,17 +120,35 @@ export class ManualClock implements VaultClock {
     return this.#heap.filter((t) => !t.cancelled).length;
   }
 
-  setTimer(callback: () => unknown, delayMs: number): VaultTimer {
+  setTimer(callback: () => unknown, delayMs: number, options?: { sleep?: boolean }): VaultTimer {
+    const work = options?.sleep ? this.#context.getStore() : undefined;
+    let ended = false;
+    const end = () => {
+      if (ended || work === undefined) return;
+      ended = true;
+      work.sleeps--;
+    };
+    if (work !== undefined) {
+      work.sleeps++;
+      this.#wake?.();
+    }
     const timer: ManualTimer = {
       due: this.#now + Math.max(0, Number.isFinite(delayMs) ? delayMs : 0),
       seq: this.#seq++,
-      callback,
+      callback:
+        work === undefined
+          ? callback
+          : () => {
+              end();
+              return callback();
+            },
       cancelled: false,
     };
     this.#push(timer);
     return {
       cancel: () => {
         timer.cancelled = true;
+        end();
       },
     };
   }
@@ -121,15 +160,31 @@ export class ManualClock implements VaultClock {
   async advance(ms: number): Promise<void> {
     const target = this.#now + ms;
     for (let guard = 0; guard < 10_000_000; guard++) {
+      await this.#quiet();
       const next = this.#peek();
       if (next === undefined || next.due > target) break;
       this.#pop();
       if (next.cancelled) continue;
       this.#now = Math.max(this.#now, next.due);
-      await this.#run(next);
+      this.#run(next);
     }
     this.#now = Math.max(this.#now, target);
     await yieldToIo();
+    await this.#quiet();
+  }
+
+  /** When the earliest pending timer is due, or `undefined` when none is pending. */
+  nextDue(): number | undefined {
+    while (this.#heap[0]?.cancelled) this.#pop();
+    return this.#heap[0]?.due;
+  }
+
+  /** Advances to the earliest pending timer and runs it (and any due with it); false when none is pending. */
+  async advanceToNext(): Promise<boolean> {
+    const due = this.nextDue();
+    if (due === undefined) return false;
+    await this.advance(Math.max(0, due - this.#now));
+    return true;
   }
 
   /** Advances in steps of `stepMs`, calling `onStep` after each (for simulations that sample). */
@@ -140,23 +195,46 @@ export class ManualClock implements VaultClock {
     }
   }
 
-  async #run(timer: ManualTimer): Promise<void> {
+  #run(timer: ManualTimer): void {
+    const work: Work = { done: false, sleeps: 0, promise: undefined };
     let result: unknown;
     try {
-      result = timer.callback();
+      result = this.#context.run(work, timer.callback);
     } catch {
       return;
     }
     if (result === null || typeof (result as { then?: unknown })?.then !== 'function') return;
-    let realTimer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.resolve(result).catch(() => {}),
-      new Promise<void>((resolve) => {
-        realTimer = setTimeout(resolve, this.#settleTimeoutMs);
-        realTimer.unref?.();
-      }),
-    ]);
-    clearTimeout(realTimer);
+    work.promise = Promise.resolve(result)
+      .catch(() => {})
+      .finally(() => {
+        work.done = true;
+        this.#inflight.delete(work);
+      });
+    this.#inflight.add(work);
+  }
+
+  /** Waits until every callback's work has finished or sleeps on this clock (bounded in real time). */
+  async #quiet(): Promise<void> {
+    const deadline = Date.now() + this.#settleTimeoutMs;
+    for (;;) {
+      const active = [...this.#inflight].filter((w) => !w.done && w.sleeps === 0);
+      if (active.length === 0) return;
+      const left = deadline - Date.now();
+      if (left <= 0) return;
+      let realTimer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        ...active.map((w) => w.promise),
+        new Promise<void>((resolve) => {
+          this.#wake = resolve;
+        }),
+        new Promise<void>((resolve) => {
+          realTimer = setTimeout(resolve, left);
+          realTimer.unref?.();
+        }),
+      ]);
+      this.#wake = undefined;
+      clearTimeout(realTimer);
+    }
   }
 
   // A binary heap ordered by (due, seq): simulations hold thousands of timers.

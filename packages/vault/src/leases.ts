@@ -217,13 +217,21 @@ export class LeaseManager {
     const now = clock.now();
     const end = this.hardEnd(lease);
     const bySession = end < lease.expiresAt;
-    // Renew from the start of the current period; replace within what is left before the end.
-    const delay = Math.max(0, (end - now) * renewFraction * (1 - jitter * random()));
+    const left = end - now;
     if (lease.renewable && !lease.capped && !bySession) {
-      lease.timer = clock.setTimer(() => this.#renew(lease), delay);
-    } else {
-      lease.timer = clock.setTimer(() => this.#rotate(lease), delay);
+      lease.timer = clock.setTimer(
+        () => this.#renew(lease),
+        Math.max(0, left * renewFraction * (1 - jitter * random())),
+      );
+      return;
     }
+    // A replacement gets at least the overlap a full lease period would have given (the last
+    // `1 - renewFraction` of it), even when a capped renewal left only a little time.
+    const lead = Math.max(left * (1 - renewFraction), lease.requestedMs * (1 - renewFraction));
+    lease.timer = clock.setTimer(
+      () => this.#rotate(lease),
+      Math.max(0, (left - lead) * (1 - jitter * random())),
+    );
   }
 
   #rotateSoon(lease: Lease, delay: number): void {
@@ -331,17 +339,18 @@ export class LeaseManager {
       detectedAt: new Date(clock.now()),
     });
     if (old.session?.invalid) return;
-    const left = this.hardEnd(old) - clock.now();
-    if (left <= 0) return;
-    // Connections opened with the old credential get a grace period, then the lease goes.
-    this.#retired.add(old);
-    old.timer = clock.setTimer(
-      async () => {
-        this.#retired.delete(old);
-        if (!this.#closed) await this.#revoke(old);
-      },
-      Math.min(this.#config.revokeGraceMs, left),
+    // Connections opened with the old credential get a grace period, then the lease goes; one
+    // that ends within the grace period is left to expire.
+    const revokeIn = Math.min(
+      this.#config.revokeGraceMs,
+      this.hardEnd(old) - clock.now() - this.#config.expiryMarginMs,
     );
+    if (revokeIn < 0) return;
+    this.#retired.add(old);
+    old.timer = clock.setTimer(async () => {
+      this.#retired.delete(old);
+      if (!this.#closed) await this.#revoke(old);
+    }, revokeIn);
   }
 
   async #revoke(lease: Lease): Promise<void> {

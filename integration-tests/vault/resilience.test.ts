@@ -1,0 +1,190 @@
+import { isSecretError } from '@secret-provider/core';
+import { ManualClock } from '@secret-provider/vault';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { rejection, type Setup, settle, setup, waitFor } from './helpers.js';
+
+const unhandled: unknown[] = [];
+const onUnhandled = (reason: unknown) => unhandled.push(reason);
+beforeAll(() => {
+  process.on('unhandledRejection', onUnhandled);
+});
+afterAll(() => {
+  process.off('unhandledRejection', onUnhandled);
+  // Every fault below was survived without a stray promise rejection.
+  expect(unhandled).toEqual([]);
+});
+
+const gapsOf = (times: number[]) => times.slice(1).map((t, i) => t - (times[i] as number));
+
+let current: Setup | undefined;
+afterEach(async () => {
+  await current?.close();
+  current = undefined;
+});
+
+async function onClock(options: Parameters<typeof setup>[0] = {}) {
+  const clock = new ManualClock();
+  const s = await setup({ clock, watch: false, ...options });
+  current = s;
+  s.double.kvPut('secret', 'app', { value: 'v1' });
+  return { s, clock };
+}
+
+describe('rate limiting (429)', () => {
+  it('waits exactly the Retry-After the quota sends, then succeeds', async () => {
+    const { s, clock } = await onClock();
+    await s.provider.connect();
+    s.double.rateLimit({ count: 2, retryAfter: 7 });
+    s.double.clearLog();
+    expect((await settle(s.provider.get('secret/app'), clock)).reveal()).toBe('v1');
+    expect(s.double.requests.map((r) => r.status)).toEqual([429, 429, 200]);
+    expect(gapsOf(s.double.requests.map((r) => r.at))).toEqual([7_000, 7_000]);
+  });
+
+  it('backs off exponentially with jitter when a bare 429 gives no Retry-After', async () => {
+    const { s, clock } = await onClock({
+      provider: () => ({ retry: { baseDelayMs: 200, maxDelayMs: 10_000, retries: 3 }, random: () => 0.5 }),
+    });
+    await s.provider.connect();
+    s.double.rateLimit({ count: 3 });
+    s.double.clearLog();
+    await settle(s.provider.get('secret/app'), clock);
+    const gaps = gapsOf(s.double.requests.map((r) => r.at));
+    // base * 2^n, half of it random (random() = 0.5 here): 150, 300, 600.
+    expect(gaps).toEqual([150, 300, 600]);
+  });
+
+  it('fails at once with RATE_LIMITED and retryAfterMs when Vault asks for longer than allowed inline', async () => {
+    const { s } = await onClock({ provider: () => ({ retry: { maxRetryAfterMs: 5_000 } }) });
+    await s.provider.connect();
+    s.double.rateLimit({ retryAfter: 120 });
+    const error = await rejection(s.provider.get('secret/app'));
+    expect(isSecretError(error, 'RATE_LIMITED')).toBe(true);
+    expect((error as { retryAfterMs?: number }).retryAfterMs).toBe(120_000);
+    expect((error as { retryable?: boolean }).retryable).toBe(true);
+    expect(s.double.count((r) => r.path === 'secret/data/app')).toBe(1);
+  });
+});
+
+describe('unavailability', () => {
+  it('recovers from a sealed Vault (503) with back-off', async () => {
+    const { s, clock } = await onClock();
+    await s.provider.connect();
+    s.double.seal();
+    s.double.clearLog();
+    const pending = s.provider.get('secret/app');
+    await waitFor(() => s.double.count() >= 1);
+    s.double.unseal();
+    expect((await settle(pending, clock)).reveal()).toBe('v1');
+    expect(s.double.requests.map((r) => r.status)).toEqual([503, 200]);
+  });
+
+  it('reports a Vault that stays sealed as UNAVAILABLE (503, retryable) after bounded retries', async () => {
+    const { s, clock } = await onClock({ provider: () => ({ retry: { retries: 2, baseDelayMs: 100 } }) });
+    await s.provider.connect();
+    s.double.seal();
+    s.double.clearLog();
+    const error = await settle(rejection(s.provider.get('secret/app')), clock);
+    expect(isSecretError(error, 'UNAVAILABLE')).toBe(true);
+    expect((error as { status?: number }).status).toBe(503);
+    expect((error as Error).message).toContain('Vault is sealed');
+    expect(s.double.count()).toBe(3);
+  });
+
+  it('recovers when connections are refused for a while', async () => {
+    const { s, clock } = await onClock();
+    await s.provider.connect();
+    await s.double.stopListening();
+    const before = s.provider.stats().requests;
+    const pending = s.provider.get('secret/app');
+    await waitFor(() => s.provider.stats().requests > before);
+    await s.double.resumeListening();
+    expect((await settle(pending, clock)).reveal()).toBe('v1');
+    expect(s.provider.stats().retries).toBeGreaterThanOrEqual(1);
+  });
+
+  it('retries a timed-out read, but never a write that may have reached Vault', async () => {
+    const s = await setup({ watch: false, provider: () => ({ requestTimeoutMs: 150 }) });
+    current = s;
+    s.double.kvPut('secret', 'app', { value: 'v1' });
+    await s.provider.connect();
+    s.double.fail({ kind: 'hang', match: 'secret/data/app' });
+    expect((await s.provider.get('secret/app')).reveal()).toBe('v1');
+    s.double.clearLog();
+    s.double.fail({ kind: 'hang', match: 'secret/data/app' });
+    const error = await rejection(s.provider.set('secret/app', 'v2'));
+    expect(isSecretError(error, 'TIMEOUT')).toBe(true);
+    expect(s.double.count((r) => r.method === 'POST')).toBe(1);
+  });
+
+  it('follows a standby’s 307 to the active node for reads, writes and lists', async () => {
+    const s = await setup({ watch: false });
+    current = s;
+    s.double.setStandby('redirect');
+    await s.provider.set('secret/app/db#password', 'p');
+    expect((await s.provider.get('secret/app/db#password')).reveal()).toBe('p');
+    expect(await s.provider.keys({ prefix: 'secret/app/' })).toEqual(['secret/app/db']);
+    expect(s.double.requests.filter((r) => r.listener === 'primary').every((r) => r.status === 307)).toBe(
+      true,
+    );
+    const active = s.double.requests.filter((r) => r.listener === 'active');
+    expect(active.length).toBe(s.double.requests.length / 2);
+    expect(active.every((r) => r.status !== 307)).toBe(true);
+  });
+});
+
+describe('correlation ids and namespaces', () => {
+  it('sends a fresh correlation id on every request, in a configurable header', async () => {
+    const s = await setup({ watch: false, provider: () => ({ namespace: 'team-a' }) });
+    current = s;
+    s.double.kvPut('secret', 'app', { value: 'v' });
+    for (let i = 0; i < 5; i++) await s.provider.get('secret/app');
+    const ids = s.double.requests.map((r) => r.operationId);
+    expect(ids.every((id) => typeof id === 'string' && id.length > 0)).toBe(true);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(s.double.requests.every((r) => r.namespace === 'team-a')).toBe(true);
+
+    const custom = await setup({
+      watch: false,
+      provider: () => ({ correlationHeader: 'X-Request-Id', correlationId: () => 'fixed-id' }),
+    });
+    await custom.provider.connect();
+    expect(custom.double.requests[0]?.headers['x-request-id']).toBe('fixed-id');
+    await custom.close();
+  });
+});
+
+describe('stale values from the cache while Vault fails', () => {
+  const faults = {
+    sealed: (s: Setup) => s.double.seal(),
+    'rate limited (Retry-After)': (s: Setup) => s.double.rateLimit({ retryAfter: 120 }),
+    'connection refused': (s: Setup) => s.double.stopListening(),
+  };
+  for (const [name, inject] of Object.entries(faults)) {
+    it(`serves the last good value within staleIfError when ${name}, then the error`, async () => {
+      const clock = new ManualClock();
+      const s = await setup({
+        clock,
+        watch: false,
+        provider: () => ({
+          cache: { ttl: 60_000, staleIfError: 300_000, jitter: 0, now: () => clock.now() },
+          retry: { retries: 1, baseDelayMs: 100 },
+        }),
+      });
+      current = s;
+      s.double.kvPut('secret', 'app', { value: 'v1' });
+      expect((await s.provider.get('secret/app')).reveal()).toBe('v1');
+      await inject(s);
+      await clock.advance(61_000);
+      expect((await settle(s.provider.get('secret/app'), clock)).reveal()).toBe('v1');
+      await clock.advance(200_000);
+      expect((await settle(s.provider.get('secret/app'), clock)).reveal()).toBe('v1');
+      expect(s.provider.cacheStats()?.staleServed).toBe(2);
+      await clock.advance(120_000);
+      const error = await settle(rejection(s.provider.get('secret/app')), clock);
+      expect(isSecretError(error)).toBe(true);
+      expect((error as { retryable?: boolean }).retryable).toBe(true);
+      if (name === 'connection refused') await s.double.resumeListening();
+    });
+  }
+});
