@@ -268,6 +268,12 @@ export function mapFailure(error: unknown, failure: VaultFailure, context: MapCo
         retryable: false,
       });
     default:
-      return new SecretError('UNKNOWN', message('request failed'), { ...details, retryable: false });
+      return new SecretError(
+        'UNKNOWN',
+        message(
+          failure.networkCode === undefined ? 'request failed' : `request failed (${failure.networkCode})`,
+        ),
+        { ...details, retryable: false },
+      );
   }
 }

@@ -1,0 +1,61 @@
+import { ManualClock, sleepOn } from '@secret-provider/vault';
+import { describe, expect, it } from 'vitest';
+
+describe('ManualClock', () => {
+  it('runs timers in due order at their due time, including timers set by callbacks', async () => {
+    const clock = new ManualClock(0);
+    const seen: string[] = [];
+    clock.setTimer(() => seen.push(`b@${clock.now()}`), 200);
+    clock.setTimer(() => {
+      seen.push(`a@${clock.now()}`);
+      clock.setTimer(() => seen.push(`c@${clock.now()}`), 50);
+    }, 100);
+    const cancelled = clock.setTimer(() => seen.push('never'), 120);
+    cancelled.cancel();
+    await clock.advance(1_000);
+    expect(seen).toEqual(['a@100', 'c@150', 'b@200']);
+    expect(clock.now()).toBe(1_000);
+    expect(clock.pending).toBe(0);
+  });
+
+  it('waits for the work a callback returns before moving time on', async () => {
+    const clock = new ManualClock(0);
+    const seen: string[] = [];
+    clock.setTimer(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      seen.push(`work done @${clock.now()}`);
+    }, 100);
+    clock.setTimer(() => seen.push(`next @${clock.now()}`), 101);
+    await clock.advance(200);
+    expect(seen).toEqual(['work done @100', 'next @101']);
+  });
+
+  it('stops waiting for work that sleeps on the clock, and follows it again when it wakes', async () => {
+    const clock = new ManualClock(0);
+    const seen: string[] = [];
+    clock.setTimer(async () => {
+      seen.push(`try @${clock.now()}`);
+      await sleepOn(clock, 1_000);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      seen.push(`retry done @${clock.now()}`);
+    }, 100);
+    clock.setTimer(() => seen.push(`other @${clock.now()}`), 500);
+    await clock.advance(2_000);
+    expect(seen).toEqual(['try @100', 'other @500', 'retry done @1100']);
+  });
+
+  it('advances to the next timer on request, and ends sleeps early on abort', async () => {
+    const clock = new ManualClock(0);
+    expect(await clock.advanceToNext()).toBe(false);
+    const controller = new AbortController();
+    const sleeping = sleepOn(clock, 10_000, controller.signal);
+    expect(clock.nextDue()).toBe(10_000);
+    controller.abort();
+    expect(await sleeping).toBe(false);
+    expect(clock.nextDue()).toBeUndefined();
+    const woke = sleepOn(clock, 300);
+    expect(await clock.advanceToNext()).toBe(true);
+    expect(await woke).toBe(true);
+    expect(clock.now()).toBe(300);
+  });
+});
