@@ -1,5 +1,6 @@
 import { inspect } from 'node:util';
 import {
+  BaseProvider,
   createEmitter,
   EventHub,
   type GetOptions,
@@ -140,6 +141,10 @@ export interface Explanation {
 /**
  * An optional method a provider may have: whether it holds a key, answered without reading the
  * value and without a not-found error. A chain asks it first when present.
+ *
+ * A synchronous `true` promises that a `get` or `metadata` started in the same tick finds the
+ * key (as with `EnvProvider`, whose reads are synchronous once its files are loaded). A chain
+ * without `failover` then hands out that provider's answer as it is, without a step of its own.
  */
 export interface KeyPresence {
   has(key: string): boolean | Promise<boolean>;
@@ -167,10 +172,12 @@ const PROBE_HEALTHY_CODES: ReadonlySet<SecretErrorCode> = new Set([
 interface Child {
   readonly provider: SecretProvider;
   readonly position: number;
-  /** The provider's own `has`, when it has one. */
-  readonly has: ((key: string) => boolean | Promise<boolean>) | undefined;
+  /** The provider again, when it has its own `has`. */
+  readonly has: KeyPresence | undefined;
   /** Whether its keys may be indexed (option on, can list and watch, no `has`). */
   readonly indexable: boolean;
+  /** Whether a synchronous `has` of `true` lets its answer through untouched (see KeyPresence). */
+  readonly direct: boolean;
   handle: WatchHandle | undefined;
   /** Its keys, while the index is trusted. */
   keys: Set<string> | undefined;
@@ -268,8 +275,10 @@ export class ChainedProvider implements SecretProvider, AsyncDisposable {
       return {
         provider,
         position,
-        has: typeof has === 'function' ? has.bind(provider) : undefined,
+        // Called as a method of the provider, not bound: a bound function is slower to call.
+        has: typeof has === 'function' ? (provider as SecretProvider & KeyPresence) : undefined,
         indexable: this.#index && typeof has !== 'function' && capabilities.list && capabilities.watch,
+        direct: typeof has === 'function' && failover === false && provider instanceof BaseProvider,
         handle: undefined,
         keys: undefined,
         pending: undefined,
@@ -546,7 +555,7 @@ export class ChainedProvider implements SecretProvider, AsyncDisposable {
       let present: boolean | Promise<boolean> | undefined;
       if (child.has !== undefined) {
         try {
-          present = child.has(key);
+          present = child.has.has(key);
         } catch {
           present = undefined;
         }
@@ -557,6 +566,13 @@ export class ChainedProvider implements SecretProvider, AsyncDisposable {
       }
       if (present !== true && present !== undefined)
         return this.#ordered(operation, key, options, position, missing);
+      // The provider said, synchronously, that it has the key: nothing can fall through, and
+      // its errors are already typed and sanitized (it is built on the core base class).
+      if (present === true && child.direct) {
+        return (
+          operation === 'get' ? child.provider.get(key, options) : child.provider.metadata(key, options)
+        ) as Promise<T>;
+      }
       let pending: Promise<T>;
       try {
         pending = (
@@ -637,7 +653,7 @@ export class ChainedProvider implements SecretProvider, AsyncDisposable {
   #presence(child: Child, key: string): boolean | undefined | Promise<boolean> {
     if (child.has !== undefined) {
       try {
-        return child.has(key);
+        return child.has.has(key);
       } catch {
         return undefined;
       }
