@@ -74,7 +74,15 @@ export class SecretError extends Error {
   readonly status: number | undefined;
 
   constructor(code: SecretErrorCode, message: string, details: SecretErrorDetails = {}) {
-    super(message, details.cause === undefined ? undefined : { cause: sanitizeCause(details.cause) });
+    // A not-found is an outcome, not a defect: chains and caches meet it on every miss, and the
+    // stack trace would cost ten times the lookup. It is created without one.
+    const stackTraceLimit = Error.stackTraceLimit;
+    if (code === 'NOT_FOUND') Error.stackTraceLimit = 0;
+    try {
+      super(message, details.cause === undefined ? undefined : { cause: sanitizeCause(details.cause) });
+    } finally {
+      Error.stackTraceLimit = stackTraceLimit;
+    }
     this.name = 'SecretError';
     this.code = code;
     this.provider = details.provider;
