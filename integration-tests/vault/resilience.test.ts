@@ -66,6 +66,92 @@ describe('rate limiting (429)', () => {
   });
 });
 
+describe('holding back while throttled', () => {
+  it('sends nothing more until the Retry-After has passed: later calls fail fast with RATE_LIMITED', async () => {
+    const { s, clock } = await onClock({ provider: () => ({ retry: { maxRetryAfterMs: 5_000 } }) });
+    await s.provider.connect();
+    s.double.rateLimit({ count: 1, retryAfter: 60 });
+    s.double.clearLog();
+    expect(isSecretError(await rejection(s.provider.get('secret/app')), 'RATE_LIMITED')).toBe(true);
+    await clock.advance(30_000);
+    const held = await rejection(s.provider.get('secret/app'));
+    expect(isSecretError(held, 'RATE_LIMITED')).toBe(true);
+    expect((held as { retryAfterMs?: number }).retryAfterMs).toBe(30_000);
+    expect(s.double.count()).toBe(1);
+    await clock.advance(30_000);
+    expect((await s.provider.get('secret/app')).reveal()).toBe('v1');
+    expect(s.provider.stats().rateLimited).toBe(1);
+  });
+
+  it('probes once per Retry-After from the refresh loop, then spreads the backlog over an interval', async () => {
+    const clock = new ManualClock();
+    const s = await setup({
+      clock,
+      watch: false,
+      provider: () => ({
+        random: () => 0.5,
+        staticRefresh: { intervals: { 'secret/**': 60 }, loopIntervalMs: 1_000 },
+      }),
+    });
+    current = s;
+    for (let i = 0; i < 10; i++) s.double.kvPut('secret', `k${i}`, { value: `v${i}` });
+    for (let i = 0; i < 10; i++) await s.provider.get(`secret/k${i}`);
+    s.double.rateLimit({ retryAfter: 30 });
+    s.double.clearLog();
+    await clock.advance(300_000);
+    // 300 s of throttling, 30 s Retry-After: about ten probes (plus the first batch in flight when
+    // the first 429 came), not ten secrets re-read on every back-off.
+    const probes = s.double.count((r) => r.status === 429);
+    expect(probes).toBeGreaterThanOrEqual(8);
+    expect(probes).toBeLessThanOrEqual(14);
+    s.double.clearRateLimit();
+    s.double.clearLog();
+    await clock.advance(31_000);
+    // The first tick after the hold sends one probe; the others are spread, not sent together.
+    expect(s.double.count()).toBeLessThanOrEqual(6);
+    await clock.advance(60_000);
+    expect(s.double.count()).toBeGreaterThanOrEqual(10);
+    for (let i = 0; i < 10; i++) expect((await s.provider.get(`secret/k${i}`)).reveal()).toBe(`v${i}`);
+  });
+
+  it('honours Retry-After from a custom node-vault transport that returns headers', async () => {
+    const { createRequire } = await import('node:module');
+    const nodeVault = createRequire(import.meta.url)('node-vault') as (options: object) => never;
+    const { VaultProvider } = await import('@secret-provider/vault');
+    const clock = new ManualClock();
+    const seen: number[] = [];
+    let calls = 0;
+    const client = nodeVault({
+      endpoint: 'http://vault.example:8200',
+      'request-promise': {
+        defaults: () => async (options: { uri: string }) => {
+          seen.push(clock.now());
+          calls++;
+          const path = new URL(options.uri).pathname;
+          if (path.endsWith('lookup-self'))
+            return { statusCode: 200, body: { data: { ttl: 0 } }, request: { path } };
+          if (calls <= 2)
+            return {
+              statusCode: 429,
+              headers: { 'retry-after': '9' },
+              body: { errors: [] },
+              request: { path },
+            };
+          return {
+            statusCode: 200,
+            body: { data: { data: { value: 'x' }, metadata: { version: 1 } } },
+            request: { path },
+          };
+        },
+      },
+    });
+    const provider = new VaultProvider({ client, auth: { method: 'token', token: 't' }, clock, env: {} });
+    expect((await settle(provider.get('secret/app'), clock)).reveal()).toBe('x');
+    expect(seen.slice(1).map((t) => t - (seen[1] as number))).toEqual([0, 9_000]);
+    await provider.close();
+  });
+});
+
 describe('unavailability', () => {
   it('recovers from a sealed Vault (503) with back-off', async () => {
     const { s, clock } = await onClock();

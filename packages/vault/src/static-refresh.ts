@@ -84,6 +84,8 @@ export interface StaticRefresherConfig {
   readonly failed: (error: SecretError, key: string) => void;
   readonly backoff: (attempt: number) => number;
   readonly mapError: (error: unknown, key: string) => SecretError;
+  /** How long Vault asked to hold off (429); the loop sends nothing until then. */
+  readonly heldBackFor: () => number;
 }
 
 interface Tracked {
@@ -118,6 +120,8 @@ export class StaticRefresher {
   readonly #tracked = new Map<string, Tracked>();
   #timer: VaultTimer | undefined;
   #closed = false;
+  /** The last re-read was throttled: the next one is a lone probe. */
+  #throttled = false;
 
   constructor(config: StaticRefresherConfig) {
     this.#config = config;
@@ -229,8 +233,25 @@ export class StaticRefresher {
     if (this.#closed) return;
     const now = this.#config.clock.now();
     const due = [...this.#tracked.values()].filter((e) => e.nextAt <= now && e.refreshing === undefined);
-    for (let i = 0; i < due.length; i += 4) {
-      await Promise.all(due.slice(i, i + 4).map((entry) => this.#refresh(entry, false).catch(() => false)));
+    // While Vault throttles this client, send nothing; after it, one re-read probes first, and
+    // the backlog is spread over the next interval instead of arriving all at once (a fleet
+    // coming out of throttling together would otherwise be throttled again).
+    if (due.length > 0 && this.#config.heldBackFor() === 0) {
+      let rest = due;
+      if (this.#throttled) {
+        const [probe, ...others] = due as [Tracked, ...Tracked[]];
+        await this.#refresh(probe, false).catch(() => false);
+        if (!this.#throttled) {
+          for (const entry of others) entry.nextAt = now + entry.intervalMs * this.#config.random();
+        }
+        rest = [];
+      }
+      for (let i = 0; i < rest.length; i += 4) {
+        await Promise.all(
+          rest.slice(i, i + 4).map((entry) => this.#refresh(entry, false).catch(() => false)),
+        );
+        if (this.#config.heldBackFor() > 0) break;
+      }
     }
     if (this.#tracked.size > 0) this.#ensureLoop();
   }
@@ -250,11 +271,13 @@ export class StaticRefresher {
         }
         entry.read = result;
         entry.failures = 0;
+        this.#throttled = false;
         entry.nextAt = clock.now() + this.#next(entry.intervalMs);
         seen(entry.address, result);
         return true;
       } catch (error) {
         const mapped = this.#config.mapError(error, entry.address.base);
+        if (mapped.code === 'RATE_LIMITED') this.#throttled = true;
         entry.failures++;
         const wait = Math.max(mapped.retryAfterMs ?? 0, backoff(Math.min(entry.failures, 8)));
         entry.nextAt = clock.now() + Math.min(wait, entry.intervalMs);

@@ -1,6 +1,12 @@
 import { type ClientRequest, Agent as HttpAgent, type AgentOptions as HttpAgentOptions } from 'node:http';
 import { Agent as HttpsAgent, type AgentOptions as HttpsAgentOptions } from 'node:https';
-import { isSecretError, raceSignal, type SecretError, type SecretOperation } from '@secret-provider/core';
+import {
+  isSecretError,
+  RateLimitedError,
+  raceSignal,
+  type SecretError,
+  type SecretOperation,
+} from '@secret-provider/core';
 import { sleepOn, type VaultClock } from './clock.js';
 import {
   describeFailure,
@@ -87,7 +93,10 @@ export class VaultTransport {
   readonly #config: TransportConfig;
   #sessions: SessionSource | undefined;
   /** Requests sent, by outcome class; for stats. */
-  readonly counters = { requests: 0, retries: 0, reauthentications: 0, rateLimited: 0 };
+  readonly counters = { requests: 0, retries: 0, reauthentications: 0, rateLimited: 0, heldBack: 0 };
+  /** Until when Vault asked this client to hold off (429), epoch ms on the provider's clock. */
+  #blockedUntil = 0;
+  #consecutiveThrottles = 0;
 
   constructor(config: TransportConfig) {
     this.#config = config;
@@ -108,6 +117,15 @@ export class VaultTransport {
     return ceiling / 2 + (ceiling / 2) * random();
   }
 
+  /**
+   * How long (ms) Vault asked this client to hold off, as of now: after a 429 the provider sends
+   * nothing until then (the `Retry-After`, or a back-off growing with consecutive 429s), so that
+   * neither retries nor other requests of the same instance keep hitting a throttled Vault.
+   */
+  heldBackFor(): number {
+    return Math.max(0, this.#blockedUntil - this.#config.clock.now());
+  }
+
   /** Runs one logical request with retries; resolves its result or rejects with a `SecretError`. */
   async call<T>(spec: CallSpec<T>): Promise<T> {
     const config = this.#config;
@@ -115,6 +133,25 @@ export class VaultTransport {
     const authenticated = spec.authenticated ?? true;
     let reauthenticated = false;
     for (let attempt = 0; ; attempt++) {
+      const hold = this.heldBackFor();
+      if (hold > 0) {
+        // Waiting longer than allowed inline (or at all, for background work) helps nobody: the
+        // caller, or a cache holding a stale value, decides.
+        if (hold > config.maxRetryAfterMs || retries === 0) {
+          this.counters.heldBack++;
+          throw new RateLimitedError(
+            {
+              provider: config.provider,
+              key: spec.key,
+              operation: spec.operation,
+              retryAfterMs: hold,
+              status: 429,
+            },
+            `rate limited: ${spec.operation}${spec.key === undefined ? '' : ` "${spec.key}"`} (provider "${config.provider}"): Vault asked to wait ${Math.ceil(hold)} ms more`,
+          );
+        }
+        if (!(await sleepOn(config.clock, hold, spec.signal))) throw spec.signal?.reason;
+      }
       let session: AuthSession | undefined;
       if (authenticated) {
         if (this.#sessions === undefined) throw new Error('no session source');
@@ -133,7 +170,9 @@ export class VaultTransport {
       let failure: VaultFailure;
       let original: unknown;
       try {
-        return await raceSignal(this.#send(spec, options, session), spec.signal);
+        const result = await raceSignal(this.#send(spec, options, session), spec.signal);
+        this.#consecutiveThrottles = 0;
+        return result;
       } catch (error) {
         if (spec.signal?.aborted && error === spec.signal.reason) throw error;
         if (isSecretError(error)) throw error;
@@ -160,13 +199,19 @@ export class VaultTransport {
         continue;
       }
       const mapped = mapFailure(original, failure, context);
-      if (failure.status === 429) this.counters.rateLimited++;
+      if (failure.status === 429) {
+        this.counters.rateLimited++;
+        this.#consecutiveThrottles++;
+        const wait = failure.retryAfterMs ?? this.backoff(this.#consecutiveThrottles - 1);
+        this.#blockedUntil = Math.max(this.#blockedUntil, config.clock.now() + wait);
+      } else if (failure.status !== undefined) this.#consecutiveThrottles = 0;
       if (attempt >= retries || !isRetryable(failure, spec.idempotent ?? true)) throw mapped;
       let delay = this.backoff(attempt);
-      if (failure.status === 429 && failure.retryAfterMs !== undefined) {
+      if (failure.status === 429) {
         // Waiting longer than allowed inline helps nobody: let the caller (or a cache) decide.
-        if (failure.retryAfterMs > config.maxRetryAfterMs) throw mapped;
-        delay = failure.retryAfterMs;
+        const hold = this.heldBackFor();
+        if (hold > config.maxRetryAfterMs) throw mapped;
+        delay = Math.max(delay, hold);
       }
       this.counters.retries++;
       if (!(await sleepOn(config.clock, delay, spec.signal))) throw spec.signal?.reason ?? mapped;

@@ -253,6 +253,7 @@ export class VaultProvider extends BaseProvider {
       (client as unknown as { pathPrefix: string }).pathPrefix = '';
     }
     this.#client = client;
+    forwardResponseHeaders(client);
 
     const retry = options.retry ?? {};
     this.#transport = new VaultTransport({
@@ -354,6 +355,7 @@ export class VaultProvider extends BaseProvider {
       // Background re-reads back off further than requests do: a fleet must not hammer a struggling Vault.
       backoff: (attempt) => Math.min(60_000, 1_000 * 2 ** (attempt - 1)) * (0.5 + 0.5 * this.#random()),
       mapError: (error, key) => (isSecretError(error) ? error : this.#transport.map(error, 'refresh', key)),
+      heldBackFor: () => this.#transport.heldBackFor(),
     });
 
     const watch = options.watch ?? {};
@@ -869,6 +871,35 @@ export class VaultProvider extends BaseProvider {
     }
     return snapshot;
   }
+}
+
+const HEADERS_FORWARDED = Symbol.for('secret-provider.vault.headers-forwarded');
+
+/**
+ * node-vault builds its HTTP errors from the status and body only. A client whose transport
+ * (node-vault's `request-promise` option) returns response headers gets them copied onto its
+ * errors, so a `Retry-After` reaches the back-off. With node-vault's own axios transport the
+ * provider's HTTP agents see the headers instead (see `transport.ts`).
+ */
+function forwardResponseHeaders(client: NodeVaultClient): void {
+  const target = client as unknown as Record<PropertyKey, unknown> & {
+    handleVaultResponse?: (response: { headers?: unknown } | undefined) => Promise<unknown>;
+  };
+  const original = target.handleVaultResponse;
+  if (typeof original !== 'function' || target[HEADERS_FORWARDED] === true) return;
+  target[HEADERS_FORWARDED] = true;
+  target.handleVaultResponse = (response) =>
+    original(response).catch((error: unknown) => {
+      const failed = error as { response?: { headers?: unknown } } | null;
+      if (
+        response?.headers !== undefined &&
+        failed?.response !== undefined &&
+        failed.response.headers === undefined
+      ) {
+        failed.response.headers = response.headers;
+      }
+      throw error;
+    });
 }
 
 /** The value of `field`, or of the whole secret (see {@link VaultProvider} for the addressing). */
