@@ -5,7 +5,9 @@ import { isSecretError, type WarningEvent } from '@secret-provider/core';
 import { ManualClock } from '@secret-provider/vault';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { VaultDouble } from './double/index.js';
-import { rejection, type Setup, setup } from './helpers.js';
+import { rejection, type Setup, setup, trackUnhandledRejections } from './helpers.js';
+
+trackUnhandledRejections({ beforeAll, afterAll });
 
 let dir: string;
 let current: Setup | undefined;

@@ -206,6 +206,18 @@ describe('Vault double', () => {
       expect((await failure(f.tokenRenewSelf())).message).toBe('lease is not renewable');
     });
 
+    it('renews a periodic token to its period every time, with no max TTL', async () => {
+      const token = double.createToken({ period: 60 });
+      const c = nodeVault({ endpoint: double.url, token: token.id });
+      for (let i = 0; i < 5; i++) {
+        now += 50_000;
+        const renewed = await c.tokenRenewSelf({ increment: 3600 });
+        expect(renewed.auth.lease_duration).toBe(60);
+        expect(renewed.warnings).toBeNull();
+      }
+      expect((await c.tokenLookupSelf()).data.period).toBe(60);
+    });
+
     it('answers an expired token, a policy denial and a missing token with their distinct 403 bodies', async () => {
       const token = double.createToken({ ttl: 60, deny: ['secret/data/private'] });
       const c = nodeVault({ endpoint: double.url, token: token.id });
@@ -376,6 +388,13 @@ describe('Vault double', () => {
       expect((await failure(client.read('secret/data/x'))).code).toBe('ECONNREFUSED');
       await double.resumeListening();
       expect((await failure(client.read('secret/data/x'))).response?.statusCode).toBe(404);
+    });
+
+    it('delays answers by the configured latency', async () => {
+      double.latencyMs = 60;
+      const started = Date.now();
+      await failure(client.read('secret/data/x'));
+      expect(Date.now() - started).toBeGreaterThanOrEqual(50);
     });
 
     it('logs requests with their correlation header and namespace, never the token', async () => {

@@ -124,3 +124,22 @@ export async function settle<T>(promise: Promise<T>, clock: ManualClock, maxStep
   }
   return promise;
 }
+
+/**
+ * Records unhandled promise rejections from here to the end of the test file, and fails the
+ * file's last hook if there were any: every fault must be survived without a stray rejection.
+ */
+export function trackUnhandledRejections(hooks: {
+  beforeAll(fn: () => void): void;
+  afterAll(fn: () => void): void;
+}): void {
+  const seen: unknown[] = [];
+  const record = (reason: unknown) => seen.push(reason);
+  hooks.beforeAll(() => {
+    process.on('unhandledRejection', record);
+  });
+  hooks.afterAll(() => {
+    process.off('unhandledRejection', record);
+    if (seen.length > 0) throw new Error(`${seen.length} unhandled rejection(s) during the file`);
+  });
+}

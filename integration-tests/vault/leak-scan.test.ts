@@ -7,7 +7,9 @@ import { ManualClock, VaultProvider } from '@secret-provider/vault';
 import nodeVault from 'node-vault';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VaultDouble } from './double/index.js';
-import { leaks, rejection, settle } from './helpers.js';
+import { leaks, rejection, settle, trackUnhandledRejections } from './helpers.js';
+
+trackUnhandledRejections({ beforeAll, afterAll });
 
 // A fault-injection run with every kind of failure the provider maps, collecting every error it
 // throws and every event it emits, then searching all of them, in every printable form, for

@@ -1,7 +1,9 @@
 import type { RotatedEvent } from '@secret-provider/core';
 import { ManualClock } from '@secret-provider/vault';
-import { afterEach, describe, expect, it } from 'vitest';
-import { type Setup, setup } from './helpers.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type Setup, setup, trackUnhandledRejections } from './helpers.js';
+
+trackUnhandledRejections({ beforeAll, afterAll });
 
 // Dynamic credentials on a simulated clock: the provider's renewal and rotation timers and the
 // double's lease expiry both run on one ManualClock, so an hour of lease life takes a second.

@@ -1,7 +1,9 @@
 import { isSecretError, type RotatedEvent, type WarningEvent } from '@secret-provider/core';
 import { ManualClock, type VaultProviderOptions } from '@secret-provider/vault';
-import { afterEach, describe, expect, it } from 'vitest';
-import { rejection, type Setup, setup } from './helpers.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { rejection, type Setup, setup, trackUnhandledRejections } from './helpers.js';
+
+trackUnhandledRejections({ beforeAll, afterAll });
 
 let current: Setup | undefined;
 afterEach(async () => {

@@ -6,6 +6,9 @@ import { VaultProvider, type VaultProviderOptions } from '@secret-provider/vault
 import { generate } from 'selfsigned';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VaultDouble } from './double/index.js';
+import { trackUnhandledRejections } from './helpers.js';
+
+trackUnhandledRejections({ beforeAll, afterAll });
 
 // HTTPS with a self-signed certificate: verification is on unless turned off explicitly, and
 // node-vault's habit of turning it off for any non-empty VAULT_SKIP_VERIFY does not apply.

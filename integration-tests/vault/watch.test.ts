@@ -1,7 +1,9 @@
 import type { AddedEvent, RemovedEvent, RotatedEvent } from '@secret-provider/core';
 import { ManualClock, type VaultProviderOptions } from '@secret-provider/vault';
-import { afterEach, describe, expect, it } from 'vitest';
-import { type Setup, setup } from './helpers.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type Setup, setup, trackUnhandledRejections } from './helpers.js';
+
+trackUnhandledRejections({ beforeAll, afterAll });
 
 let current: Setup | undefined;
 afterEach(async () => {
