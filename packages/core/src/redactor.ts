@@ -594,7 +594,8 @@ export class Redactor {
       typeof value === 'string'
         ? textForms(value, this.#encodings, this.#minLength)
         : bytesForms(value, this.#encodings, this.#minLength);
-    for (const [i, form] of forms.forms.entries()) this.#matcher.add(form, i < forms.verbatimOnly);
+    let index = 0;
+    for (const form of forms.forms) this.#matcher.add(form, index++ < forms.verbatimOnly);
     entry = { forms, explicit: false, holders: 0, expiresAt: Number.POSITIVE_INFINITY };
     this.#values.set(id, entry);
     return entry;

@@ -216,7 +216,9 @@ class DeepWalk {
       if (Object.prototype.propertyIsEnumerable.call(object, symbol)) keys.push(symbol);
     }
     let out: Record<PropertyKey, unknown> | undefined;
-    for (const [i, key] of keys.entries()) {
+    let i = -1;
+    for (const key of keys) {
+      i++;
       let item: unknown;
       let readable = true;
       try {

@@ -17,28 +17,20 @@ const HEX = '0123456789ABCDEF';
 const URL_RESERVED = 1;
 const JSON_ESCAPED = 2;
 const NON_ASCII = 4;
-/** Per ASCII code: which of the flags above it sets. */
-const ASCII_FLAGS = (() => {
-  const table = new Uint8Array(128);
-  for (let code = 0; code < 128; code++) {
-    const char = String.fromCharCode(code);
-    // Characters no URL encoding touches: a value made only of these is its own URL-encoded form.
-    if (!/[A-Za-z0-9\-._~]/.test(char)) table[code] = URL_RESERVED;
-    if (code < 0x20 || char === '"' || char === '\\') table[code] = URL_RESERVED | JSON_ESCAPED;
-  }
-  return table;
-})();
+// Characters no URL encoding touches: a value made only of these is its own URL-encoded form.
+const URL_RESERVED_CHAR = /[^A-Za-z0-9\-._~]/;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: any character beyond ASCII
+const NON_ASCII_CHAR = /[^\u0000-\u007f]/;
 
-/** One pass over the value instead of one regular expression per question. */
+/**
+ * What the value holds that its encodings change. Most values hold none of it, which one
+ * native regular expression test answers.
+ */
 function classify(value: string): number {
-  let flags = 0;
-  for (let i = 0; i < value.length; i++) {
-    const code = value.charCodeAt(i);
-    if (code < 128) flags |= ASCII_FLAGS[code] ?? 0;
-    else
-      flags |=
-        code >= 0xd800 && code <= 0xdfff ? NON_ASCII | URL_RESERVED | JSON_ESCAPED : NON_ASCII | URL_RESERVED;
-  }
+  if (!URL_RESERVED_CHAR.test(value)) return 0;
+  let flags = URL_RESERVED;
+  if (JSON_SPECIAL.test(value)) flags |= JSON_ESCAPED;
+  if (NON_ASCII_CHAR.test(value)) flags |= NON_ASCII;
   return flags;
 }
 
@@ -128,6 +120,8 @@ function push(forms: string[], form: string, minLength: number): void {
 }
 
 const fatalDecoder = new TextDecoder('utf-8', { fatal: true });
+/** Reused for encoding: values are short, and an allocation per value is most of the cost. */
+let scratch = Buffer.alloc(256);
 
 function decodeUtf8(bytes: Uint8Array): string | undefined {
   try {
@@ -154,14 +148,19 @@ function addBase64Forms(
   // The three alignments side by side, each segment a whole number of 3-byte groups so that
   // their encodings do not interact: one native encoding call instead of three.
   const segment = 3 * Math.ceil((n + 2) / 3);
-  const buffer = Buffer.allocUnsafe(3 * segment).fill(0);
+  const total = 3 * segment;
+  if (scratch.length < total) scratch = Buffer.alloc(2 ** Math.ceil(Math.log2(total)));
+  const buffer = scratch;
   for (let shift = 0; shift < 3; shift++) {
-    const at = shift * segment + shift;
+    const at = shift * segment;
+    // Zero bytes around the value (the neighbours whose bits the trimming removes).
+    for (let i = at; i < at + shift; i++) buffer[i] = 0;
+    for (let i = at + shift + n; i < at + segment; i++) buffer[i] = 0;
     // An ASCII string is its own UTF-8: copy its codes rather than encode it.
-    if (typeof bytes === 'string') for (let i = 0; i < n; i++) buffer[at + i] = bytes.charCodeAt(i);
-    else buffer.set(bytes, at);
+    if (typeof bytes === 'string') for (let i = 0; i < n; i++) buffer[at + shift + i] = bytes.charCodeAt(i);
+    else buffer.set(bytes, at + shift);
   }
-  const encoded = buffer.toString('base64');
+  const encoded = buffer.toString('base64', 0, total);
   const segmentChars = (segment / 3) * 4;
   const standard = encodings.has('base64');
   const url = encodings.has('base64url') && (encoded.includes('+') || encoded.includes('/'));

@@ -38,12 +38,12 @@ export class PatternMatcher {
   /** Root of the verification trie: hash of a pattern's first m characters -> pattern or node. */
   readonly #root = new Map<number, Slot>();
   /**
-   * The q-grams, in an open-addressing table: key (30 bits of the q-gram's multiplicative
-   * hash, plus one so that 0 means empty) and the mask of offsets (0..k-1) at which some
-   * pattern has it.
+   * The q-grams, in an open-addressing table of one word each: the top 24 bits of the
+   * q-gram's multiplicative hash, and in the low 8 bits the mask of offsets (0..k-1) at which
+   * some pattern has it (never 0, so 0 means empty). Q-grams that agree on 24 bits share an
+   * entry and their offsets: more candidates to verify, never a missed one.
    */
   #gramKeys = new Int32Array(INITIAL_GRAM_SLOTS);
-  #gramOffsets = new Uint8Array(INITIAL_GRAM_SLOTS);
   #gramShift = 32 - Math.log2(INITIAL_GRAM_SLOTS);
   #gramCount = 0;
   /** One bit per q-gram hash prefix: the filter the scan reads first. */
@@ -189,12 +189,12 @@ export class PatternMatcher {
       const h = Math.imul(view.getInt32(i, true) & qMask, GOLDEN);
       const bit = h >>> bitShift;
       if (((bits[bit >>> 5] as number) & (1 << (bit & 31))) === 0) continue;
-      const key = (h >>> 2) + 1;
+      const tag = h & TAG_MASK;
       let slot = h >>> gramShift;
       let offsets = 0;
       for (let stored = keys[slot] as number; stored !== 0; stored = keys[slot] as number) {
-        if (stored === key) {
-          offsets = this.#gramOffsets[slot] as number;
+        if ((stored & TAG_MASK) === tag) {
+          offsets = stored & 0xff;
           break;
         }
         slot = (slot + 1) & gramMask;
@@ -360,71 +360,73 @@ export class PatternMatcher {
 
   #indexGrams(pattern: string): void {
     const q = this.#q;
-    for (let j = 0; j < this.#k; j++) {
-      let x = 0;
-      for (let i = 0; i < q; i++) x |= (pattern.charCodeAt(j + i) & 0xff) << (8 * i);
-      this.#addGram(Math.imul(x, GOLDEN), 1 << j);
-    }
-  }
-
-  /** Adds offsets to the q-gram with multiplicative hash `h`. */
-  #addGram(h: number, offsets: number): void {
+    const k = this.#k;
+    // Room for k more q-grams first, so the loop below can keep the tables in locals.
+    if ((this.#gramCount + k) * 2 > this.#gramKeys.length) this.#grow();
     const keys = this.#gramKeys;
+    const bits = this.#bits;
     const mask = keys.length - 1;
-    const key = (h >>> 2) + 1;
-    let slot = h >>> this.#gramShift;
-    for (let stored = keys[slot] as number; stored !== 0; stored = keys[slot] as number) {
-      if (stored === key) {
-        this.#gramOffsets[slot] = (this.#gramOffsets[slot] as number) | offsets;
-        return;
+    const gramShift = this.#gramShift;
+    const bitShift = this.#bitShift;
+    // The low bytes of the first k + q - 1 code units, rolled four at a time.
+    let x = 0;
+    for (let i = 0; i < q - 1; i++) x |= (pattern.charCodeAt(i) & 0xff) << (8 * i);
+    const top = 8 * (q - 1);
+    const qMask = this.#qMask;
+    for (let j = 0; j < k; j++) {
+      x = ((x >>> (j === 0 ? 0 : 8)) | ((pattern.charCodeAt(j + q - 1) & 0xff) << top)) & qMask;
+      const h = Math.imul(x, GOLDEN);
+      const tag = h & TAG_MASK;
+      let slot = h >>> gramShift;
+      let stored = keys[slot] as number;
+      while (stored !== 0 && (stored & TAG_MASK) !== tag) {
+        slot = (slot + 1) & mask;
+        stored = keys[slot] as number;
       }
-      slot = (slot + 1) & mask;
+      if (stored !== 0) {
+        keys[slot] = stored | (1 << j);
+        continue;
+      }
+      keys[slot] = tag | (1 << j);
+      this.#gramCount++;
+      const bit = h >>> bitShift;
+      bits[bit >>> 5] = (bits[bit >>> 5] as number) | (1 << (bit & 31));
     }
-    keys[slot] = key;
-    this.#gramOffsets[slot] = offsets;
-    this.#gramCount++;
-    const bit = h >>> this.#bitShift;
-    this.#bits[bit >>> 5] = (this.#bits[bit >>> 5] as number) | (1 << (bit & 31));
-    // A table at most half full keeps probes short; a bitmap about 1/32 full keeps text
-    // q-grams from passing the filter by collision.
-    if (this.#gramCount * 2 > keys.length) this.#grow();
   }
 
   #grow(): void {
     const oldKeys = this.#gramKeys;
-    const oldOffsets = this.#gramOffsets;
     // Four times larger at once: few rebuilds while thousands of values are added.
     const size = oldKeys.length * 4;
     const count = this.#gramCount;
     this.#allocateGrams(size, (size / 2) * BITS_PER_GRAM);
     this.#gramCount = count;
     const keys = this.#gramKeys;
-    const offsets = this.#gramOffsets;
     const bits = this.#bits;
     const mask = size - 1;
     const gramShift = this.#gramShift;
     const bitShift = this.#bitShift;
+    // An indexed loop: this runs rarely, so often before the optimizing compiler has seen it.
     for (let old = 0; old < oldKeys.length; old++) {
-      const key = oldKeys[old] as number;
-      if (key === 0) continue;
-      // The key keeps the top 30 bits of the hash, which is all that chooses slots and bits.
-      const h = (key - 1) << 2;
-      let slot = h >>> gramShift;
+      const stored = oldKeys[old] as number;
+      if (stored === 0) continue;
+      // The tag keeps the top 24 bits of the hash, which is all that chooses slots and bits.
+      let slot = stored >>> gramShift;
       while (keys[slot] !== 0) slot = (slot + 1) & mask;
-      keys[slot] = key;
-      offsets[slot] = oldOffsets[old] as number;
-      const bit = h >>> bitShift;
+      keys[slot] = stored;
+      const bit = stored >>> bitShift;
       bits[bit >>> 5] = (bits[bit >>> 5] as number) | (1 << (bit & 31));
     }
   }
 
   #allocateGrams(size: number, bitCount: number): void {
     this.#gramKeys = new Int32Array(size);
-    this.#gramOffsets = new Uint8Array(size);
     this.#gramShift = 32 - Math.log2(size);
     this.#gramCount = 0;
-    this.#bits = new Int32Array(bitCount >>> 5);
-    this.#bitShift = 32 - Math.log2(bitCount);
+    // Capped so that slots and bits come from the 24 bits an entry keeps.
+    const bitsUsed = Math.min(bitCount, 2 ** 24);
+    this.#bits = new Int32Array(bitsUsed >>> 5);
+    this.#bitShift = 32 - Math.log2(bitsUsed);
   }
 
   #resetGrams(): void {
@@ -453,7 +455,9 @@ const BURST_SIZE = 8;
 const DUPLICATE = 0;
 const INSERTED = 1;
 const SHARES_GRAMS = 2;
-const INITIAL_GRAM_SLOTS = 1 << 12;
+const INITIAL_GRAM_SLOTS = 1 << 14;
+/** The hash bits a q-gram entry keeps (the low byte holds its offsets). */
+const TAG_MASK = ~0xff;
 const BITS_PER_GRAM = 32;
 /** Characters copied and probed at a time. */
 const BLOCK_SIZE = 64 * 1024;
@@ -462,15 +466,19 @@ const MIX = 0x85ebca6b | 0;
 const HASH_MASK = 0x3fffffff;
 
 /**
- * Hash of `length` UTF-16 code units of `text` from `start`, two units per round, kept to 30
- * bits so that V8 stores it as a small integer (fast map keys).
+ * Hash of `length` UTF-16 code units of `text` from `start`, from the low byte of each, four
+ * per round (the trie compares whole strings after, so dropping high bytes only adds rare
+ * collisions), kept to 30 bits so that V8 stores it as a small integer (fast map keys).
  */
 function hashRange(text: string, start: number, length: number): number {
   let h = 0;
   const end = start + length;
-  for (let i = start; i < end; i += 2) {
-    const high = i + 1 < end ? text.charCodeAt(i + 1) << 16 : 0;
-    h = Math.imul(h ^ text.charCodeAt(i) ^ high, GOLDEN);
+  for (let i = start; i < end; i += 4) {
+    let word = text.charCodeAt(i) & 0xff;
+    if (i + 1 < end) word |= (text.charCodeAt(i + 1) & 0xff) << 8;
+    if (i + 2 < end) word |= (text.charCodeAt(i + 2) & 0xff) << 16;
+    if (i + 3 < end) word |= (text.charCodeAt(i + 3) & 0xff) << 24;
+    h = Math.imul(h ^ word, GOLDEN);
     h ^= h >>> 15;
   }
   h = Math.imul(h, MIX);
