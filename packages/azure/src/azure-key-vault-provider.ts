@@ -216,6 +216,8 @@ export class AzureKeyVaultProvider extends BaseProvider {
   /** `vault \0 lower-case name` -> the application key first seen for it. */
   readonly #names = new Map<string, string>();
   readonly #warned = new Set<string>();
+  /** `vault \0 name` -> what {@link #keyOf} found; names are stable, mappers pure. */
+  readonly #keyOfCache = new Map<string, string | undefined | null>();
 
   constructor(options: AzureKeyVaultProviderOptions) {
     super({ ...options, name: options.name ?? PROVIDER_NAME, cache: options.cache ?? true });
@@ -515,6 +517,11 @@ export class AzureKeyVaultProvider extends BaseProvider {
           const next = new Map<string, WatchEntry>();
           for (const entry of listed.values()) {
             const before = previous?.get(entry.key);
+            if (before !== undefined && before.updated === entry.updated && !before.unsettled) {
+              // The steady case: nothing changed and nothing is left to check.
+              next.set(entry.key, before);
+              continue;
+            }
             const current: WatchEntry = {
               ...entry,
               version: before?.version,
@@ -575,8 +582,14 @@ export class AzureKeyVaultProvider extends BaseProvider {
     await poll();
     const loop = async () => {
       let failures = 0;
+      // With jitter on, the first wait is anywhere in the interval: instances that started
+      // together then poll at spread-out phases from the start, instead of drifting apart slowly.
+      let first = this.#pollJitter > 0;
       while (!signal.aborted) {
-        const wait = jittered(this.#pollInterval * 2 ** Math.min(failures, 5), this.#pollJitter);
+        const wait = first
+          ? this.#pollInterval * (1 - Math.random())
+          : jittered(this.#pollInterval * 2 ** Math.min(failures, 5), this.#pollJitter);
+        first = false;
         if (!(await sleep(wait, signal))) return;
         const errors = await poll();
         failures = errors.length > 0 ? failures + 1 : 0;
@@ -689,6 +702,16 @@ export class AzureKeyVaultProvider extends BaseProvider {
    * spelling of any key of this vault (reported by the caller).
    */
   #keyOf(vault: Vault, name: string): string | undefined | null {
+    const slot = `${vault.id}\u0000${name}`;
+    if (this.#keyOfCache.has(slot)) return this.#keyOfCache.get(slot);
+    const found = this.#resolveKeyOf(vault, name);
+    // Bounded: a vault holds at most a few thousand names; start over rather than grow.
+    if (this.#keyOfCache.size >= 10_000) this.#keyOfCache.clear();
+    this.#keyOfCache.set(slot, found);
+    return found;
+  }
+
+  #resolveKeyOf(vault: Vault, name: string): string | undefined | null {
     const decoded = this.#mapper.fromVaultName(name);
     if (decoded === undefined) return null;
     const candidates = [decoded];

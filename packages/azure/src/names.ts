@@ -37,6 +37,8 @@ export class UnmappableKeyError extends Error {
 const ESCAPES: Readonly<Record<string, string>> = { '-': 'h', '.': 'd', ':': 'c', '/': 's', _: 'u' };
 const UNESCAPES: Readonly<Record<string, string>> = { h: '-', d: '.', c: ':', s: '/', u: '_' };
 const ALNUM = /[0-9a-zA-Z]/;
+const PLAIN = /^[0-9a-zA-Z]+$/;
+const UTF8 = new TextDecoder('utf-8', { fatal: false });
 
 /**
  * The default mapping: readable for the usual keys, reversible for every key.
@@ -92,6 +94,7 @@ export const defaultNameMapper: KeyVaultNameMapper = Object.freeze({
 
   fromVaultName(name: string): string | undefined {
     if (!KEY_VAULT_NAME_PATTERN.test(name)) return undefined;
+    if (PLAIN.test(name)) return name;
     const bytes: number[] = [];
     let i = 0;
     while (i < name.length) {
@@ -124,7 +127,7 @@ export const defaultNameMapper: KeyVaultNameMapper = Object.freeze({
       if (decoded === undefined) return undefined;
       bytes.push(decoded.charCodeAt(0));
     }
-    const key = new TextDecoder('utf-8', { fatal: false }).decode(Uint8Array.from(bytes));
+    const key = UTF8.decode(Uint8Array.from(bytes));
     // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters cannot be keys
     if (key.length === 0 || /[\u0000-\u001f\u007f\ufffd]/.test(key)) return undefined;
     // Only the canonical spelling of a key decodes, so no two vault names read as one key.
