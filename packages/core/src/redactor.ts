@@ -439,6 +439,7 @@ export class Redactor {
       try {
         return await this.learnFrom(provider, options);
       } catch (error) {
+        if (options.signal?.aborted) return empty;
         this.#warn({
           code: 'LEARN_FAILED',
           provider: provider.name,

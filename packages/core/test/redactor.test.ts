@@ -163,6 +163,17 @@ describe('createRedactor: strings', () => {
     }
   });
 
+  it('masks values outside Latin-1 (CJK, emoji) without masking their look-alikes', () => {
+    const redactor = createRedactor({ values: ['密码是秘密的东西啊', 'emoji😀secret😀value'] });
+    // The same low bytes as the first value, different characters.
+    const lookAlike = String.fromCharCode(
+      ...[...'密码是秘密的东西啊'].map((c) => (c.charCodeAt(0) & 0xff) + 0x100),
+    );
+    const text = `x 密码是秘密的东西啊 y emoji😀secret😀value z ${lookAlike} 密码是秘密的东西`;
+    expect(redactor.redact(text)).toBe(`x ${REDACTED} y ${REDACTED} z ${lookAlike} 密码是秘密的东西`);
+    expect(redactor.redact(encodeURIComponent('密码是秘密的东西啊'))).toBe(REDACTED);
+  });
+
   it('rejects what is not a value', () => {
     const redactor = createRedactor();
     expect(() => redactor.add(42 as unknown as string)).toThrow(InvalidValueError);
