@@ -210,6 +210,11 @@ describe('AppRole', () => {
     };
     for (let i = 0; i < 20; i++) s.double.kvPut('secret', `k${i}`, { value: `v${i}` });
     await provider.connect();
+    const { createEmitter } = await import('@secret-provider/core');
+    const emitter = createEmitter();
+    const codes: string[] = [];
+    emitter.on('warning', (event) => codes.push(event.code));
+    provider.watch(emitter, { signal: AbortSignal.timeout(10_000) });
     s.double.revokeToken(latestToken(s.double)?.id ?? '');
     s.double.clearLog();
     const values = await Promise.all(
@@ -217,6 +222,8 @@ describe('AppRole', () => {
     );
     expect(values).toEqual(Array.from({ length: 20 }, (_, i) => `v${i}`));
     expect(logins(s.double)).toBe(1);
+    // One warning, however many requests saw the rejection.
+    expect(codes).toEqual(['TOKEN_REJECTED']);
   });
 
   it('turns a policy denial into ACCESS_DENIED at once: no re-login, no retry', async () => {

@@ -51,7 +51,7 @@ interface LoginBody {
 }
 
 interface LookupBody {
-  data?: { ttl?: unknown; renewable?: unknown; expire_time?: unknown };
+  data?: { ttl?: unknown; creation_ttl?: unknown; renewable?: unknown; period?: unknown };
 }
 
 /**
@@ -69,6 +69,8 @@ export class AuthManager implements SessionSource {
   #timer: VaultTimer | undefined;
   #loginFailure: { error: SecretError; until: number; count: number } | undefined;
   #closed = false;
+  /** Sessions whose rejection was already reported (once, however many requests saw it). */
+  readonly #rejected = new WeakSet<AuthSession>();
   /** Logins (including token lookups) performed; for tests and stats. */
   logins = 0;
   renewals = 0;
@@ -109,26 +111,30 @@ export class AuthManager implements SessionSource {
     failed: AuthSession,
     context: { operation: SecretOperation; key?: string | undefined },
   ): Promise<AuthSession> {
-    if (this.#current !== undefined && this.#current !== failed && !this.#current.invalid)
-      return this.#current;
+    const current = this.#current;
+    if (current !== undefined && current !== failed && !current.invalid) return current;
     const what = `${context.operation}${context.key === undefined ? '' : ` of "${context.key}"`}`;
-    if (failed === this.#current && !failed.invalid) failed.invalid = true;
-    if (this.#current === failed) this.#config.onInvalid(failed);
     const { auth } = this.#config;
-    if (auth.method === 'token' && auth.tokenFile === undefined) {
+    const canLogIn = auth.method !== 'token' || auth.tokenFile !== undefined;
+    // Every request that saw the rejection lands here; only the first one reports it.
+    const first = !this.#rejected.has(failed);
+    if (first) {
+      this.#rejected.add(failed);
+      failed.invalid = true;
+      if (current === failed) this.#config.onInvalid(failed);
       this.#config.warn(
         'TOKEN_REJECTED',
-        `Vault rejected the token (expired or revoked) during ${what}; token auth cannot log in again`,
+        canLogIn
+          ? `Vault rejected the token (expired or revoked) during ${what}; authenticating again and retrying once`
+          : `Vault rejected the token (expired or revoked) during ${what}; token auth cannot log in again`,
       );
+    }
+    if (!canLogIn) {
       throw new AccessDeniedError(
         { provider: this.#config.provider, key: context.key, operation: context.operation },
         `access denied: the Vault token was rejected (expired or revoked) during ${what} (provider "${this.#config.provider}")`,
       );
     }
-    this.#config.warn(
-      'TOKEN_REJECTED',
-      `Vault rejected the token (expired or revoked) during ${what}; authenticating again and retrying once`,
-    );
     return this.#login();
   }
 
@@ -199,7 +205,10 @@ export class AuthManager implements SessionSource {
         })) ?? {};
       const ttl = typeof body.data?.ttl === 'number' ? body.data.ttl * 1000 : 0;
       const renewable = body.data?.renewable === true;
-      return this.#newSession(token, startedAt, ttl, renewable);
+      // Renewals ask for the token's period or creation TTL, not what happened to be left at lookup.
+      const period = typeof body.data?.period === 'number' ? body.data.period * 1000 : 0;
+      const creation = typeof body.data?.creation_ttl === 'number' ? body.data.creation_ttl * 1000 : 0;
+      return this.#newSession(token, startedAt, ttl, renewable, period || creation || ttl);
     }
     const body = await transport.call<LoginBody>({
       operation: 'auth',
@@ -260,7 +269,13 @@ export class AuthManager implements SessionSource {
     return token;
   }
 
-  #newSession(token: string, startedAt: number, ttlMs: number, renewable: boolean): Session {
+  #newSession(
+    token: string,
+    startedAt: number,
+    ttlMs: number,
+    renewable: boolean,
+    incrementMs = ttlMs,
+  ): Session {
     return {
       token,
       generation: ++this.#generation,
@@ -268,7 +283,7 @@ export class AuthManager implements SessionSource {
       expiresAt: ttlMs > 0 ? startedAt + ttlMs : 0,
       final: ttlMs > 0 && !renewable,
       invalid: false,
-      ttlMs,
+      ttlMs: incrementMs,
       renewable,
     };
   }

@@ -671,7 +671,7 @@ export class VaultProvider extends BaseProvider {
     return this.#list(context.prefix, this.#listRecursive, context.signal);
   }
 
-  protected override async startWatch(emit: EmitFunction): Promise<() => Promise<void>> {
+  protected override async startWatch(emit: EmitFunction): Promise<() => void> {
     for (const warning of this.#configWarnings) {
       emit('warning', {
         provider: this.name,
@@ -715,10 +715,11 @@ export class VaultProvider extends BaseProvider {
     };
     await poll();
     schedule();
-    return async () => {
+    // A poll in flight is not awaited (it may wait for a request timeout); `stopped` keeps it silent.
+    return () => {
       stopped = true;
       timer?.cancel();
-      await running?.catch(() => {});
+      running?.catch(() => {});
     };
   }
 
