@@ -181,6 +181,29 @@ describe('watch', () => {
     expect(failedPolls % 4).toBe(0);
   });
 
+  it('starts even when the first list fails: an error event, then the next good list is the baseline', async () => {
+    vault = await singleVault({ pollInterval: 30 });
+    const { provider, double } = vault;
+    double.setSecret('BEFORE', 'v');
+    const outage = double.inject({
+      type: 'status',
+      status: 503,
+      match: (r) => r.operation === 'listSecrets',
+    });
+    const { emitter, seen } = record();
+    const handle = provider.watch(emitter);
+    await handle.ready;
+    expect(seen.map((s) => s.type)).toEqual(['error']);
+    outage.remove();
+    await polls(double, 2);
+    // Secrets that existed before the baseline are not "added".
+    expect(seen.map((s) => s.type)).toEqual(['error']);
+    const version = double.setSecret('AFTER', 'v');
+    await waitFor(() => seen.find((s) => s.type === 'added'));
+    await handle.stop();
+    expect(seen.at(-1)?.event).toMatchObject({ key: 'AFTER', version });
+  });
+
   it('watches every routed vault and reports keys as the application names them', async () => {
     const app = await KeyVaultDouble.start();
     const billing = await KeyVaultDouble.start();
