@@ -397,6 +397,17 @@ describe('Vault double', () => {
       expect(Date.now() - started).toBeGreaterThanOrEqual(50);
     });
 
+    it('answers 412 without X-Vault-Request when it requires the header, like a Vault Agent', async () => {
+      double.state.requireRequestHeader = true;
+      const error = await failure(client.read('secret/data/x'));
+      expect(error.response?.statusCode).toBe(412);
+      const res = await rawRequest(double.url, 'GET', '/v1/secret/data/x', {
+        'X-Vault-Token': double.rootToken,
+        'X-Vault-Request': 'true',
+      });
+      expect(res.status).toBe(404);
+    });
+
     it('logs requests with their correlation header and namespace, never the token', async () => {
       const c = nodeVault({ endpoint: double.url, token: double.rootToken, namespace: 'team-a' });
       await failure(c.read('secret/data/x', { headers: { 'X-OperationId': 'op-1' } }));

@@ -219,6 +219,38 @@ describe('unavailability', () => {
   });
 });
 
+describe('request headers', () => {
+  it('sends X-Vault-Request, so a Vault Agent or Proxy requiring it answers', async () => {
+    const s = await setup({ watch: false });
+    current = s;
+    s.double.kvPut('secret', 'app', { value: 'v' });
+    s.double.state.requireRequestHeader = true;
+    expect((await s.provider.get('secret/app')).reveal()).toBe('v');
+  });
+
+  it('re-authenticates once on a 401 from a proxy, as on an invalid token', async () => {
+    const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = await mkdtemp(join(tmpdir(), 'vault-401-'));
+    const tokenFile = join(dir, 'token');
+    const s = await setup({ watch: false, provider: () => ({ auth: { method: 'token', tokenFile } }) });
+    current = {
+      ...s,
+      close: async () => {
+        await s.close();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+    await writeFile(tokenFile, s.double.rootToken);
+    s.double.kvPut('secret', 'app', { value: 'v' });
+    await s.provider.connect();
+    s.double.fail({ kind: 'status', status: 401, body: { errors: [] }, match: 'secret/' });
+    expect((await s.provider.get('secret/app')).reveal()).toBe('v');
+    expect(s.provider.stats().reauthentications).toBe(1);
+  });
+});
+
 describe('correlation ids and namespaces', () => {
   it('sends a fresh correlation id on every request, in a configurable header', async () => {
     const s = await setup({ watch: false, provider: () => ({ namespace: 'team-a' }) });

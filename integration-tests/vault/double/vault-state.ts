@@ -264,6 +264,8 @@ export class VaultState {
   readonly credentials = new Map<string, string>();
   sealed = false;
   standby = false;
+  /** Answer 412 to requests without `X-Vault-Request`, as a Vault Agent or Proxy with `require_request_header` does. */
+  requireRequestHeader = false;
   rootToken: string;
 
   constructor(options: {
@@ -391,6 +393,9 @@ export class VaultState {
     }
     if (this.sealed) return errors(503, 'Vault is sealed');
     if (this.standby) return errors(503, 'local node not active but active cluster node not found');
+    if (this.requireRequestHeader && headerOf(req, 'x-vault-request') !== 'true') {
+      return errors(412, "missing 'X-Vault-Request' header");
+    }
 
     let token: TokenEntry | undefined;
     if (!isUnauthenticated(path)) {

@@ -121,8 +121,12 @@ export function parseRetryAfter(value: string | undefined, now = Date.now()): nu
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
-/** True for Vault's answer to an expired, revoked or unknown token (as opposed to a policy denial). */
+/**
+ * True for Vault's answer to an expired, revoked or unknown token (as opposed to a policy
+ * denial), and for a 401, which Vault does not send but proxies in front of it do.
+ */
 export function isInvalidToken(failure: VaultFailure): boolean {
+  if (failure.status === 401) return true;
   return (
     failure.status === 403 && failure.errors.some((e) => /invalid token|token is expired|bad token/i.test(e))
   );

@@ -158,7 +158,11 @@ export class VaultTransport {
         session = await this.#sessions.session(spec.signal);
       }
       const correlationId = config.correlationId();
-      const headers: Record<string, string> = { [config.correlationHeader]: correlationId };
+      // X-Vault-Request is what Vault's own clients send; a Vault Agent or Proxy may require it.
+      const headers: Record<string, string> = {
+        [config.correlationHeader]: correlationId,
+        'X-Vault-Request': 'true',
+      };
       if (session !== undefined && session.token !== '') headers['X-Vault-Token'] = session.token;
       const options: RequestOptions = {
         headers,

@@ -194,6 +194,8 @@ describe('HTTP failures', () => {
       expect(isLeaseGone(describeFailure(await vaultError(400, { errors: [message] })))).toBe(true);
     }
     expect(isLeaseGone(describeFailure(await vaultError(400, { errors: ['something else'] })))).toBe(false);
+    // Vault never sends 401, but proxies in front of it do: treated as a rejected token.
+    expect(isInvalidToken(describeFailure(await vaultError(401, {})))).toBe(true);
   });
 });
 
