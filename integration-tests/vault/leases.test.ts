@@ -85,6 +85,10 @@ describe('dynamic secrets on a simulated clock', () => {
     expect(s.provider.stats().leases.issued).toBe(2);
     expect(s.provider.stats().leases.renewed).toBeGreaterThanOrEqual(8);
     expect(s.double.count((r) => r.path === 'database/creds/app')).toBe(2);
+    // No renewal was ever sent for a lease that had already expired or hit its max.
+    const renewals = s.double.requests.filter((r) => r.path === 'sys/leases/renew');
+    expect(renewals.length).toBeGreaterThanOrEqual(8);
+    expect(renewals.every((r) => r.status === 200)).toBe(true);
   });
 
   it('replaces a non-renewable credential before it expires', async () => {
