@@ -153,6 +153,27 @@ describe('KV v2', () => {
   });
 });
 
+describe('an existing node-vault client', () => {
+  it('is used with its own token, and still gets Retry-After from the provider’s agent', async () => {
+    const { default: nodeVault } = await import('node-vault');
+    const { VaultProvider, ManualClock } = await import('@secret-provider/vault');
+    const clock = new ManualClock();
+    const s = await kv({ clock });
+    s.double.kvPut('secret', 'shared', { value: 'v' });
+    const client = nodeVault({ endpoint: s.double.url, token: s.double.rootToken });
+    const provider = new VaultProvider({ client, clock, env: {} });
+    s.double.clearLog();
+    s.double.rateLimit({ count: 1, retryAfter: 4, match: 'secret/' });
+    const { settle } = await import('./helpers.js');
+    expect((await settle(provider.get('secret/shared'), clock)).reveal()).toBe('v');
+    const reads = s.double.requests.filter((r) => r.path === 'secret/data/shared');
+    expect(reads.map((r) => r.status)).toEqual([429, 200]);
+    expect((reads[1]?.at ?? 0) - (reads[0]?.at ?? 0)).toBe(4_000);
+    expect(client.token).toBe(s.double.rootToken);
+    await provider.close();
+  });
+});
+
 describe('KV v1', () => {
   it('reads, writes fields, lists and deletes; no versions and no check-and-set', async () => {
     const s = await kv({

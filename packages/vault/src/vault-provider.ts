@@ -387,7 +387,10 @@ export class VaultProvider extends BaseProvider {
 
   // ---- public extras ---------------------------------------------------------------------------
 
-  /** The node-vault client (an escape hatch; note that it can send authenticated requests). */
+  /**
+   * The node-vault client, as an escape hatch. A client the provider created holds no token (the
+   * provider sends its token with each request); a client given in `client` keeps its own.
+   */
   get client(): NodeVaultClient {
     return this.#client;
   }
