@@ -68,6 +68,16 @@ describe('TLS', () => {
       expect((refused as { retryable?: boolean }).retryable).toBe(false);
       expect((refused as Error).message).toMatch(/TLS verification failed/);
       expect(await read(double, { tls: { ca: pems.cert } })).toBe('tls-value');
+      // The LIST verb goes through TLS and the double's request-line rewriting alike.
+      const provider = new VaultProvider({
+        endpoint: double.url,
+        auth: { method: 'token', token: double.rootToken },
+        tls: { ca: pems.cert },
+        env: {},
+      });
+      expect(await provider.keys()).toEqual(['secret/app']);
+      await provider.close();
+      expect(double.requests.some((r) => r.method === 'LIST' && r.wireMethod === 'LIST')).toBe(true);
     });
   });
 
