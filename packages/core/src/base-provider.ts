@@ -179,6 +179,16 @@ export abstract class BaseProvider implements SecretProvider {
     this.#hub.emit(type, event);
   };
 
+  /** Time between polls of a watch by snapshots, in ms (for adapters that poll on their own). */
+  protected get pollInterval(): number {
+    return this.#pollInterval;
+  }
+
+  /** Fraction of the poll interval removed at random from each wait. */
+  protected get pollJitter(): number {
+    return this.#pollJitter;
+  }
+
   /** Whether `close` has been called. */
   protected get closed(): boolean {
     return this.#closed;
@@ -396,8 +406,13 @@ export abstract class BaseProvider implements SecretProvider {
     }
     const loop = async () => {
       let failures = 0;
+      // With jitter, the first poll falls anywhere in the first interval, so instances started
+      // together do not poll in step for the rest of their lives.
+      let first = this.#pollJitter > 0;
       while (!controller.signal.aborted) {
-        const wait = jittered(this.#pollInterval * 2 ** Math.min(failures, 5), this.#pollJitter);
+        const base = this.#pollInterval * 2 ** Math.min(failures, 5);
+        const wait = first ? base * Math.random() : jittered(base, this.#pollJitter);
+        first = false;
         if (!(await sleep(wait, controller.signal))) return;
         try {
           const next = await readSnapshot({ operation: 'watch', signal: controller.signal });
@@ -431,9 +446,16 @@ export abstract class BaseProvider implements SecretProvider {
  */
 function withKey(key: string, m: Omit<SecretMetadata, 'key'> | undefined): SecretMetadata {
   if (m === undefined) return { key };
-  const { version, createdAt, updatedAt, expiresAt, lease, contentType, tags, enabled } = m;
+  const { version, createdAt, updatedAt, expiresAt, lease, contentType, tags, enabled, attributes } = m;
   if (createdAt === undefined && updatedAt === undefined && expiresAt === undefined && lease === undefined) {
-    if (contentType === undefined && tags === undefined && enabled === undefined) return { key, version };
+    if (
+      contentType === undefined &&
+      tags === undefined &&
+      enabled === undefined &&
+      attributes === undefined
+    ) {
+      return { key, version };
+    }
   }
-  return { key, version, createdAt, updatedAt, expiresAt, lease, contentType, tags, enabled };
+  return { key, version, createdAt, updatedAt, expiresAt, lease, contentType, tags, enabled, attributes };
 }

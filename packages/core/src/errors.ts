@@ -94,10 +94,16 @@ export class SecretError extends Error {
   }
 
   static override [Symbol.hasInstance](value: unknown): boolean {
+    // biome-ignore-start lint/complexity/noThisInStatic: `this` is the class `instanceof` was asked about
+    // A subclass defined elsewhere (an adapter's own error class) is checked the ordinary way.
+    if (this !== SecretError && !Object.hasOwn(this.prototype, 'expectedCode')) {
+      return Function.prototype[Symbol.hasInstance].call(this, value);
+    }
     if (!isSecretError(value)) return false;
-    // `this` is the class `instanceof` was asked about; its prototype carries the code it stands for.
-    // biome-ignore lint/complexity/noThisInStatic: the subclass asked about, not SecretError itself
+    // The code classes of this module carry their code on their prototype: matching it makes
+    // `instanceof` work across duplicate copies of the package.
     const code = (this.prototype as { expectedCode?: SecretErrorCode }).expectedCode;
+    // biome-ignore-end lint/complexity/noThisInStatic: `this` is the class `instanceof` was asked about
     return code === undefined || value.code === code;
   }
 

@@ -29,6 +29,8 @@ export interface SecretMetadata {
   readonly tags?: Readonly<Record<string, string>> | undefined;
   /** Whether the backend keeps the value enabled (Key Vault can disable a secret). */
   readonly enabled?: boolean | undefined;
+  /** Other non-secret facts an adapter reports (e.g. `notBefore`, the vault a key lives in). */
+  readonly attributes?: Readonly<Record<string, string | number | boolean | Date>> | undefined;
 }
 
 /** What a provider can do, declared so callers and chains can ask before trying. */

@@ -85,3 +85,13 @@ describe('error taxonomy', () => {
     expect(inspect(wrapped, { depth: Infinity })).not.toContain('hunter2');
   });
 });
+
+describe('subclasses defined by adapters', () => {
+  it('use ordinary instanceof, not "any SecretError"', () => {
+    class AdapterError extends SecretError {}
+    const mine = new AdapterError('CONFLICT', 'mine');
+    expect(mine instanceof AdapterError).toBe(true);
+    expect(mine instanceof SecretError).toBe(true);
+    expect(new SecretNotFoundError() instanceof AdapterError).toBe(false);
+  });
+});
