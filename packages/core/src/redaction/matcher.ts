@@ -396,8 +396,9 @@ export class PatternMatcher {
 
   #grow(): void {
     const oldKeys = this.#gramKeys;
-    // Four times larger at once: few rebuilds while thousands of values are added.
-    const size = oldKeys.length * 4;
+    // Four times larger at once (at least FIRST_GROWTH_SLOTS): few rebuilds while thousands
+    // of values are added.
+    const size = Math.max(oldKeys.length * 4, FIRST_GROWTH_SLOTS);
     const count = this.#gramCount;
     this.#allocateGrams(size, (size / 2) * BITS_PER_GRAM);
     this.#gramCount = count;
@@ -455,7 +456,10 @@ const BURST_SIZE = 8;
 const DUPLICATE = 0;
 const INSERTED = 1;
 const SHARES_GRAMS = 2;
-const INITIAL_GRAM_SLOTS = 1 << 14;
+/** A redactor with a few values keeps small tables (a few kilobytes)... */
+const INITIAL_GRAM_SLOTS = 1 << 10;
+/** ...and one that outgrows them goes straight to room for about 1,600 values with encodings. */
+const FIRST_GROWTH_SLOTS = 1 << 16;
 /** The hash bits a q-gram entry keeps (the low byte holds its offsets). */
 const TAG_MASK = ~0xff;
 const BITS_PER_GRAM = 32;
