@@ -131,6 +131,12 @@ interface InFlight {
 export class SecretCache {
   readonly #lru: LRUCache<string, CacheEntry>;
   readonly #inflight = new Map<string, InFlight>();
+  /**
+   * Keys whose last refresh failed while a last good value was served: until `until`, that value
+   * is served without asking the backend again, so an outage (or a 429) does not turn every read
+   * into a request, and recovery is not met by every reader at once.
+   */
+  readonly #holdOff = new Map<string, { until: number; failures: number }>();
   readonly #ttl: number;
   readonly #jitter: number;
   readonly #swr: number;
@@ -224,6 +230,11 @@ export class SecretCache {
         this.#refreshInBackground(cacheKey, key, load, entry);
         return secretOf(entry) as Secret<string>;
       }
+      const holdOff = this.#holdOff.get(cacheKey);
+      if (holdOff !== undefined && holdOff.until > now && this.#until(entry, this.#staleIfError) > now) {
+        this.#stats.staleServed++;
+        return secretOf(entry) as Secret<string>;
+      }
     }
     const joined = this.#inflight.get(cacheKey);
     if (joined !== undefined) {
@@ -238,6 +249,7 @@ export class SecretCache {
   invalidate(key: string): void {
     for (const cacheKey of [key, ...this.#versionKeys(key)]) {
       this.#lru.delete(cacheKey);
+      this.#holdOff.delete(cacheKey);
       const inflight = this.#inflight.get(cacheKey);
       if (inflight !== undefined) {
         inflight.valid = false;
@@ -249,6 +261,7 @@ export class SecretCache {
   /** Forgets everything. */
   clear(): void {
     this.#lru.clear();
+    this.#holdOff.clear();
     for (const inflight of this.#inflight.values()) inflight.valid = false;
     this.#inflight.clear();
   }
@@ -302,6 +315,7 @@ export class SecretCache {
         .then(
           (loaded) => {
             const entry = this.#entryFor(loaded);
+            this.#holdOff.delete(cacheKey);
             if (inflight.valid) this.#lru.set(cacheKey, entry);
             return entry;
           },
@@ -322,8 +336,14 @@ export class SecretCache {
               this.#until(previous, this.#staleIfError) > now
             ) {
               this.#stats.staleServed++;
+              // Wait before asking again: as long as the backend said, else a jittered back-off.
+              const failures = (this.#holdOff.get(cacheKey)?.failures ?? 0) + 1;
+              const retryAfter = isSecretError(error) ? error.retryAfterMs : undefined;
+              const backOff = Math.min(1_000 * 2 ** (failures - 1), 60_000) * (0.5 + this.#random() / 2);
+              this.#holdOff.set(cacheKey, { until: now + (retryAfter ?? backOff), failures });
               return previous;
             }
+            this.#holdOff.delete(cacheKey);
             throw error;
           },
         )

@@ -44,6 +44,7 @@ export {
   type SnapshotDiff,
   type VersionSnapshot,
 } from './events.js';
+export * from './redactor.js';
 export { REDACTED, Secret, type SecretValue, toSecret } from './secret.js';
 export type {
   AddedEvent,
@@ -76,4 +77,3 @@ export {
   valueToString,
   withTimeout,
 } from './util.js';
-export * from './redactor.js';

@@ -235,3 +235,19 @@ describe('CachedProvider', () => {
     expect(published.join('\n')).not.toContain('lru-leak-canary-value');
   });
 });
+
+describe('CachedProvider after a failed refresh', () => {
+  it('holds off as long as the backend asked, serving the last good value, then asks again', async () => {
+    const { clock, backend, cache } = setup({ staleIfError: 600_000 });
+    await cache.get('db');
+    backend.failWith = new ProviderUnavailableError({ provider: 'counting', retryAfterMs: 5_000 });
+    clock.now += 11_000;
+    for (let i = 0; i < 100; i++) expect((await cache.get('db')).reveal()).toBe('v1');
+    expect(backend.calls).toBe(2); // one failed refresh, then 99 reads served without asking
+    clock.now += 5_001;
+    backend.failWith = undefined;
+    backend.values.set('db', 'v2');
+    expect((await cache.get('db')).reveal()).toBe('v2');
+    expect(backend.calls).toBe(3);
+  });
+});
