@@ -1,6 +1,26 @@
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
+import type { Reporter, TestModule } from 'vitest/node';
+
+/** Ends the run with one plain line, `N passed, N failed`, that any CI log reader understands. */
+const summaryLine: Reporter = {
+  onTestRunEnd(testModules: ReadonlyArray<TestModule>, unhandledErrors) {
+    let passed = 0;
+    let failed = 0;
+    let skipped = 0;
+    for (const module of testModules) {
+      for (const test of module.children.allTests()) {
+        const { state } = test.result();
+        if (state === 'passed') passed++;
+        else if (state === 'failed') failed++;
+        else skipped++;
+      }
+    }
+    failed += unhandledErrors.length;
+    console.log(`\n${passed} passed, ${failed} failed${skipped > 0 ? `, ${skipped} skipped` : ''}`);
+  },
+};
 
 // Tests import packages by their public names; resolve those to sources so that one copy of each
 // class exists in a test run and no build is needed to test. `integration-tests/exports.test.ts`
@@ -22,5 +42,6 @@ export default defineConfig({
       tsconfig: './tsconfig.test.json',
     },
     pool: 'forks',
+    reporters: ['default', summaryLine],
   },
 });
