@@ -107,7 +107,14 @@ export class Secret<T extends SecretValue = string> {
    * that might log it (for example parsing a JSON document into one field).
    */
   map<U extends SecretValue>(transform: (value: T) => U): Secret<U> {
-    return new Secret(transform(this.reveal()), this.metadata);
+    let derived: U;
+    try {
+      derived = transform(this.reveal());
+    } catch (error) {
+      // The transform saw the value; its error may quote it (`JSON.parse` does).
+      throw new SecretError('INVALID_VALUE', 'deriving a value from a secret failed', { cause: error });
+    }
+    return new Secret(derived, this.metadata);
   }
 
   /** Whether {@link Secret.dispose} has run. */

@@ -117,6 +117,18 @@ describe('Secret<T> redaction matrix', () => {
     expect(String(password)).toBe(REDACTED);
   });
 
+  it('does not let a failing transform leak the value through its error', () => {
+    const secret = new Secret('not-json-hunter2');
+    let thrown: unknown;
+    try {
+      secret.map((text) => JSON.parse(text) as string);
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toMatchObject({ code: 'INVALID_VALUE' });
+    expect(inspect(thrown, { depth: Infinity })).not.toContain('hunter2');
+  });
+
   it('rejects values that are neither strings nor bytes with a typed error', () => {
     expect(() => new Secret(42 as unknown as string)).toThrowError(SecretError);
   });
