@@ -21,7 +21,8 @@ describe('README', () => {
     ].join('\n');
     rmSync(workDir, { recursive: true, force: true });
     mkdirSync(workDir, { recursive: true });
-    blocks.forEach((block, i) => writeFileSync(`${workDir}example-${i}.ts`, `${prelude}\n${block}`));
+    for (const [i, block] of blocks.entries())
+      writeFileSync(`${workDir}example-${i}.ts`, `${prelude}\n${block}`);
     writeFileSync(
       `${workDir}tsconfig.json`,
       JSON.stringify({
