@@ -1,21 +1,8 @@
 import { type CacheOptions, type CacheStats, SecretCache, versionedCacheKey } from './cache.js';
-import { ProviderClosedError, type SecretOperation, toSecretError } from './errors.js';
-import { createEmitter, EventHub } from './events.js';
-import { INSPECT_CUSTOM, type Secret, type SecretValue } from './secret.js';
-import type {
-  GetOptions,
-  KeysOptions,
-  OperationOptions,
-  ProviderCapabilities,
-  SecretEventEmitter,
-  SecretEvents,
-  SecretMetadata,
-  SecretProvider,
-  SetOptions,
-  WatchHandle,
-  WatchOptions,
-} from './types.js';
+import type { Secret, SecretValue } from './secret.js';
+import type { GetOptions, OperationOptions, SecretEvents, SecretProvider, SetOptions } from './types.js';
 import { raceSignal, throwIfAborted, validateKey } from './util.js';
+import { WrappingProvider } from './wrapping-provider.js';
 
 export interface CachedProviderOptions extends CacheOptions {
   /** Name in errors and events. @default the wrapped provider's name */
@@ -36,48 +23,18 @@ export interface CachedProviderOptions extends CacheOptions {
  * const password = await secrets.get('db/creds#password');
  * ```
  */
-export class CachedProvider implements SecretProvider {
-  readonly name: string;
-  readonly #inner: SecretProvider;
+export class CachedProvider extends WrappingProvider {
   readonly #cache: SecretCache;
-  readonly #owns: boolean;
-  readonly #hub: EventHub;
-  #closed = false;
-  #closing: Promise<void> | undefined;
 
   constructor(provider: SecretProvider, options: CachedProviderOptions = {}) {
-    this.#inner = provider;
-    this.name = options.name ?? provider.name;
-    this.#owns = options.ownsProvider ?? true;
+    super(provider, options);
     this.#cache = new SecretCache(options, this.name, (error, key) =>
-      this.#hub.emit('error', { provider: this.name, error, key, detectedAt: new Date() }),
+      this.emit('error', { provider: this.name, error, key, detectedAt: new Date() }),
     );
-    this.#hub = new EventHub(async () => {
-      const inner = createEmitter();
-      inner.on('*', (type, event) => {
-        if (type === 'rotated')
-          for (const key of (event as SecretEvents['rotated']).keys) this.#cache.invalidate(key);
-        else if (type === 'added' || type === 'removed')
-          this.#cache.invalidate((event as SecretEvents['added']).key);
-        this.#hub.emit(type, event as never);
-      });
-      const handle = this.#inner.watch(inner);
-      await handle.ready;
-      return () => handle.stop();
-    });
   }
 
-  /** The wrapped provider. */
-  get provider(): SecretProvider {
-    return this.#inner;
-  }
-
-  get capabilities(): ProviderCapabilities {
-    return this.#inner.capabilities;
-  }
-
-  get(key: string, options?: GetOptions): Promise<Secret<string>> {
-    if (options === undefined && !this.#closed && typeof key === 'string') {
+  override get(key: string, options?: GetOptions): Promise<Secret<string>> {
+    if (options === undefined && !this.closed && typeof key === 'string') {
       const hit = this.#cache.hit(key);
       if (hit !== undefined) return hit;
     }
@@ -90,7 +47,7 @@ export class CachedProvider implements SecretProvider {
     const cacheKey = options.version === undefined ? key : versionedCacheKey(key, options.version);
     const innerOptions = options.version === undefined ? undefined : { version: options.version };
     const load = async () => {
-      const secret = await this.#inner.get(key, innerOptions);
+      const secret = await this.provider.get(key, innerOptions);
       return { value: secret.reveal(), metadata: secret.metadata };
     };
     return raceSignal(this.#cache.get(cacheKey, key, load), options.signal);
@@ -101,44 +58,32 @@ export class CachedProvider implements SecretProvider {
    * backend (this never calls it).
    */
   peek(key: string): Secret<string> | undefined {
-    return this.#closed ? undefined : this.#cache.peek(key);
+    return this.closed ? undefined : this.#cache.peek(key);
   }
 
-  async metadata(key: string, options?: OperationOptions): Promise<SecretMetadata> {
-    this.#assertOpen('metadata');
-    return this.#inner.metadata(key, options);
-  }
-
-  async set(rawKey: string, value: string | Secret<SecretValue>, options?: SetOptions): Promise<void> {
+  override async set(
+    rawKey: string,
+    value: string | Secret<SecretValue>,
+    options?: SetOptions,
+  ): Promise<void> {
     const key = this.#enter(rawKey, 'set');
+    // Before and after: a read that started before the write finished cannot store the old value.
     this.#cache.invalidate(key);
     try {
-      await this.#inner.set(key, value, options);
+      await super.set(key, value, options);
     } finally {
       this.#cache.invalidate(key);
     }
   }
 
-  async delete(rawKey: string, options?: OperationOptions): Promise<void> {
+  override async delete(rawKey: string, options?: OperationOptions): Promise<void> {
     const key = this.#enter(rawKey, 'delete');
     this.#cache.invalidate(key);
     try {
-      await this.#inner.delete(key, options);
+      await super.delete(key, options);
     } finally {
       this.#cache.invalidate(key);
     }
-  }
-
-  async keys(options?: KeysOptions): Promise<string[]> {
-    this.#assertOpen('keys');
-    return this.#inner.keys(options);
-  }
-
-  watch(emitter: SecretEventEmitter, options: WatchOptions = {}): WatchHandle {
-    this.#assertOpen('watch');
-    return this.#hub.attach(emitter, options, (error) =>
-      toSecretError(error, { provider: this.name, operation: 'watch' }),
-    );
   }
 
   /** Drops `key` (all versions); reads in flight for it will not store their result. */
@@ -155,36 +100,24 @@ export class CachedProvider implements SecretProvider {
     return this.#cache.stats();
   }
 
-  close(): Promise<void> {
-    if (this.#closing === undefined) {
-      this.#closed = true;
-      this.#closing = (async () => {
-        await this.#hub.close();
-        this.#cache.clear();
-        if (this.#owns) await this.#inner.close();
-      })();
-    }
-    return this.#closing;
+  /** While watched, the wrapped provider's events invalidate the keys they name. */
+  protected override onInnerEvent(type: keyof SecretEvents, event: SecretEvents[keyof SecretEvents]): void {
+    if (type === 'rotated')
+      for (const key of (event as SecretEvents['rotated']).keys) this.#cache.invalidate(key);
+    else if (type === 'added' || type === 'removed')
+      this.#cache.invalidate((event as SecretEvents['added']).key);
   }
 
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
+  protected override onClose(): void {
+    this.#cache.clear();
   }
 
-  toJSON(): Record<string, unknown> {
-    return { provider: this.name, cached: true, stats: this.stats(), closed: this.#closed };
+  protected override describe(): Record<string, unknown> {
+    return { cached: true, size: this.#cache.stats().size };
   }
 
-  [INSPECT_CUSTOM](): string {
-    return `CachedProvider { name: ${JSON.stringify(this.name)}, size: ${this.#cache.stats().size} }`;
-  }
-
-  #assertOpen(operation: SecretOperation): void {
-    if (this.#closed) throw new ProviderClosedError({ provider: this.name, operation });
-  }
-
-  #enter(key: unknown, operation: SecretOperation): string {
-    this.#assertOpen(operation);
+  #enter(key: unknown, operation: 'get' | 'set' | 'delete'): string {
+    this.assertOpen(operation);
     return validateKey(key, this.name);
   }
 }

@@ -1,20 +1,6 @@
-import { inspect } from 'node:util';
-import { ProviderClosedError, type SecretOperation, toSecretError } from '../errors.js';
-import { createEmitter, EventHub } from '../events.js';
 import type { Secret, SecretValue } from '../secret.js';
-import type {
-  GetOptions,
-  KeysOptions,
-  OperationOptions,
-  ProviderCapabilities,
-  SecretEventEmitter,
-  SecretEvents,
-  SecretMetadata,
-  SecretProvider,
-  SetOptions,
-  WatchHandle,
-  WatchOptions,
-} from '../types.js';
+import type { GetOptions, OperationOptions, SecretEvents, SecretProvider, SetOptions } from '../types.js';
+import { WrappingProvider } from '../wrapping-provider.js';
 
 /** What a provider view tells its redactor. Internal: the redactor implements it. */
 export interface ValueSink {
@@ -36,116 +22,48 @@ export interface ValueSink {
  * rotations, after which it re-reads the rotated keys it knew so the new values are masked at
  * once and the old ones retire after the grace period.
  */
-export class RedactingProvider implements SecretProvider {
-  readonly name: string;
-  readonly #inner: SecretProvider;
+export class RedactingProvider extends WrappingProvider {
   readonly #sink: ValueSink;
-  readonly #hub: EventHub;
-  #closed = false;
-  #closing: Promise<void> | undefined;
 
   constructor(inner: SecretProvider, sink: ValueSink) {
-    this.#inner = inner;
+    super(inner);
     this.#sink = sink;
-    this.name = inner.name;
-    this.#hub = new EventHub(async () => {
-      const emitter = createEmitter();
-      emitter.on('*', (type, event) => {
-        this.#follow(type, event as SecretEvents[keyof SecretEvents]);
-        this.#hub.emit(type, event as never);
-      });
-      const handle = inner.watch(emitter);
-      await handle.ready;
-      return () => handle.stop();
-    });
   }
 
-  /** The wrapped provider, for its own methods. */
-  get provider(): SecretProvider {
-    return this.#inner;
-  }
-
-  get capabilities(): ProviderCapabilities {
-    return this.#inner.capabilities;
-  }
-
-  async get(key: string, options?: GetOptions): Promise<Secret<string>> {
-    this.#assertOpen('get');
-    const secret = await this.#inner.get(key, options);
+  override async get(key: string, options?: GetOptions): Promise<Secret<string>> {
+    const secret = await super.get(key, options);
     // An explicit older version is not the key's current value: mask it without letting it
     // replace the current one.
-    if (options?.version === undefined) this.#sink.learn(this.#inner.name, key, secret);
+    if (options?.version === undefined) this.#sink.learn(this.provider.name, key, secret);
     else this.#sink.learnTransient(secret);
     return secret;
   }
 
-  async metadata(key: string, options?: OperationOptions): Promise<SecretMetadata> {
-    this.#assertOpen('metadata');
-    return this.#inner.metadata(key, options);
-  }
-
-  async set(key: string, value: string | Secret<SecretValue>, options?: SetOptions): Promise<void> {
-    this.#assertOpen('set');
+  override async set(key: string, value: string | Secret<SecretValue>, options?: SetOptions): Promise<void> {
+    this.assertOpen('set');
     // Known before the write, so a failing client's error that quotes the request is masked.
     this.#sink.learnTransient(value);
-    await this.#inner.set(key, value, options);
-    this.#sink.learn(this.#inner.name, key, value);
+    await super.set(key, value, options);
+    this.#sink.learn(this.provider.name, key, value);
   }
 
-  async delete(key: string, options?: OperationOptions): Promise<void> {
-    this.#assertOpen('delete');
-    await this.#inner.delete(key, options);
-    this.#sink.forget(this.#inner.name, key);
+  override async delete(key: string, options?: OperationOptions): Promise<void> {
+    await super.delete(key, options);
+    this.#sink.forget(this.provider.name, key);
   }
 
-  async keys(options?: KeysOptions): Promise<string[]> {
-    this.#assertOpen('keys');
-    return this.#inner.keys(options);
-  }
-
-  watch(emitter: SecretEventEmitter, options: WatchOptions = {}): WatchHandle {
-    this.#assertOpen('watch');
-    return this.#hub.attach(emitter, options, (error) =>
-      toSecretError(error, { provider: this.name, operation: 'watch' }),
-    );
-  }
-
-  /** Stops watches and closes the wrapped provider. Idempotent. */
-  close(): Promise<void> {
-    if (this.#closing === undefined) {
-      this.#closed = true;
-      this.#closing = (async () => {
-        await this.#hub.close();
-        await this.#inner.close();
-      })();
-    }
-    return this.#closing;
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
-  }
-
-  toJSON(): Record<string, unknown> {
-    return { provider: this.name, redacting: true, closed: this.#closed };
-  }
-
-  [inspect.custom](): string {
-    return `RedactingProvider { name: ${JSON.stringify(this.name)}${this.#closed ? ', closed' : ''} }`;
-  }
-
-  #follow(type: keyof SecretEvents, event: SecretEvents[keyof SecretEvents]): void {
+  protected override onInnerEvent(type: keyof SecretEvents, event: SecretEvents[keyof SecretEvents]): void {
     if (type === 'rotated') {
       const keys = (event as SecretEvents['rotated']).keys.filter((key) =>
-        this.#sink.knows(this.#inner.name, key),
+        this.#sink.knows(this.provider.name, key),
       );
-      if (keys.length > 0) void this.#sink.refresh(this.#inner, keys);
+      if (keys.length > 0) void this.#sink.refresh(this.provider, keys);
     } else if (type === 'removed') {
-      this.#sink.forget(this.#inner.name, (event as SecretEvents['removed']).key);
+      this.#sink.forget(this.provider.name, (event as SecretEvents['removed']).key);
     }
   }
 
-  #assertOpen(operation: SecretOperation): void {
-    if (this.#closed) throw new ProviderClosedError({ provider: this.name, operation });
+  protected override describe(): Record<string, unknown> {
+    return { redacting: true };
   }
 }
