@@ -1,5 +1,3 @@
-import { readdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 import type { Reporter, TestModule } from 'vitest/node';
 
@@ -22,16 +20,15 @@ const summaryLine: Reporter = {
   },
 };
 
-// Tests import packages by their public names; resolve those to sources so that one copy of each
+// Tests import packages by their public names; the `@secret-provider/source` export condition
+// (the one tsc's `customConditions` uses too) resolves those to sources, so that one copy of each
 // class exists in a test run and no build is needed to test. `integration-tests/exports.test.ts`
 // checks the built entry points separately, as users import them.
-const packagesDir = fileURLToPath(new URL('./packages/', import.meta.url));
-const alias = Object.fromEntries(
-  readdirSync(packagesDir).map((name) => [`@secret-provider/${name}`, `${packagesDir}${name}/src/index.ts`]),
-);
+const conditions = ['@secret-provider/source', 'module', 'node', 'development|production'];
 
 export default defineConfig({
-  resolve: { alias },
+  resolve: { conditions },
+  ssr: { resolve: { conditions } },
   test: {
     include: ['packages/*/test/**/*.test.ts', 'integration-tests/**/*.test.ts'],
     testTimeout: 20_000,
@@ -39,7 +36,7 @@ export default defineConfig({
     typecheck: {
       enabled: true,
       include: ['packages/*/test/**/*.test-d.ts'],
-      tsconfig: './tsconfig.test.json',
+      tsconfig: './tsconfig.json',
     },
     pool: 'forks',
     reporters: ['default', summaryLine],

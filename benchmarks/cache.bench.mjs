@@ -3,7 +3,8 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { BaseProvider as PowertoolsBaseProvider } from '@aws-lambda-powertools/parameters/base';
-import { BaseProvider, CachedProvider } from '@secret-provider/core';
+import { CachedProvider } from '@secret-provider/core';
+import { BaseProvider } from '@secret-provider/core/adapter';
 import { LRUCache } from 'lru-cache';
 import { compare, median, ratio, report, sleep } from './lib/harness.mjs';
 

@@ -10,8 +10,10 @@ const packagesDir = fileURLToPath(new URL('../packages/', import.meta.url));
 const entryPoints = readdirSync(packagesDir).flatMap((dir) => {
   const manifest = JSON.parse(readFileSync(`${packagesDir}${dir}/package.json`, 'utf8')) as {
     name: string;
+    private?: boolean;
     exports: Record<string, unknown>;
   };
+  if (manifest.private) return [];
   return Object.keys(manifest.exports)
     .filter((subpath) => !subpath.endsWith('.json'))
     .map((subpath) => manifest.name + subpath.slice(1));
@@ -33,25 +35,50 @@ describe('published entry points', () => {
     });
   }
 
-  it('core exports the public names of the design', () => {
-    const names = execFileSync(
+  const namesOf = (specifier: string) =>
+    execFileSync(
       process.execPath,
       [
         '--input-type=module',
         '-e',
-        "console.log(Object.keys(await import('@secret-provider/core')).join(','))",
+        `console.log(Object.keys(await import(${JSON.stringify(specifier)})).join(','))`,
       ],
       { cwd: here, encoding: 'utf8' },
     )
       .trim()
       .split(',');
+
+  it('core exports the public names of the design, and keeps plumbing out of the application entry', () => {
+    const names = namesOf('@secret-provider/core');
     for (const name of [
       'Secret',
       'SecretError',
       'SecretNotFoundError',
-      'BaseProvider',
       'CachedProvider',
+      'createEmitter',
+      'createRedactor',
       'isSecretError',
+      'hasKey',
+    ]) {
+      expect(names).toContain(name);
+    }
+    for (const plumbing of ['sleep', 'raceSignal', 'jittered', 'EventHub', 'BaseProvider', 'Poller']) {
+      expect(names).not.toContain(plumbing);
+    }
+  });
+
+  it('core/adapter exports what adapter authors build on', () => {
+    const names = namesOf('@secret-provider/core/adapter');
+    for (const name of [
+      'BaseProvider',
+      'WrappingProvider',
+      'Poller',
+      'ManualClock',
+      'systemClock',
+      'sleep',
+      'backoffDelay',
+      'EventHub',
+      'validateKey',
     ]) {
       expect(names).toContain(name);
     }

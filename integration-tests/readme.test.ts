@@ -31,6 +31,7 @@ describe('README', () => {
           composite: false,
           declaration: false,
           declarationMap: false,
+          emitDeclarationOnly: false,
           noEmit: true,
           target: 'ES2022',
         },

@@ -3,7 +3,8 @@
 // scavenge runs inside a measurement: the heap growth across 100,000 hits is then what those
 // hits allocated. A sample during which a GC ran anyway is discarded.
 import { PerformanceObserver } from 'node:perf_hooks';
-import { BaseProvider, CachedProvider } from '@secret-provider/core';
+import { CachedProvider } from '@secret-provider/core';
+import { BaseProvider } from '@secret-provider/core/adapter';
 import { LRUCache } from 'lru-cache';
 import { median } from './harness.mjs';
 

@@ -1,6 +1,7 @@
 // Retained heap per cached secret (value plus metadata) against one Map<string, string> entry,
 // both holding freshly made key and value strings. Run with --expose-gc.
-import { BaseProvider, CachedProvider } from '@secret-provider/core';
+import { CachedProvider } from '@secret-provider/core';
+import { BaseProvider } from '@secret-provider/core/adapter';
 import { median } from './harness.mjs';
 
 const N = 10_000;

@@ -51,7 +51,7 @@ describe('lazy loading of the Azure SDK', () => {
   it('is checked against the built packages', () => {
     for (const pkg of ['core', 'azure']) {
       expect(
-        existsSync(join(integrationRoot, '..', 'packages', pkg, 'dist', 'index.bundle.js')),
+        existsSync(join(integrationRoot, '..', 'packages', pkg, 'dist', 'index.js')),
         `build ${pkg} first`,
       ).toBe(true);
     }

@@ -1,5 +1,4 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { expect, it } from 'vitest';
@@ -15,7 +14,8 @@ it('runs the README example against the double', async () => {
   const example = /```ts\n([\s\S]*?)```/.exec(readme)?.[1];
   if (example === undefined) throw new Error('no example in the README');
   const double = await VaultDouble.start();
-  const dir = await mkdtemp(join(tmpdir(), 'vault-readme-'));
+  // Inside the workspace, so that the example's imports resolve as a user's project would.
+  const dir = await mkdtemp(fileURLToPath(new URL('../.tmp-vault-readme-', import.meta.url)));
   try {
     const { roleId, secretId } = double.addAppRole('app', { ttl: 600 });
     const secretIdFile = join(dir, 'secret-id');

@@ -6,26 +6,28 @@ import type {
   SecretProperties,
 } from '@azure/keyvault-secrets';
 import {
-  BaseProvider,
-  type BaseProviderOptions,
-  type EmitFunction,
-  type HookContext,
   InvalidConfigError,
   InvalidKeyError,
   isSecretError,
-  jittered,
   ProviderClosedError,
   type SecretError,
   type SecretMetadata,
   type SecretOperation,
   type SetOptions,
-  type StoredSecret,
-  sleep,
-  throwIfAborted,
   UnsupportedOperationError,
   type VersionChange,
   type WarningEvent,
 } from '@secret-provider/core';
+import {
+  BaseProvider,
+  type BaseProviderOptions,
+  type EmitFunction,
+  type HookContext,
+  jittered,
+  type StoredSecret,
+  sleep,
+  throwIfAborted,
+} from '@secret-provider/core/adapter';
 import {
   type KeyVaultAction,
   KeyVaultNameCollisionError,
@@ -220,7 +222,12 @@ export class AzureKeyVaultProvider extends BaseProvider {
   readonly #keyOfCache = new Map<string, string | undefined | null>();
 
   constructor(options: AzureKeyVaultProviderOptions) {
-    super({ ...options, name: options.name ?? PROVIDER_NAME, cache: options.cache ?? true });
+    super({
+      ...options,
+      name: options.name ?? PROVIDER_NAME,
+      cache: options.cache ?? true,
+      capabilities: { versions: true, expiry: true, tags: true, contentType: true },
+    });
     const name = this.name;
     const vaults = new Map<string, Vault>();
     const add = (id: string, connection: KeyVaultConnectionOptions) => {
@@ -368,10 +375,6 @@ export class AzureKeyVaultProvider extends BaseProvider {
   }
 
   // ---- hooks ---------------------------------------------------------------------------------
-
-  protected override get supportsVersions(): boolean {
-    return true;
-  }
 
   protected override async readSecret(
     key: string,

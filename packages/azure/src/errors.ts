@@ -13,8 +13,8 @@ import {
   SecretNotFoundError,
   type SecretOperation,
   SecretTimeoutError,
-  sanitizeCause,
 } from '@secret-provider/core';
+import { sanitizeCause } from '@secret-provider/core/adapter';
 
 /** What the adapter was doing, in Key Vault's terms (each needs its own permission). */
 export type KeyVaultAction = 'get' | 'list' | 'set' | 'delete' | 'recover' | 'purge';

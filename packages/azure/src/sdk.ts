@@ -1,5 +1,6 @@
 import type { TokenCredential } from '@azure/core-auth';
-import { InvalidConfigError, sanitizeCause } from '@secret-provider/core';
+import { InvalidConfigError } from '@secret-provider/core';
+import { sanitizeCause } from '@secret-provider/core/adapter';
 
 // The Azure SDK pair costs about 200 ms to import. Only types are imported statically (erased at
 // build time); the modules themselves load on the first call that needs a client, so importing

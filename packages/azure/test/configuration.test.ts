@@ -112,6 +112,11 @@ describe('configuration', () => {
       watch: true,
       metadata: true,
       versions: true,
+      has: false,
+      checkAndSet: false,
+      expiry: true,
+      tags: true,
+      contentType: true,
     });
   });
 

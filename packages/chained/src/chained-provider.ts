@@ -1,12 +1,9 @@
 import { inspect } from 'node:util';
 import {
-  BaseProvider,
   createEmitter,
-  EventHub,
   type GetOptions,
   InvalidConfigError,
   isSecretError,
-  jittered,
   type KeysOptions,
   type OperationOptions,
   type ProviderCapabilities,
@@ -24,15 +21,21 @@ import {
   type SecretProvider,
   type SecretValue,
   type SetOptions,
-  sleep,
-  toSecretError,
   UnsupportedOperationError,
   type VersionChange,
-  validateKey,
   type WatchHandle,
   type WatchOptions,
-  withTimeout,
 } from '@secret-provider/core';
+import {
+  BaseProvider,
+  closedWatchHandle,
+  EventHub,
+  jittered,
+  sleep,
+  toSecretError,
+  validateKey,
+  withTimeout,
+} from '@secret-provider/core/adapter';
 
 /** Name of a chain in errors and events unless another is given. */
 export const PROVIDER_NAME = 'chain';
@@ -270,8 +273,9 @@ export class ChainedProvider implements SecretProvider, AsyncDisposable {
     this.#index = mode === 'ordered' && (options.index ?? false);
     this.#owns = options.ownsProviders ?? true;
     this.#children = providers.map((provider, position) => {
-      const has = (provider as Partial<KeyPresence>).has;
       const capabilities = provider.capabilities;
+      // Only a presence check that does not read the value saves anything over asking for it.
+      const has = capabilities.has ? (provider as Partial<KeyPresence>).has : undefined;
       return {
         provider,
         position,
@@ -320,6 +324,11 @@ export class ChainedProvider implements SecretProvider, AsyncDisposable {
       watch: pick('watch'),
       metadata: every('metadata'),
       versions: every('versions'),
+      has: every('has'),
+      checkAndSet: pick('checkAndSet'),
+      expiry: pick('expiry'),
+      tags: pick('tags'),
+      contentType: pick('contentType'),
     };
   }
 
@@ -493,7 +502,9 @@ export class ChainedProvider implements SecretProvider, AsyncDisposable {
    * `FAILBACK`, failures it moved past).
    */
   watch(emitter: SecretEventEmitter, options: WatchOptions = {}): WatchHandle {
-    this.#assertOpen('watch');
+    if (this.#closed) {
+      return closedWatchHandle(new ProviderClosedError({ provider: this.name, operation: 'watch' }));
+    }
     return this.#hub.attach(emitter, options, (error) =>
       toSecretError(error, { provider: this.name, operation: 'watch' }),
     );
@@ -547,6 +558,8 @@ export class ChainedProvider implements SecretProvider, AsyncDisposable {
    * and no error. Anything else continues in the slow path.
    */
   #lookup<T>(operation: 'get' | 'metadata', key: string, options: OperationOptions | undefined): Promise<T> {
+    // An aborted caller gets the signal's reason, even when no child would be asked.
+    if (options?.signal?.aborted) return Promise.reject(options.signal.reason);
     const children = this.#children;
     let missing = false;
     for (let position = 0; position < children.length; position++) {
@@ -564,8 +577,11 @@ export class ChainedProvider implements SecretProvider, AsyncDisposable {
         missing = true;
         continue;
       }
-      if (present !== true && present !== undefined)
+      if (present !== true && present !== undefined) {
+        // #ordered asks again and awaits that answer; this one must not reject unhandled.
+        present.catch(() => {});
         return this.#ordered(operation, key, options, position, missing);
+      }
       // The provider said, synchronously, that it has the key: nothing can fall through, and
       // its errors are already typed and sanitized (it is built on the core base class).
       if (present === true && child.direct) {

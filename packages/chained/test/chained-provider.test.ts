@@ -1,14 +1,13 @@
 import { ChainedProvider, PROVIDER_NAME } from '@secret-provider/chained';
 import {
   AccessDeniedError,
-  BaseProvider,
   createEmitter,
   isSecretError,
   ProviderUnavailableError,
   RateLimitedError,
   type SecretProvider,
-  type StoredSecret,
 } from '@secret-provider/core';
+import { BaseProvider, type StoredSecret } from '@secret-provider/core/adapter';
 import { type EnvObject, EnvProvider } from '@secret-provider/env';
 import { MemoryProvider } from '@secret-provider/memory';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -44,7 +43,20 @@ class ReadOnlyLookup extends BaseProvider {
 /** A third-party provider that breaks the rules: it rejects with raw errors that quote values. */
 const rawFailing = (leak: string): SecretProvider => ({
   name: 'raw',
-  capabilities: { write: false, delete: false, list: false, watch: false, metadata: true, versions: false },
+  capabilities: {
+    write: false,
+    delete: false,
+    list: false,
+    watch: false,
+    metadata: true,
+    versions: false,
+    has: false,
+    checkAndSet: false,
+    expiry: false,
+    tags: false,
+    contentType: false,
+  },
+  [Symbol.asyncDispose]: async () => {},
   get: async () => {
     throw Object.assign(new Error(`backend said: value=${leak}`), { config: { data: leak } });
   },
@@ -338,6 +350,11 @@ describe('ChainedProvider: keys, set, delete, capabilities', () => {
       watch: true,
       metadata: true,
       versions: false,
+      has: true,
+      checkAndSet: true,
+      expiry: true,
+      tags: true,
+      contentType: true,
     });
     const failover = new ChainedProvider(
       [new MemoryProvider(), new MemoryProvider({ name: 'ro', readOnly: true })],
@@ -386,7 +403,9 @@ describe('ChainedProvider: close', () => {
     await chain.close();
     expect(codeOf(await rejection(a.get('A')))).toBe('CLOSED');
     expect(codeOf(await rejection(chain.get('A')))).toBe('CLOSED');
-    expect(() => chain.watch(createEmitter())).toThrow(/closed/);
+    const handle = chain.watch(createEmitter());
+    expect(handle.stopped).toBe(true);
+    expect(codeOf(await rejection(handle.ready))).toBe('CLOSED');
 
     const b = new MemoryProvider({ initial: { B: 'b' } });
     const borrowing = new ChainedProvider([b], { ownsProviders: false });

@@ -5,9 +5,9 @@ import {
   type SecretEvents,
   type SecretMetadata,
   type SecretProvider,
-  type StoredSecret,
   type WatchHandle,
 } from '@secret-provider/core';
+import type { StoredSecret } from '@secret-provider/core/adapter';
 import { MemoryProvider, type MemoryProviderOptions } from '@secret-provider/memory';
 import { expect } from 'vitest';
 

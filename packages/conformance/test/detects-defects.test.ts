@@ -36,6 +36,9 @@ class Delegating implements SecretProvider {
   delete(key: string) {
     return this.inner.delete(key);
   }
+  [Symbol.asyncDispose]() {
+    return this.close();
+  }
   keys() {
     return this.inner.keys();
   }

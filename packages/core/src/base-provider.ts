@@ -1,10 +1,6 @@
-import {
-  type CacheOptions,
-  type CacheStats,
-  type LoadedSecret,
-  SecretCache,
-  versionedCacheKey,
-} from './cache.js';
+import type { CacheOptions, CacheStats, LoadedSecret } from './cache.js';
+import { CacheFront, cacheOptionsOf } from './cache-front.js';
+import { type Clock, systemClock } from './clock.js';
 import {
   isSecretError,
   ProviderClosedError,
@@ -15,7 +11,8 @@ import {
   toSecretError,
   UnsupportedOperationError,
 } from './errors.js';
-import { diffSnapshots, EventHub, emitDiff, type VersionSnapshot } from './events.js';
+import { closedWatchHandle, diffSnapshots, EventHub, emitDiff, type VersionSnapshot } from './events.js';
+import { Poller, type PollerOptions, type PollTask } from './poller.js';
 import { INSPECT_CUSTOM, Secret, type SecretValue } from './secret.js';
 import type {
   GetOptions,
@@ -30,15 +27,15 @@ import type {
   WatchHandle,
   WatchOptions,
 } from './types.js';
-import {
-  DEFAULT_MAX_KEY_LENGTH,
-  jittered,
-  raceSignal,
-  sleep,
-  throwIfAborted,
-  validateKey,
-  valueToString,
-} from './util.js';
+import { DEFAULT_MAX_KEY_LENGTH, raceSignal, throwIfAborted, validateKey, valueToString } from './util.js';
+
+/** Capabilities an adapter declares (options it honours) or switches off for one instance. */
+export type DeclaredCapabilities = Partial<
+  Pick<
+    ProviderCapabilities,
+    'write' | 'delete' | 'list' | 'watch' | 'versions' | 'checkAndSet' | 'expiry' | 'tags' | 'contentType'
+  >
+>;
 
 /** Options every provider built on {@link BaseProvider} accepts. */
 export interface BaseProviderOptions {
@@ -46,12 +43,24 @@ export interface BaseProviderOptions {
   readonly name: string;
   /** Longest key accepted. @default 1024 */
   readonly maxKeyLength?: number | undefined;
-  /** Cache reads in front of the backend: `true` for the defaults, or options. @default false */
+  /**
+   * Cache reads in front of the backend: `true` for the defaults, or options. The same front end
+   * as `CachedProvider`. @default false (remote adapters turn it on by default)
+   */
   readonly cache?: CacheOptions | boolean | undefined;
   /** For providers watched by polling: time between polls, in ms. @default 30_000 */
   readonly pollInterval?: number | undefined;
   /** Fraction of `pollInterval` removed at random from each wait. @default 0.1 */
   readonly pollJitter?: number | undefined;
+  /** Time for polls, back-offs and the cache (a `ManualClock` in tests). @default systemClock */
+  readonly clock?: Clock | undefined;
+  /**
+   * What the adapter honours beyond its hooks (`versions`, `checkAndSet`, `expiry`, `tags`,
+   * `contentType`: default false), and hook capabilities switched off for this instance (a
+   * read-only instance passes `{ write: false, delete: false }`). A capability cannot be switched
+   * on without its hook.
+   */
+  readonly capabilities?: DeclaredCapabilities | undefined;
 }
 
 /** What an adapter's `readSecret` resolves: the value and what it knows about it. */
@@ -63,6 +72,14 @@ export interface StoredSecret {
 /** Passed to adapter hooks. */
 export interface HookContext {
   readonly operation: SecretOperation;
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** Passed to `mapError`. */
+export interface ErrorContext {
+  readonly operation: SecretOperation;
+  readonly key?: string | undefined;
+  /** The caller's signal, when it gave one. */
   readonly signal?: AbortSignal | undefined;
 }
 
@@ -90,10 +107,15 @@ export type EmitFunction = <K extends keyof SecretEvents>(type: K, event: Secret
 export abstract class BaseProvider implements SecretProvider {
   readonly name: string;
   readonly #maxKeyLength: number;
-  readonly #cache: SecretCache | undefined;
+  readonly #cache: CacheFront | undefined;
   readonly #hub: EventHub;
   readonly #pollInterval: number;
   readonly #pollJitter: number;
+  readonly #clock: Clock;
+  readonly #declared: DeclaredCapabilities;
+  #capabilities: ProviderCapabilities | undefined;
+  /** The trusted `hasSecret` hook, `null` when there is none; resolved on first use. */
+  #hasHook: BaseProvider['hasSecret'] | null | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
 
@@ -102,11 +124,18 @@ export abstract class BaseProvider implements SecretProvider {
     this.#maxKeyLength = options.maxKeyLength ?? DEFAULT_MAX_KEY_LENGTH;
     this.#pollInterval = options.pollInterval ?? 30_000;
     this.#pollJitter = options.pollJitter ?? 0.1;
+    this.#clock = options.clock ?? systemClock;
+    this.#declared = { ...options.capabilities };
+    const cacheOptions = cacheOptionsOf(options.cache);
     this.#cache =
-      options.cache === undefined || options.cache === false
+      cacheOptions === undefined
         ? undefined
-        : new SecretCache(options.cache === true ? {} : options.cache, this.name, (error, key) =>
-            this.emit('error', { provider: this.name, error, key, detectedAt: new Date() }),
+        : new CacheFront(
+            options.clock === undefined || cacheOptions.now !== undefined
+              ? cacheOptions
+              : { ...cacheOptions, now: () => this.#clock.now() },
+            this.name,
+            (error, key) => this.emit('error', { provider: this.name, error, key, detectedAt: new Date() }),
           );
     this.#hub = new EventHub(() => this.#startSource());
   }
@@ -127,6 +156,14 @@ export abstract class BaseProvider implements SecretProvider {
 
   /** Lists names. Without it, `keys` is unsupported. */
   protected listKeys?(context: HookContext & { prefix?: string | undefined }): Promise<string[]>;
+
+  /**
+   * Whether `key` exists, without reading its value; may answer synchronously (a local lookup).
+   * Without it, `has` reads the value and drops it. Trusted only where it is defined at or below
+   * the class that defines `readSecret`: a subclass that overrides `readSecret` alone gets
+   * presence from its own `readSecret`.
+   */
+  protected hasSecret?(key: string, context: HookContext): boolean | Promise<boolean>;
 
   /** Reads metadata without the value. Without it, `metadata` reads the value and drops it. */
   protected readMetadata?(
@@ -151,10 +188,7 @@ export abstract class BaseProvider implements SecretProvider {
    * reasons of aborted signals through and reports anything else as `UNKNOWN` with a sanitized
    * cause. Adapters map their backend's statuses here.
    */
-  protected mapError(
-    error: unknown,
-    context: { operation: SecretOperation; key?: string | undefined },
-  ): SecretError {
+  protected mapError(error: unknown, context: ErrorContext): SecretError {
     return toSecretError(error, { provider: this.name, key: context.key, operation: context.operation });
   }
 
@@ -163,21 +197,33 @@ export abstract class BaseProvider implements SecretProvider {
     return validateKey(key, this.name, this.#maxKeyLength);
   }
 
-  /** Whether `get(key, { version })` is supported; adapters with versions override. */
-  protected get supportsVersions(): boolean {
-    return false;
-  }
-
   /** Reports an event to every watcher; keys it names are dropped from the cache first. */
   protected emit: EmitFunction = (type, event) => {
-    if (this.#cache !== undefined) {
-      if (type === 'rotated')
-        for (const key of (event as SecretEvents['rotated']).keys) this.#cache.invalidate(key);
-      else if (type === 'added' || type === 'removed')
-        this.#cache.invalidate((event as SecretEvents['added']).key);
-    }
+    this.#cache?.observe(type, event);
     this.#hub.emit(type, event);
   };
+
+  /** The provider's clock (polls, back-offs, the cache). */
+  protected get clock(): Clock {
+    return this.#clock;
+  }
+
+  /**
+   * A {@link Poller} on this provider's clock, interval and jitter, for adapters that poll on
+   * their own (a lease, a token, a document with validators). Failures are reported as `error`
+   * events, mapped by `mapError`, unless `onError` is given. Not started; stop it in `onClose`.
+   */
+  protected createPoller(
+    task: PollTask,
+    options: Partial<PollerOptions> = {},
+    onError?: (error: unknown, failures: number) => void,
+  ): Poller {
+    return new Poller(
+      task,
+      { interval: this.#pollInterval, jitter: this.#pollJitter, clock: this.#clock, ...options },
+      onError ?? ((error) => this.#reportWatchError(error)),
+    );
+  }
 
   /** Time between polls of a watch by snapshots, in ms (for adapters that poll on their own). */
   protected get pollInterval(): number {
@@ -197,14 +243,27 @@ export abstract class BaseProvider implements SecretProvider {
   // ---- the contract --------------------------------------------------------------------------
 
   get capabilities(): ProviderCapabilities {
-    return {
-      write: typeof this.writeSecret === 'function',
-      delete: typeof this.deleteSecret === 'function',
-      list: typeof this.listKeys === 'function',
-      watch: typeof this.startWatch === 'function' || typeof this.readSnapshot === 'function',
-      metadata: true,
-      versions: this.supportsVersions,
-    };
+    if (this.#capabilities === undefined) {
+      const declared = this.#declared;
+      const hook = (present: boolean, flag: boolean | undefined) => present && flag !== false;
+      this.#capabilities = Object.freeze({
+        write: hook(typeof this.writeSecret === 'function', declared.write),
+        delete: hook(typeof this.deleteSecret === 'function', declared.delete),
+        list: hook(typeof this.listKeys === 'function', declared.list),
+        watch: hook(
+          typeof this.startWatch === 'function' || typeof this.readSnapshot === 'function',
+          declared.watch,
+        ),
+        metadata: typeof this.readMetadata === 'function',
+        has: this.#trustedHas() !== null,
+        versions: declared.versions === true,
+        checkAndSet: declared.checkAndSet === true && typeof this.writeSecret === 'function',
+        expiry: declared.expiry === true && typeof this.writeSecret === 'function',
+        tags: declared.tags === true && typeof this.writeSecret === 'function',
+        contentType: declared.contentType === true && typeof this.writeSecret === 'function',
+      });
+    }
+    return this.#capabilities;
   }
 
   get(key: string, options?: GetOptions): Promise<Secret<string>> {
@@ -219,7 +278,7 @@ export abstract class BaseProvider implements SecretProvider {
   async #get(rawKey: string, options: GetOptions): Promise<Secret<string>> {
     const key = this.#enter(rawKey, 'get');
     throwIfAborted(options.signal);
-    if (options.version !== undefined && !this.supportsVersions) {
+    if (options.version !== undefined && !this.capabilities.versions) {
       throw new UnsupportedOperationError(
         { provider: this.name, key, operation: 'get' },
         `provider "${this.name}" does not keep versions`,
@@ -230,8 +289,7 @@ export abstract class BaseProvider implements SecretProvider {
       const loaded = await raceSignal(load(), options.signal);
       return new Secret(loaded.value, loaded.metadata);
     }
-    const cacheKey = options.version === undefined ? key : versionedCacheKey(key, options.version);
-    return raceSignal(this.#cache.get(cacheKey, key, load), options.signal);
+    return this.#cache.read(key, options.version, options.signal, load);
   }
 
   async #load(key: string, options: GetOptions): Promise<LoadedSecret> {
@@ -243,12 +301,49 @@ export abstract class BaseProvider implements SecretProvider {
         version: options.version,
       });
     } catch (error) {
-      throw this.#mapped(error, 'get', key);
+      throw this.#mapped(error, 'get', key, options.signal);
     }
     if (stored === undefined) throw new SecretNotFoundError({ provider: this.name, key, operation: 'get' });
     const value =
       typeof stored.value === 'string' ? stored.value : Buffer.from(stored.value).toString('utf8');
     return { value, metadata: withKey(key, stored.metadata) };
+  }
+
+  /**
+   * Whether `key` exists. Answers synchronously when the adapter's `hasSecret` hook or the cache
+   * can; otherwise reads the value and drops it. Failures other than "missing" reject.
+   */
+  has(rawKey: string, options: OperationOptions = {}): boolean | Promise<boolean> {
+    let key: string;
+    try {
+      key = this.#enter(rawKey, 'has');
+      throwIfAborted(options.signal);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const cached = this.#cache?.holds(key);
+    if (cached !== undefined) return cached;
+    const hook = this.#trustedHas();
+    if (hook !== null && hook !== undefined) {
+      let answer: boolean | Promise<boolean>;
+      try {
+        answer = hook.call(this, key, { operation: 'has', signal: options.signal });
+      } catch (error) {
+        return Promise.reject(this.#mapped(error, 'has', key, options.signal));
+      }
+      if (typeof answer === 'boolean') return answer;
+      return raceSignal(answer, options.signal).catch((error: unknown) => {
+        throw this.#mapped(error, 'has', key, options.signal);
+      });
+    }
+    const found =
+      this.#cache === undefined
+        ? this.#load(key, options).then(() => true)
+        : this.#get(key, { signal: options.signal }).then(() => true);
+    return raceSignal(found, options.signal).catch((error: unknown) => {
+      if (isSecretError(error, 'NOT_FOUND')) return false;
+      throw error;
+    });
   }
 
   async metadata(rawKey: string, options: OperationOptions = {}): Promise<SecretMetadata> {
@@ -265,7 +360,7 @@ export abstract class BaseProvider implements SecretProvider {
         options.signal,
       );
     } catch (error) {
-      throw this.#mapped(error, 'metadata', key);
+      throw this.#mapped(error, 'metadata', key, options.signal);
     }
     if (found === undefined)
       throw new SecretNotFoundError({ provider: this.name, key, operation: 'metadata' });
@@ -276,42 +371,44 @@ export abstract class BaseProvider implements SecretProvider {
     const key = this.#enter(rawKey, 'set');
     const text = valueToString(value, this.name, key);
     throwIfAborted(options.signal);
-    if (this.writeSecret === undefined)
+    const capabilities = this.capabilities;
+    if (this.writeSecret === undefined || !capabilities.write)
       throw new ReadOnlyError({ provider: this.name, key, operation: 'set' });
-    // Invalidate before and after: a read that started before the write finished cannot store
-    // the old value over the new one.
-    this.#cache?.invalidate(key);
-    try {
-      await this.writeSecret(key, text, { ...options, operation: 'set' });
-    } catch (error) {
-      throw this.#mapped(error, 'set', key);
-    } finally {
-      this.#cache?.invalidate(key);
-    }
+    this.#refuseUnhonoured(key, options, capabilities);
+    const write = this.writeSecret.bind(this);
+    const run = async () => {
+      try {
+        // Not raced against the signal: the write is waited for, so the cache is invalidated after it.
+        await write(key, text, { ...options, operation: 'set' });
+      } catch (error) {
+        throw this.#mapped(error, 'set', key, options.signal);
+      }
+    };
+    await (this.#cache === undefined ? run() : this.#cache.write(key, run));
   }
 
   async delete(rawKey: string, options: OperationOptions = {}): Promise<void> {
     const key = this.#enter(rawKey, 'delete');
     throwIfAborted(options.signal);
-    if (this.deleteSecret === undefined) {
+    if (this.deleteSecret === undefined || !this.capabilities.delete) {
       throw new UnsupportedOperationError({ provider: this.name, key, operation: 'delete' });
     }
-    this.#cache?.invalidate(key);
-    let existed: boolean;
-    try {
-      existed = await this.deleteSecret(key, { operation: 'delete', signal: options.signal });
-    } catch (error) {
-      throw this.#mapped(error, 'delete', key);
-    } finally {
-      this.#cache?.invalidate(key);
-    }
+    const remove = this.deleteSecret.bind(this);
+    const run = async () => {
+      try {
+        return await remove(key, { operation: 'delete', signal: options.signal });
+      } catch (error) {
+        throw this.#mapped(error, 'delete', key, options.signal);
+      }
+    };
+    const existed = await (this.#cache === undefined ? run() : this.#cache.write(key, run));
     if (!existed) throw new SecretNotFoundError({ provider: this.name, key, operation: 'delete' });
   }
 
   async keys(options: KeysOptions = {}): Promise<string[]> {
     this.#assertOpen('keys');
     throwIfAborted(options.signal);
-    if (this.listKeys === undefined)
+    if (this.listKeys === undefined || !this.capabilities.list)
       throw new UnsupportedOperationError({ provider: this.name, operation: 'keys' });
     let names: string[];
     try {
@@ -320,16 +417,21 @@ export abstract class BaseProvider implements SecretProvider {
         options.signal,
       );
     } catch (error) {
-      throw this.#mapped(error, 'keys', undefined);
+      throw this.#mapped(error, 'keys', undefined, options.signal);
     }
     const prefix = options.prefix;
     return [...new Set(prefix === undefined ? names : names.filter((name) => name.startsWith(prefix)))];
   }
 
   watch(emitter: SecretEventEmitter, options: WatchOptions = {}): WatchHandle {
-    this.#assertOpen('watch');
+    if (this.#closed) {
+      return closedWatchHandle(new ProviderClosedError({ provider: this.name, operation: 'watch' }));
+    }
     return this.#hub.attach(emitter, options, (error) =>
-      toSecretError(this.#mapped(error, 'watch', undefined), { provider: this.name, operation: 'watch' }),
+      toSecretError(this.#mapped(error, 'watch', undefined, undefined), {
+        provider: this.name,
+        operation: 'watch',
+      }),
     );
   }
 
@@ -350,7 +452,7 @@ export abstract class BaseProvider implements SecretProvider {
     await this.close();
   }
 
-  /** Counters of the built-in cache, when `cache` is on. */
+  /** Counters of the built-in cache (`undefined` when `cache` is off); the same as `CachedProvider`'s. */
   cacheStats(): CacheStats | undefined {
     return this.#cache?.stats();
   }
@@ -379,16 +481,71 @@ export abstract class BaseProvider implements SecretProvider {
     return this.validateKey(key);
   }
 
-  #mapped(error: unknown, operation: SecretOperation, key: string | undefined): unknown {
+  /** Options the caller set that this provider does not honour are refused, never ignored. */
+  #refuseUnhonoured(key: string, options: SetOptions, capabilities: ProviderCapabilities): void {
+    const refused =
+      options.ifVersion !== undefined && !capabilities.checkAndSet
+        ? 'ifVersion (check-and-set)'
+        : options.expiresAt !== undefined && !capabilities.expiry
+          ? 'expiresAt'
+          : options.tags !== undefined && !capabilities.tags
+            ? 'tags'
+            : options.contentType !== undefined && !capabilities.contentType
+              ? 'contentType'
+              : undefined;
+    if (refused !== undefined) {
+      throw new UnsupportedOperationError(
+        { provider: this.name, key, operation: 'set' },
+        `provider "${this.name}" does not honour the set option ${refused}`,
+      );
+    }
+  }
+
+  /**
+   * The error to reject with. An aborted caller's signal wins, whatever its reason (a custom
+   * reason, `AbortSignal.timeout()`): the adapter's failure is only the consequence.
+   */
+  #mapped(
+    error: unknown,
+    operation: SecretOperation,
+    key: string | undefined,
+    signal: AbortSignal | undefined,
+  ): unknown {
+    if (signal?.aborted) return signal.reason;
     if (error instanceof DOMException && error.name === 'AbortError') return error;
     if (isSecretError(error, 'TIMEOUT') && error.operation === undefined) return error;
-    return this.mapError(error, { operation, key });
+    return this.mapError(error, { operation, key, signal });
+  }
+
+  #trustedHas(): BaseProvider['hasSecret'] | null {
+    if (this.#hasHook === undefined) {
+      this.#hasHook = null;
+      for (
+        let proto = Object.getPrototypeOf(this) as object | null;
+        proto !== null && proto !== BaseProvider.prototype;
+        proto = Object.getPrototypeOf(proto) as object | null
+      ) {
+        if (Object.hasOwn(proto, 'hasSecret')) {
+          this.#hasHook = this.hasSecret;
+          break;
+        }
+        if (Object.hasOwn(proto, 'readSecret')) break;
+      }
+    }
+    return this.#hasHook ?? null;
+  }
+
+  #reportWatchError(error: unknown): void {
+    const mapped = this.#mapped(error, 'watch', undefined, undefined);
+    this.emit('error', {
+      provider: this.name,
+      error: isSecretError(mapped) ? mapped : this.mapError(mapped, { operation: 'watch' }),
+      detectedAt: new Date(),
+    });
   }
 
   async #startSource(): Promise<() => Promise<void> | void> {
-    if (this.startWatch !== undefined) return this.startWatch(this.emit);
-    const readSnapshot = this.readSnapshot?.bind(this);
-    if (readSnapshot === undefined) {
+    if (!this.capabilities.watch || (this.startWatch === undefined && this.readSnapshot === undefined)) {
       this.emit('warning', {
         provider: this.name,
         code: 'WATCH_UNSUPPORTED',
@@ -397,46 +554,21 @@ export abstract class BaseProvider implements SecretProvider {
       });
       return () => {};
     }
-    const controller = new AbortController();
+    if (this.startWatch !== undefined) return this.startWatch(this.emit);
+    const readSnapshot = (this.readSnapshot as NonNullable<BaseProvider['readSnapshot']>).bind(this);
     let current: VersionSnapshot;
     try {
-      current = await readSnapshot({ operation: 'watch', signal: controller.signal });
+      current = await readSnapshot({ operation: 'watch' });
     } catch (error) {
-      throw this.#mapped(error, 'watch', undefined);
+      throw this.#mapped(error, 'watch', undefined, undefined);
     }
-    const loop = async () => {
-      let failures = 0;
-      // With jitter, the first poll falls anywhere in the first interval, so instances started
-      // together do not poll in step for the rest of their lives.
-      let first = this.#pollJitter > 0;
-      while (!controller.signal.aborted) {
-        const base = this.#pollInterval * 2 ** Math.min(failures, 5);
-        const wait = first ? base * Math.random() : jittered(base, this.#pollJitter);
-        first = false;
-        if (!(await sleep(wait, controller.signal))) return;
-        try {
-          const next = await readSnapshot({ operation: 'watch', signal: controller.signal });
-          if (controller.signal.aborted) return;
-          emitDiff(this.emit, this.name, diffSnapshots(current, next));
-          current = next;
-          failures = 0;
-        } catch (error) {
-          if (controller.signal.aborted) return;
-          failures++;
-          const mapped = this.#mapped(error, 'watch', undefined);
-          this.emit('error', {
-            provider: this.name,
-            error: isSecretError(mapped) ? mapped : this.mapError(mapped, { operation: 'watch' }),
-            detectedAt: new Date(),
-          });
-        }
-      }
-    };
-    const running = loop();
-    return async () => {
-      controller.abort();
-      await running;
-    };
+    const poller = this.createPoller(async (signal) => {
+      const next = await readSnapshot({ operation: 'watch', signal });
+      if (signal.aborted) return;
+      emitDiff(this.emit, this.name, diffSnapshots(current, next));
+      current = next;
+    }).start();
+    return () => poller.stop();
   }
 }
 

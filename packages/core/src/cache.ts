@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache';
+import { retryDelay } from './backoff.js';
 import { InvalidConfigError, isSecretError, type SecretError, SecretNotFoundError } from './errors.js';
 import { Secret, shareSecret } from './secret.js';
 import type { SecretMetadata } from './types.js';
@@ -124,7 +125,8 @@ interface InFlight {
 }
 
 /**
- * The caching engine behind {@link CachedProvider} and the `cache` option of `BaseProvider`:
+ * The caching engine behind the one cache front end (`CachedProvider` and the `cache` option of
+ * `BaseProvider`):
  * TTL with jitter, LRU bound, one backend request per key at a time, stale-while-revalidate,
  * stale-if-error within a bound, negative caching, and writes that no older read can overtake.
  */
@@ -195,6 +197,16 @@ export class SecretCache {
     const secret = secretOf(entry);
     if (secret !== undefined) this.#stats.hits++;
     return secret;
+  }
+
+  /**
+   * Whether a fresh entry (a value or a remembered miss) answers for `cacheKey`: `true` or
+   * `false`, or `undefined` when only the backend can tell. Not counted in the stats.
+   */
+  holds(cacheKey: string): boolean | undefined {
+    const entry = this.#lru.peek(cacheKey);
+    if (entry === undefined || entry.freshUntil <= this.#now()) return undefined;
+    return !entry.negative;
   }
 
   /**
@@ -336,11 +348,11 @@ export class SecretCache {
               this.#until(previous, this.#staleIfError) > now
             ) {
               this.#stats.staleServed++;
-              // Wait before asking again: as long as the backend said, else a jittered back-off.
+              // Wait before asking again: as long as the backend said (spread at random, so that
+              // every key and instance told the same instant do not return in it), else back off.
               const failures = (this.#holdOff.get(cacheKey)?.failures ?? 0) + 1;
-              const retryAfter = isSecretError(error) ? error.retryAfterMs : undefined;
-              const backOff = Math.min(1_000 * 2 ** (failures - 1), 60_000) * (0.5 + this.#random() / 2);
-              this.#holdOff.set(cacheKey, { until: now + (retryAfter ?? backOff), failures });
+              const wait = retryDelay(failures, error, { random: this.#random });
+              this.#holdOff.set(cacheKey, { until: now + wait, failures });
               return previous;
             }
             this.#holdOff.delete(cacheKey);

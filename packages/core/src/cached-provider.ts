@@ -1,7 +1,9 @@
-import { type CacheOptions, type CacheStats, SecretCache, versionedCacheKey } from './cache.js';
+import type { CacheOptions, CacheStats } from './cache.js';
+import { CacheFront } from './cache-front.js';
+import { ProviderClosedError } from './errors.js';
 import type { Secret, SecretValue } from './secret.js';
 import type { GetOptions, OperationOptions, SecretEvents, SecretProvider, SetOptions } from './types.js';
-import { raceSignal, throwIfAborted, validateKey } from './util.js';
+import { throwIfAborted, validateKey } from './util.js';
 import { WrappingProvider } from './wrapping-provider.js';
 
 export interface CachedProviderOptions extends CacheOptions {
@@ -24,11 +26,11 @@ export interface CachedProviderOptions extends CacheOptions {
  * ```
  */
 export class CachedProvider extends WrappingProvider {
-  readonly #cache: SecretCache;
+  readonly #cache: CacheFront;
 
   constructor(provider: SecretProvider, options: CachedProviderOptions = {}) {
     super(provider, options);
-    this.#cache = new SecretCache(options, this.name, (error, key) =>
+    this.#cache = new CacheFront(options, this.name, (error, key) =>
       this.emit('error', { provider: this.name, error, key, detectedAt: new Date() }),
     );
   }
@@ -44,13 +46,23 @@ export class CachedProvider extends WrappingProvider {
   async #get(rawKey: string, options: GetOptions): Promise<Secret<string>> {
     const key = this.#enter(rawKey, 'get');
     throwIfAborted(options.signal);
-    const cacheKey = options.version === undefined ? key : versionedCacheKey(key, options.version);
     const innerOptions = options.version === undefined ? undefined : { version: options.version };
     const load = async () => {
       const secret = await this.provider.get(key, innerOptions);
       return { value: secret.reveal(), metadata: secret.metadata };
     };
-    return raceSignal(this.#cache.get(cacheKey, key, load), options.signal);
+    return this.#cache.read(key, options.version, options.signal, load);
+  }
+
+  /** Answered by the cache when it knows, else by the wrapped provider. */
+  override has(key: string, options?: OperationOptions): boolean | Promise<boolean> {
+    if (this.closed)
+      return Promise.reject(new ProviderClosedError({ provider: this.name, operation: 'has' }));
+    if (typeof key === 'string') {
+      const cached = this.#cache.holds(key);
+      if (cached !== undefined) return cached;
+    }
+    return super.has(key, options);
   }
 
   /**
@@ -67,23 +79,12 @@ export class CachedProvider extends WrappingProvider {
     options?: SetOptions,
   ): Promise<void> {
     const key = this.#enter(rawKey, 'set');
-    // Before and after: a read that started before the write finished cannot store the old value.
-    this.#cache.invalidate(key);
-    try {
-      await super.set(key, value, options);
-    } finally {
-      this.#cache.invalidate(key);
-    }
+    await this.#cache.write(key, () => super.set(key, value, options));
   }
 
   override async delete(rawKey: string, options?: OperationOptions): Promise<void> {
     const key = this.#enter(rawKey, 'delete');
-    this.#cache.invalidate(key);
-    try {
-      await super.delete(key, options);
-    } finally {
-      this.#cache.invalidate(key);
-    }
+    await this.#cache.write(key, () => super.delete(key, options));
   }
 
   /** Drops `key` (all versions); reads in flight for it will not store their result. */
@@ -96,16 +97,19 @@ export class CachedProvider extends WrappingProvider {
     this.#cache.clear();
   }
 
+  /** The cache's counters; the same as `BaseProvider`'s `cacheStats()`. */
+  cacheStats(): CacheStats {
+    return this.#cache.stats();
+  }
+
+  /** Same as {@link CachedProvider.cacheStats}. */
   stats(): CacheStats {
     return this.#cache.stats();
   }
 
   /** While watched, the wrapped provider's events invalidate the keys they name. */
   protected override onInnerEvent(type: keyof SecretEvents, event: SecretEvents[keyof SecretEvents]): void {
-    if (type === 'rotated')
-      for (const key of (event as SecretEvents['rotated']).keys) this.#cache.invalidate(key);
-    else if (type === 'added' || type === 'removed')
-      this.#cache.invalidate((event as SecretEvents['added']).key);
+    this.#cache.observe(type, event);
   }
 
   protected override onClose(): void {

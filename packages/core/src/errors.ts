@@ -33,7 +33,8 @@ export type SecretOperation =
   | 'close'
   | 'refresh'
   | 'auth'
-  | 'renew';
+  | 'renew'
+  | 'has';
 
 const RETRYABLE_BY_DEFAULT: ReadonlySet<SecretErrorCode> = new Set([
   'UNAVAILABLE',
@@ -127,6 +128,9 @@ export class SecretError extends Error {
 Object.defineProperty(SecretError.prototype, ERROR_BRAND, { value: true });
 
 /** True for an error of this SDK from any copy of the package, optionally of one code. */
+export function isSecretError(value: unknown): value is SecretError;
+export function isSecretError<C extends SecretErrorCode>(value: unknown, code: C): value is SecretErrorOf<C>;
+export function isSecretError(value: unknown, code?: SecretErrorCode): value is SecretError;
 export function isSecretError(value: unknown, code?: SecretErrorCode): value is SecretError {
   if (typeof value !== 'object' || value === null) return false;
   if ((value as Record<symbol, unknown>)[ERROR_BRAND] !== true) return false;
@@ -141,66 +145,162 @@ function describe(details: Details, what: string): string {
   return `${what}${key}${provider}`;
 }
 
-function defineCodeClass(code: SecretErrorCode, name: string, defaultMessage: (d: Details) => string) {
-  const Class = class extends SecretError {
-    constructor(details: Details = {}, message?: string) {
-      super(code, message ?? defaultMessage(details), details);
-      this.name = name;
-    }
-  };
-  Object.defineProperty(Class, 'name', { value: name });
+/**
+ * Marks `Class` as the class of `code`: its prototype carries the code, which is what makes
+ * `instanceof` work across duplicate copies of this package.
+ */
+function brand(Class: abstract new (...args: never[]) => SecretError, code: SecretErrorCode): void {
   Object.defineProperty(Class.prototype, 'expectedCode', { value: code });
-  return Class;
 }
 
 /** The key does not exist. Never a failure in disguise: a chain falls through only on this. */
-export const SecretNotFoundError = defineCodeClass('NOT_FOUND', 'SecretNotFoundError', (d) =>
-  describe(d, 'secret not found:'),
-);
+export class SecretNotFoundError extends SecretError {
+  declare readonly code: 'NOT_FOUND';
+  constructor(details: Details = {}, message?: string) {
+    super('NOT_FOUND', message ?? describe(details, 'secret not found:'), details);
+    this.name = 'SecretNotFoundError';
+  }
+}
+brand(SecretNotFoundError, 'NOT_FOUND');
+
 /** The backend refused the credentials or the permission. */
-export const AccessDeniedError = defineCodeClass('ACCESS_DENIED', 'AccessDeniedError', (d) =>
-  describe(d, 'access denied:'),
-);
-/** The backend could not be reached or is not serving (sealed, standby, 5xx, network). */
-export const ProviderUnavailableError = defineCodeClass('UNAVAILABLE', 'ProviderUnavailableError', (d) =>
-  describe(d, 'secret backend unavailable:'),
-);
+export class AccessDeniedError extends SecretError {
+  declare readonly code: 'ACCESS_DENIED';
+  constructor(details: Details = {}, message?: string) {
+    super('ACCESS_DENIED', message ?? describe(details, 'access denied:'), details);
+    this.name = 'AccessDeniedError';
+  }
+}
+brand(AccessDeniedError, 'ACCESS_DENIED');
+
+/** The backend could not be reached or is not serving (sealed, standby, 5xx, network, an answer it could not understand). */
+export class ProviderUnavailableError extends SecretError {
+  declare readonly code: 'UNAVAILABLE';
+  constructor(details: Details = {}, message?: string) {
+    super('UNAVAILABLE', message ?? describe(details, 'secret backend unavailable:'), details);
+    this.name = 'ProviderUnavailableError';
+  }
+}
+brand(ProviderUnavailableError, 'UNAVAILABLE');
+
 /** An operation took longer than allowed. */
-export const SecretTimeoutError = defineCodeClass('TIMEOUT', 'SecretTimeoutError', (d) =>
-  describe(d, 'timed out:'),
-);
+export class SecretTimeoutError extends SecretError {
+  declare readonly code: 'TIMEOUT';
+  constructor(details: Details = {}, message?: string) {
+    super('TIMEOUT', message ?? describe(details, 'timed out:'), details);
+    this.name = 'SecretTimeoutError';
+  }
+}
+brand(SecretTimeoutError, 'TIMEOUT');
+
 /** The backend throttled the caller; `retryAfterMs` says how long it asked to wait, when it did. */
-export const RateLimitedError = defineCodeClass('RATE_LIMITED', 'RateLimitedError', (d) =>
-  describe(d, 'rate limited:'),
-);
+export class RateLimitedError extends SecretError {
+  declare readonly code: 'RATE_LIMITED';
+  constructor(details: Details = {}, message?: string) {
+    super('RATE_LIMITED', message ?? describe(details, 'rate limited:'), details);
+    this.name = 'RateLimitedError';
+  }
+}
+brand(RateLimitedError, 'RATE_LIMITED');
+
 /** A write lost a race (check-and-set mismatch) or the backend state forbids it. */
-export const SecretConflictError = defineCodeClass('CONFLICT', 'SecretConflictError', (d) =>
-  describe(d, 'conflict:'),
-);
+export class SecretConflictError extends SecretError {
+  declare readonly code: 'CONFLICT';
+  constructor(details: Details = {}, message?: string) {
+    super('CONFLICT', message ?? describe(details, 'conflict:'), details);
+    this.name = 'SecretConflictError';
+  }
+}
+brand(SecretConflictError, 'CONFLICT');
+
 /** The provider does not accept writes. */
-export const ReadOnlyError = defineCodeClass('READ_ONLY', 'ReadOnlyError', (d) =>
-  describe(d, 'provider is read-only, cannot write'),
-);
-/** The provider does not offer this capability (for example `delete`). */
-export const UnsupportedOperationError = defineCodeClass('UNSUPPORTED', 'UnsupportedOperationError', (d) =>
-  describe(d, `operation ${d.operation ?? ''} not supported:`),
-);
+export class ReadOnlyError extends SecretError {
+  declare readonly code: 'READ_ONLY';
+  constructor(details: Details = {}, message?: string) {
+    super('READ_ONLY', message ?? describe(details, 'provider is read-only, cannot write'), details);
+    this.name = 'ReadOnlyError';
+  }
+}
+brand(ReadOnlyError, 'READ_ONLY');
+
+/** The provider does not offer this capability (for example `delete`) or option (for example `ifVersion`). */
+export class UnsupportedOperationError extends SecretError {
+  declare readonly code: 'UNSUPPORTED';
+  constructor(details: Details = {}, message?: string) {
+    super(
+      'UNSUPPORTED',
+      message ?? describe(details, `operation ${details.operation ?? ''} not supported:`),
+      details,
+    );
+    this.name = 'UnsupportedOperationError';
+  }
+}
+brand(UnsupportedOperationError, 'UNSUPPORTED');
+
 /** A key is empty, too long, has a NUL or otherwise cannot name a secret here. */
-export const InvalidKeyError = defineCodeClass('INVALID_KEY', 'InvalidKeyError', (d) =>
-  describe(d, 'invalid key'),
-);
+export class InvalidKeyError extends SecretError {
+  declare readonly code: 'INVALID_KEY';
+  constructor(details: Details = {}, message?: string) {
+    super('INVALID_KEY', message ?? describe(details, 'invalid key'), details);
+    this.name = 'InvalidKeyError';
+  }
+}
+brand(InvalidKeyError, 'INVALID_KEY');
+
 /** A value cannot be stored (wrong type, empty where not allowed); the value is never quoted. */
-export const InvalidValueError = defineCodeClass('INVALID_VALUE', 'InvalidValueError', (d) =>
-  describe(d, 'invalid value for'),
-);
+export class InvalidValueError extends SecretError {
+  declare readonly code: 'INVALID_VALUE';
+  constructor(details: Details = {}, message?: string) {
+    super('INVALID_VALUE', message ?? describe(details, 'invalid value for'), details);
+    this.name = 'InvalidValueError';
+  }
+}
+brand(InvalidValueError, 'INVALID_VALUE');
+
 /** Options or configuration are wrong. */
-export const InvalidConfigError = defineCodeClass('INVALID_CONFIG', 'InvalidConfigError', (d) =>
-  describe(d, 'invalid configuration'),
-);
+export class InvalidConfigError extends SecretError {
+  declare readonly code: 'INVALID_CONFIG';
+  constructor(details: Details = {}, message?: string) {
+    super('INVALID_CONFIG', message ?? describe(details, 'invalid configuration'), details);
+    this.name = 'InvalidConfigError';
+  }
+}
+brand(InvalidConfigError, 'INVALID_CONFIG');
+
 /** The provider was closed. */
-export const ProviderClosedError = defineCodeClass('CLOSED', 'ProviderClosedError', (d) =>
-  describe(d, `provider is closed, cannot ${d.operation ?? 'continue'}`),
-);
+export class ProviderClosedError extends SecretError {
+  declare readonly code: 'CLOSED';
+  constructor(details: Details = {}, message?: string) {
+    super(
+      'CLOSED',
+      message ?? describe(details, `provider is closed, cannot ${details.operation ?? 'continue'}`),
+      details,
+    );
+    this.name = 'ProviderClosedError';
+  }
+}
+brand(ProviderClosedError, 'CLOSED');
+
+/** The class of each code that has one; `isSecretError(e, code)` narrows to it. */
+export interface SecretErrorClasses {
+  NOT_FOUND: SecretNotFoundError;
+  ACCESS_DENIED: AccessDeniedError;
+  UNAVAILABLE: ProviderUnavailableError;
+  TIMEOUT: SecretTimeoutError;
+  RATE_LIMITED: RateLimitedError;
+  CONFLICT: SecretConflictError;
+  READ_ONLY: ReadOnlyError;
+  UNSUPPORTED: UnsupportedOperationError;
+  INVALID_KEY: InvalidKeyError;
+  INVALID_VALUE: InvalidValueError;
+  INVALID_CONFIG: InvalidConfigError;
+  CLOSED: ProviderClosedError;
+}
+
+/** The error type `isSecretError(e, code)` narrows to. */
+export type SecretErrorOf<C extends SecretErrorCode> = C extends keyof SecretErrorClasses
+  ? SecretErrorClasses[C]
+  : SecretError & { readonly code: C };
 
 /**
  * What remains of a foreign error after sanitizing: its name, primitive diagnostic fields

@@ -109,6 +109,18 @@ export class EventHub {
   }
 }
 
+/**
+ * The handle `watch` returns when it cannot start (the provider is closed): already stopped, with
+ * `ready` rejecting with `error`. The rejection is marked handled, so a caller that never awaits
+ * `ready` does not get an unhandled rejection.
+ */
+export function closedWatchHandle(error: SecretError): WatchHandle {
+  const ready = Promise.reject(error);
+  ready.catch(() => {});
+  const stop = () => Promise.resolve();
+  return { ready, stopped: true, stop, [Symbol.asyncDispose]: stop };
+}
+
 /** Key -> version id, as a provider sees its backend at one moment. */
 export type VersionSnapshot = ReadonlyMap<string, string>;
 

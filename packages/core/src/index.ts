@@ -1,17 +1,7 @@
-export {
-  BaseProvider,
-  type BaseProviderOptions,
-  type EmitFunction,
-  type HookContext,
-  type StoredSecret,
-} from './base-provider.js';
-export {
-  type CacheOptions,
-  type CacheStats,
-  type LoadedSecret,
-  SecretCache,
-  versionedCacheKey,
-} from './cache.js';
+// The application entry: the contract, `Secret`, the errors, events, the cache and redaction.
+// What adapter authors build with is in `@secret-provider/core/adapter`.
+
+export type { CacheOptions, CacheStats } from './cache.js';
 export { CachedProvider, type CachedProviderOptions } from './cached-provider.js';
 export {
   AccessDeniedError,
@@ -26,24 +16,17 @@ export {
   SanitizedCause,
   SecretConflictError,
   SecretError,
+  type SecretErrorClasses,
   type SecretErrorCode,
   type SecretErrorDetails,
+  type SecretErrorOf,
   SecretNotFoundError,
   type SecretOperation,
   SecretTimeoutError,
-  sanitizeCause,
-  toSecretError,
   UnsupportedOperationError,
 } from './errors.js';
-export {
-  createEmitter,
-  diffSnapshots,
-  EventHub,
-  emitDiff,
-  emitSafely,
-  type SnapshotDiff,
-  type VersionSnapshot,
-} from './events.js';
+export { createEmitter } from './events.js';
+export { hasKey } from './presence.js';
 export * from './redactor.js';
 export { REDACTED, Secret, type SecretValue, toSecret } from './secret.js';
 export type {
@@ -66,14 +49,3 @@ export type {
   WatchHandle,
   WatchOptions,
 } from './types.js';
-export {
-  DEFAULT_MAX_KEY_LENGTH,
-  fingerprint,
-  jittered,
-  raceSignal,
-  sleep,
-  throwIfAborted,
-  validateKey,
-  valueToString,
-  withTimeout,
-} from './util.js';

@@ -43,14 +43,24 @@ export interface ProviderCapabilities {
   readonly list: boolean;
   /** `watch` reports changes made outside this process (not only this provider's own writes). */
   readonly watch: boolean;
-  /** `metadata` returns a version without reading the value. */
+  /** `metadata` returns a version without reading the value (else it reads the value and drops it). */
   readonly metadata: boolean;
   /** `get(key, { version })` reads an older version. */
   readonly versions: boolean;
+  /** `has` answers without reading the value (else it reads the value and drops it). */
+  readonly has: boolean;
+  /** `set` honours `ifVersion` (check-and-set); without it, `ifVersion` is refused with `UNSUPPORTED`. */
+  readonly checkAndSet: boolean;
+  /** `set` honours `expiresAt`; without it, `expiresAt` is refused with `UNSUPPORTED`. */
+  readonly expiry: boolean;
+  /** `set` honours `tags`; without it, `tags` are refused with `UNSUPPORTED`. */
+  readonly tags: boolean;
+  /** `set` honours `contentType`; without it, `contentType` is refused with `UNSUPPORTED`. */
+  readonly contentType: boolean;
 }
 
 export interface OperationOptions {
-  /** Aborts the operation; the promise rejects with the signal's reason. */
+  /** Aborts the operation; the promise rejects with the signal's reason (whatever it is). */
   readonly signal?: AbortSignal | undefined;
 }
 
@@ -147,9 +157,9 @@ export interface WatchHandle extends AsyncDisposable {
 
 /**
  * The contract every secret backend implements. All methods are async and safe to call
- * concurrently. Errors are {@link SecretError}s with a stable `code`.
+ * concurrently. Errors are {@link SecretError}s with a stable `code`. `await using` closes it.
  */
-export interface SecretProvider {
+export interface SecretProvider extends AsyncDisposable {
   /** A name for errors and events (e.g. `env`, `vault:prod`). */
   readonly name: string;
   readonly capabilities: ProviderCapabilities;
@@ -167,6 +177,13 @@ export interface SecretProvider {
   metadata(key: string, options?: OperationOptions): Promise<SecretMetadata>;
 
   /**
+   * Whether `key` exists, without an error for a missing key. Optional: `hasKey()` derives it
+   * from `get` for providers without it. May answer synchronously (a local lookup), so always
+   * `await` the result; failures other than "missing" reject.
+   */
+  has?(key: string, options?: OperationOptions): boolean | Promise<boolean>;
+
+  /**
    * Stores `value` under `key`.
    * @throws {ReadOnlyError} when the provider is read-only.
    */
@@ -180,7 +197,10 @@ export interface SecretProvider {
   /** The names of the secrets (never values), used for discovery and redaction. */
   keys(options?: KeysOptions): Promise<string[]>;
 
-  /** Emits `added`/`rotated`/`removed`/`error`/`warning` into `emitter` until stopped. */
+  /**
+   * Emits `added`/`rotated`/`removed`/`error`/`warning` into `emitter` until stopped. On a closed
+   * provider it returns a handle that is already stopped and whose `ready` rejects with `CLOSED`.
+   */
   watch(emitter: SecretEventEmitter, options?: WatchOptions): WatchHandle;
 
   /** Releases timers, watchers, sockets and leases. Idempotent; later calls reject with `CLOSED`. */

@@ -113,23 +113,3 @@ export async function withTimeout<T>(
 export function jittered(base: number, fraction: number, random: () => number = Math.random): number {
   return base * (1 - fraction * random());
 }
-
-/**
- * A sleep that can be cancelled: resolves after `ms`, or early (resolving `false`) when the
- * signal aborts. The timer does not keep the process alive.
- */
-export function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve(false);
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve(true);
-    }, ms);
-    timer.unref?.();
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}

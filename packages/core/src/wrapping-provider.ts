@@ -1,5 +1,6 @@
 import { ProviderClosedError, type SecretOperation, toSecretError } from './errors.js';
-import { createEmitter, EventHub } from './events.js';
+import { closedWatchHandle, createEmitter, EventHub } from './events.js';
+import { hasKey } from './presence.js';
 import { INSPECT_CUSTOM, type Secret, type SecretValue } from './secret.js';
 import type {
   GetOptions,
@@ -80,6 +81,13 @@ export abstract class WrappingProvider implements SecretProvider {
     return this.#inner.get(key, options);
   }
 
+  has(key: string, options?: OperationOptions): boolean | Promise<boolean> {
+    if (this.#closed)
+      return Promise.reject(new ProviderClosedError({ provider: this.name, operation: 'has' }));
+    const inner = this.#inner;
+    return typeof inner.has === 'function' ? inner.has(key, options) : hasKey(inner, key, options);
+  }
+
   async metadata(key: string, options?: OperationOptions): Promise<SecretMetadata> {
     this.assertOpen('metadata');
     return this.#inner.metadata(key, options);
@@ -101,7 +109,9 @@ export abstract class WrappingProvider implements SecretProvider {
   }
 
   watch(emitter: SecretEventEmitter, options: WatchOptions = {}): WatchHandle {
-    this.assertOpen('watch');
+    if (this.#closed) {
+      return closedWatchHandle(new ProviderClosedError({ provider: this.name, operation: 'watch' }));
+    }
     return this.#hub.attach(emitter, options, (error) =>
       toSecretError(error, { provider: this.name, operation: 'watch' }),
     );

@@ -1,13 +1,15 @@
 import {
-  BaseProvider,
   createEmitter,
-  type HookContext,
   isSecretError,
   ProviderUnavailableError,
   type SecretEvents,
+} from '@secret-provider/core';
+import {
+  BaseProvider,
+  type HookContext,
   type StoredSecret,
   type VersionSnapshot,
-} from '@secret-provider/core';
+} from '@secret-provider/core/adapter';
 import { describe, expect, it } from 'vitest';
 
 /** An adapter that only knows how to read and to list versions: watching comes from the base. */
@@ -57,8 +59,14 @@ describe('BaseProvider', () => {
       delete: false,
       list: false,
       watch: true,
-      metadata: true,
+      // No readMetadata hook: metadata() reads the value, so the flag says it does not avoid that.
+      metadata: false,
       versions: false,
+      has: false,
+      checkAndSet: false,
+      expiry: false,
+      tags: false,
+      contentType: false,
     });
   });
 

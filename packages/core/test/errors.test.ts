@@ -7,8 +7,8 @@ import {
   SanitizedCause,
   SecretError,
   SecretNotFoundError,
-  sanitizeCause,
 } from '@secret-provider/core';
+import { sanitizeCause } from '@secret-provider/core/adapter';
 import { describe, expect, it } from 'vitest';
 
 describe('error taxonomy', () => {

@@ -1,17 +1,15 @@
 import { inspect } from 'node:util';
 import {
-  BaseProvider,
   createEmitter,
   createRedactor,
   DEFAULT_MIN_SECRET_LENGTH,
-  type EmitFunction,
   InvalidValueError,
   REDACTED,
   type RedactorWarning,
   Secret,
   SecretNotFoundError,
-  type StoredSecret,
 } from '@secret-provider/core';
+import { BaseProvider, type EmitFunction, type StoredSecret } from '@secret-provider/core/adapter';
 import { describe, expect, it } from 'vitest';
 
 const VALUE = 'p@ss w/rd:"q"+ü~tail';
@@ -417,7 +415,7 @@ class MapProvider extends BaseProvider {
   failing = new Set<string>();
 
   constructor(initial: Record<string, string> = {}) {
-    super({ name: 'map' });
+    super({ name: 'map', capabilities: { versions: true } });
     for (const [key, value] of Object.entries(initial)) this.data.set(key, value);
   }
 
@@ -441,10 +439,6 @@ class MapProvider extends BaseProvider {
     if (context.version !== undefined) return { value: `${this.data.get(key)}-v${context.version}` };
     const value = this.data.get(key);
     return value === undefined ? undefined : { value };
-  }
-
-  protected override get supportsVersions(): boolean {
-    return true;
   }
 
   protected override async writeSecret(key: string, value: string): Promise<void> {

@@ -1,6 +1,18 @@
 import { type FSWatcher, watch as watchDirectory } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import {
+  InvalidConfigError,
+  InvalidKeyError,
+  isSecretError,
+  type KeysOptions,
+  ProviderClosedError,
+  ReadOnlyError,
+  SecretConflictError,
+  type SecretMetadata,
+  type SetOptions,
+  UnsupportedOperationError,
+} from '@secret-provider/core';
+import {
   BaseProvider,
   type BaseProviderOptions,
   diffSnapshots,
@@ -8,22 +20,12 @@ import {
   emitDiff,
   fingerprint,
   type HookContext,
-  InvalidConfigError,
-  InvalidKeyError,
-  isSecretError,
   jittered,
-  type KeysOptions,
-  ProviderClosedError,
-  ReadOnlyError,
-  SecretConflictError,
-  type SecretMetadata,
-  type SetOptions,
   type StoredSecret,
   sleep,
   toSecretError,
-  UnsupportedOperationError,
   type VersionSnapshot,
-} from '@secret-provider/core';
+} from '@secret-provider/core/adapter';
 import { DotenvFiles } from './dotenv-files.js';
 import { compileSelection, type Selection } from './selection.js';
 
@@ -132,7 +134,7 @@ export class EnvProvider extends BaseProvider {
   constructor(options: EnvProviderOptions = {}) {
     const name = options.name ?? PROVIDER_NAME;
     const pollInterval = options.pollInterval ?? 500;
-    super({ ...options, name, pollInterval });
+    super({ ...options, name, pollInterval, capabilities: { checkAndSet: true } });
     const invalid = (message: string) =>
       new InvalidConfigError({ provider: name }, `invalid configuration: ${message}`);
     if (!(pollInterval > 0)) throw invalid('pollInterval must be a positive number of ms');
@@ -174,11 +176,8 @@ export class EnvProvider extends BaseProvider {
    * Whether `key` is set, without reading or fingerprinting its value and without an error for
    * a missing key. Synchronous once the `.env` files are loaded (a chain uses it to skip this
    * provider cheaply).
-   * @throws {ProviderClosedError} after `close`.
    */
-  has(key: string): boolean | Promise<boolean> {
-    if (this.closed) throw new ProviderClosedError({ provider: this.name, key, operation: 'get' });
-    if (typeof key !== 'string' || key.length === 0) return false;
+  protected override hasSecret(key: string): boolean | Promise<boolean> {
     const files = this.#files;
     if (files !== undefined && !files.loaded) return files.load().then(() => this.#holds(key));
     return this.#holds(key);

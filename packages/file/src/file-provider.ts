@@ -2,13 +2,6 @@ import { constants, lstatSync, statSync } from 'node:fs';
 import { lstat, open, readdir, readFile, readlink, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, normalize, resolve } from 'node:path';
 import {
-  BaseProvider,
-  type BaseProviderOptions,
-  diffSnapshots,
-  type EmitFunction,
-  emitDiff,
-  fingerprint,
-  type HookContext,
   InvalidConfigError,
   InvalidKeyError,
   InvalidValueError,
@@ -19,9 +12,18 @@ import {
   type SecretMetadata,
   type SecretOperation,
   type SetOptions,
+} from '@secret-provider/core';
+import {
+  BaseProvider,
+  type BaseProviderOptions,
+  diffSnapshots,
+  type EmitFunction,
+  emitDiff,
+  fingerprint,
+  type HookContext,
   type StoredSecret,
   sanitizeCause,
-} from '@secret-provider/core';
+} from '@secret-provider/core/adapter';
 import { syncDirectory, TEMP_PREFIX, writeFileAtomic } from './atomic-write.js';
 import { DirWatcher } from './dir-watcher.js';
 import { DotenvSyntaxError, deleteDotenvValue, isDotenvKey, parseDotenv, setDotenvValue } from './dotenv.js';
@@ -230,7 +232,7 @@ export class FileProvider extends BaseProvider {
   #stats = { reloads: 0, fsEvents: 0, ignoredEvents: 0 };
 
   constructor(options: FileProviderOptions) {
-    super({ ...options, name: options.name ?? PROVIDER_NAME });
+    super({ ...options, name: options.name ?? PROVIDER_NAME, capabilities: { checkAndSet: true } });
     if (typeof options.path !== 'string' || options.path === '') {
       throw new InvalidConfigError(
         { provider: this.name },

@@ -1,13 +1,11 @@
+import { SecretConflictError, type SecretMetadata, type SetOptions } from '@secret-provider/core';
 import {
   BaseProvider,
   type BaseProviderOptions,
   type EmitFunction,
   type HookContext,
-  SecretConflictError,
-  type SecretMetadata,
-  type SetOptions,
   type StoredSecret,
-} from '@secret-provider/core';
+} from '@secret-provider/core/adapter';
 
 /** Name of this adapter in errors and events unless another is given. */
 export const PROVIDER_NAME = 'memory';
@@ -23,6 +21,17 @@ interface Entry {
   readonly version: number;
   readonly createdAt: Date;
   readonly updatedAt: Date;
+  readonly expiresAt?: Date | undefined;
+  readonly tags?: Readonly<Record<string, string>> | undefined;
+  readonly contentType?: string | undefined;
+}
+
+/** What a write may say about the value besides the value itself. */
+export interface MemoryWriteOptions {
+  readonly ifVersion?: string | null | undefined;
+  readonly expiresAt?: Date | undefined;
+  readonly tags?: Readonly<Record<string, string>> | undefined;
+  readonly contentType?: string | undefined;
 }
 
 /**
@@ -39,7 +48,10 @@ export class MemoryStore {
   }
 
   /** Stores `value`; returns the version. Storing the value a key already has changes nothing. */
-  set(key: string, value: string, ifVersion?: string | null): string {
+  set(key: string, value: string, options?: string | null | MemoryWriteOptions): string {
+    const write: MemoryWriteOptions =
+      typeof options === 'object' && options !== null ? options : { ifVersion: options };
+    const ifVersion = write.ifVersion;
     const previous = this.#entries.get(key);
     if (ifVersion !== undefined) {
       const current = previous === undefined ? null : String(previous.version);
@@ -50,11 +62,25 @@ export class MemoryStore {
           `check-and-set failed for "${key}": version mismatch`,
         );
     }
-    if (previous !== undefined && previous.value === value) return String(previous.version);
+    const sameFacts =
+      previous !== undefined &&
+      previous.value === value &&
+      previous.expiresAt?.getTime() === write.expiresAt?.getTime() &&
+      previous.contentType === write.contentType &&
+      JSON.stringify(previous.tags) === JSON.stringify(write.tags);
+    if (previous !== undefined && sameFacts) return String(previous.version);
     const now = new Date();
     // Versions are unique across the store, so a deleted and re-created key never reuses one.
     const version = ++this.#lastVersion;
-    this.#entries.set(key, { value, version, createdAt: previous?.createdAt ?? now, updatedAt: now });
+    this.#entries.set(key, {
+      value,
+      version,
+      createdAt: previous?.createdAt ?? now,
+      updatedAt: now,
+      expiresAt: write.expiresAt,
+      tags: write.tags === undefined ? undefined : Object.freeze({ ...write.tags }),
+      contentType: write.contentType,
+    });
     this.#notify(
       previous === undefined
         ? { type: 'added', key, version: String(version) }
@@ -133,15 +159,26 @@ export class MemoryProvider extends BaseProvider {
   readonly store: MemoryStore;
 
   constructor(options: MemoryProviderOptions = {}) {
-    super({ ...options, name: options.name ?? PROVIDER_NAME });
+    super({
+      ...options,
+      name: options.name ?? PROVIDER_NAME,
+      capabilities: {
+        checkAndSet: true,
+        expiry: true,
+        tags: true,
+        contentType: true,
+        ...options.capabilities,
+        ...(options.readOnly ? { write: false, delete: false } : {}),
+      },
+    });
     this.store = options.store ?? new MemoryStore();
     for (const [key, value] of Object.entries(options.initial ?? {}))
       this.store.set(this.validateKey(key), value);
-    if (options.readOnly) {
-      // A read-only instance has no write hooks, so its capabilities say so.
-      Object.defineProperty(this, 'writeSecret', { value: undefined });
-      Object.defineProperty(this, 'deleteSecret', { value: undefined });
-    }
+  }
+
+  /** Presence is a map lookup: answered synchronously, so a chain skips this provider cheaply. */
+  protected override hasSecret(key: string): boolean {
+    return this.store.has(key);
   }
 
   protected override async readSecret(key: string): Promise<StoredSecret | undefined> {
@@ -159,7 +196,7 @@ export class MemoryProvider extends BaseProvider {
     value: string,
     context: HookContext & SetOptions,
   ): Promise<void> {
-    this.store.set(key, value, context.ifVersion);
+    this.store.set(key, value, context);
   }
 
   protected override async deleteSecret(key: string): Promise<boolean> {
@@ -188,5 +225,15 @@ export class MemoryProvider extends BaseProvider {
 }
 
 function metadataOf(entry: Entry): Omit<SecretMetadata, 'key'> {
-  return { version: String(entry.version), createdAt: entry.createdAt, updatedAt: entry.updatedAt };
+  if (entry.expiresAt === undefined && entry.tags === undefined && entry.contentType === undefined) {
+    return { version: String(entry.version), createdAt: entry.createdAt, updatedAt: entry.updatedAt };
+  }
+  return {
+    version: String(entry.version),
+    createdAt: entry.createdAt,
+    updatedAt: entry.updatedAt,
+    expiresAt: entry.expiresAt,
+    tags: entry.tags,
+    contentType: entry.contentType,
+  };
 }

@@ -3,16 +3,13 @@ import {
   createEmitter,
   InvalidConfigError,
   isSecretError,
-  raceSignal,
   Secret,
   SecretError,
   type SecretProvider,
   type SecretValue,
-  throwIfAborted,
-  toSecretError,
   type WatchHandle,
-  withTimeout,
 } from '@secret-provider/core';
+import { raceSignal, throwIfAborted, toSecretError, withTimeout } from '@secret-provider/core/adapter';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { describeIssue, issuePath, SettingsError } from './errors.js';
 import { isRecord, type PlannedField, planFields } from './fields.js';

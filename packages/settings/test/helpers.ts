@@ -1,5 +1,6 @@
 import { inspect } from 'node:util';
-import { type HookContext, ProviderUnavailableError, type StoredSecret, sleep } from '@secret-provider/core';
+import { ProviderUnavailableError } from '@secret-provider/core';
+import { type HookContext, type StoredSecret, sleep } from '@secret-provider/core/adapter';
 import { MemoryProvider, type MemoryProviderOptions } from '@secret-provider/memory';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 

@@ -7,7 +7,7 @@ import {
   type SecretError,
   type SecretOperation,
 } from '@secret-provider/core';
-import type { VaultClock, VaultTimer } from './clock.js';
+import type { Clock, Timer } from '@secret-provider/core/adapter';
 import { isInvalidToken } from './errors.js';
 import type { Credential, NodeVaultClient, VaultAuthOptions } from './options.js';
 import type { AuthSession, RequestOptions, SessionSource, VaultTransport } from './transport.js';
@@ -30,7 +30,7 @@ export interface AuthManagerConfig {
   readonly client: NodeVaultClient;
   /** The provider created the client: keep node-vault's own token field empty. */
   readonly ownsClient: boolean;
-  readonly clock: VaultClock;
+  readonly clock: Clock;
   readonly random: () => number;
   readonly renewFraction: number;
   readonly jitter: number;
@@ -66,7 +66,7 @@ export class AuthManager implements SessionSource {
   #current: Session | undefined;
   #pending: Promise<Session> | undefined;
   #generation = 0;
-  #timer: VaultTimer | undefined;
+  #timer: Timer | undefined;
   #loginFailure: { error: SecretError; until: number; count: number } | undefined;
   #closed = false;
   /** Sessions whose rejection was already reported (once, however many requests saw it). */

@@ -8,9 +8,9 @@ import {
   SecretNotFoundError,
   type SecretOperation,
   SecretTimeoutError,
-  sanitizeCause,
   UnsupportedOperationError,
 } from '@secret-provider/core';
+import { sanitizeCause } from '@secret-provider/core/adapter';
 
 /**
  * What the provider learned from a failed request, read from node-vault's errors without

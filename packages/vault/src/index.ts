@@ -1,3 +1,10 @@
+// The clock is core's (one clock in the product); these names stay for code written against them.
+export {
+  type Clock as VaultClock,
+  ManualClock,
+  systemClock,
+  type Timer as VaultTimer,
+} from '@secret-provider/core/adapter';
 export {
   encodePath,
   type KvAddress,
@@ -6,7 +13,6 @@ export {
   type VaultAddress,
 } from './addressing.js';
 export { DEFAULT_KUBERNETES_JWT_FILE } from './auth.js';
-export { ManualClock, sleepOn, systemClock, type VaultClock, type VaultTimer } from './clock.js';
 export {
   describeFailure,
   isInvalidToken,

@@ -1,4 +1,5 @@
-import { fingerprint, type SecretOperation } from '@secret-provider/core';
+import type { SecretOperation } from '@secret-provider/core';
+import { fingerprint } from '@secret-provider/core/adapter';
 import { encodePath, type KvAddress, type ListStart } from './addressing.js';
 import type { NodeVaultClient } from './options.js';
 import type { VaultTransport } from './transport.js';

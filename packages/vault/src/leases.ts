@@ -1,6 +1,6 @@
 import { isSecretError, type SecretError, type SecretEvents } from '@secret-provider/core';
+import type { Clock, Timer } from '@secret-provider/core/adapter';
 import { encodePath } from './addressing.js';
-import type { VaultClock, VaultTimer } from './clock.js';
 import { isLeaseGone } from './errors.js';
 import type { NodeVaultClient } from './options.js';
 import type { AuthSession, VaultTransport } from './transport.js';
@@ -25,7 +25,7 @@ export interface Lease {
   /** Replaced by a newer lease; kept only until its grace period ends. */
   retired: boolean;
   revoked: boolean;
-  timer: VaultTimer | undefined;
+  timer: Timer | undefined;
   failures: number;
 }
 
@@ -39,7 +39,7 @@ export interface LeaseManagerConfig {
   readonly provider: string;
   readonly transport: VaultTransport;
   readonly client: NodeVaultClient;
-  readonly clock: VaultClock;
+  readonly clock: Clock;
   readonly random: () => number;
   readonly renewFraction: number;
   readonly jitter: number;

@@ -1,6 +1,6 @@
-import type { BaseProviderOptions, Secret } from '@secret-provider/core';
+import type { Secret } from '@secret-provider/core';
 import { InvalidConfigError, REDACTED } from '@secret-provider/core';
-import type { VaultClock } from './clock.js';
+import type { BaseProviderOptions, Clock } from '@secret-provider/core/adapter';
 
 /** A credential given as text or as a redacting {@link Secret}. */
 export type Credential = string | Secret<string>;
@@ -189,7 +189,7 @@ export interface VaultProviderOptions extends Partial<BaseProviderOptions> {
   /** What `delete` removes on a KV v2 mount: the latest version (soft, recoverable) or the whole key. @default 'latest' */
   readonly kvDelete?: 'latest' | 'all' | undefined;
   /** Time source for every schedule (tests and simulations pass a {@link ManualClock}). @default the system clock */
-  readonly clock?: VaultClock | undefined;
+  readonly clock?: Clock | undefined;
   /** Random source in [0, 1) for jitter. @default Math.random */
   readonly random?: (() => number) | undefined;
   /** Environment to read `VAULT_*` variables and the refresh intervals from. @default process.env */

@@ -1,6 +1,6 @@
 import { isSecretError, type SecretError } from '@secret-provider/core';
+import type { Clock, Timer } from '@secret-provider/core/adapter';
 import { compilePattern, type KvAddress } from './addressing.js';
-import type { VaultClock, VaultTimer } from './clock.js';
 import type { KvRead } from './kv.js';
 
 /** One refresh interval rule. */
@@ -69,7 +69,7 @@ export function resolveIntervals(
 }
 
 export interface StaticRefresherConfig {
-  readonly clock: VaultClock;
+  readonly clock: Clock;
   readonly random: () => number;
   readonly rules: readonly IntervalRule[];
   readonly defaultMs: number;
@@ -118,7 +118,7 @@ export interface RefreshReport {
 export class StaticRefresher {
   readonly #config: StaticRefresherConfig;
   readonly #tracked = new Map<string, Tracked>();
-  #timer: VaultTimer | undefined;
+  #timer: Timer | undefined;
   #closed = false;
   /** The last re-read was throttled: the next one is a lone probe. */
   #throttled = false;

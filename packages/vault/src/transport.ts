@@ -3,11 +3,10 @@ import { Agent as HttpsAgent, type AgentOptions as HttpsAgentOptions } from 'nod
 import {
   isSecretError,
   RateLimitedError,
-  raceSignal,
   type SecretError,
   type SecretOperation,
 } from '@secret-provider/core';
-import { sleepOn, type VaultClock } from './clock.js';
+import { type Clock, raceSignal, sleep } from '@secret-provider/core/adapter';
 import {
   describeFailure,
   isInvalidToken,
@@ -68,7 +67,7 @@ export interface CallSpec<T> {
 export interface TransportConfig {
   readonly provider: string;
   readonly client: NodeVaultClient;
-  readonly clock: VaultClock;
+  readonly clock: Clock;
   readonly random: () => number;
   readonly correlationHeader: string;
   readonly correlationId: () => string;
@@ -150,7 +149,7 @@ export class VaultTransport {
             `rate limited: ${spec.operation}${spec.key === undefined ? '' : ` "${spec.key}"`} (provider "${config.provider}"): Vault asked to wait ${Math.ceil(hold)} ms more`,
           );
         }
-        if (!(await sleepOn(config.clock, hold, spec.signal))) throw spec.signal?.reason;
+        if (!(await sleep(hold, spec.signal, config.clock))) throw spec.signal?.reason;
       }
       let session: AuthSession | undefined;
       if (authenticated) {
@@ -218,7 +217,7 @@ export class VaultTransport {
         delay = Math.max(delay, hold);
       }
       this.counters.retries++;
-      if (!(await sleepOn(config.clock, delay, spec.signal))) throw spec.signal?.reason ?? mapped;
+      if (!(await sleep(delay, spec.signal, config.clock))) throw spec.signal?.reason ?? mapped;
     }
   }
 

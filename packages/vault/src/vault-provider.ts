@@ -5,16 +5,12 @@ import type { Agent as HttpsAgent } from 'node:https';
 import { createRequire } from 'node:module';
 import { inspect } from 'node:util';
 import {
-  BaseProvider,
-  type EmitFunction,
-  type HookContext,
   InvalidConfigError,
   isSecretError,
   type KeysOptions,
   type LeaseInfo,
   ProviderClosedError,
   ReadOnlyError,
-  raceSignal,
   Secret,
   SecretConflictError,
   type SecretError,
@@ -22,13 +18,21 @@ import {
   type SecretOperation,
   SecretTimeoutError,
   type SetOptions,
-  type StoredSecret,
-  throwIfAborted,
   UnsupportedOperationError,
 } from '@secret-provider/core';
+import {
+  BaseProvider,
+  type Clock,
+  type EmitFunction,
+  type HookContext,
+  raceSignal,
+  type StoredSecret,
+  systemClock,
+  type Timer,
+  throwIfAborted,
+} from '@secret-provider/core/adapter';
 import { listStarts, parseKey, type VaultAddress } from './addressing.js';
 import { AuthManager } from './auth.js';
-import { systemClock, type VaultClock, type VaultTimer } from './clock.js';
 import { deleteKv, type KvRead, listKeys, readKv, readKvMetadata, writeKv } from './kv.js';
 import { type Lease, LeaseManager } from './leases.js';
 import {
@@ -153,7 +157,7 @@ export class VaultProvider extends BaseProvider {
   readonly #options: VaultProviderOptions;
   readonly #endpoint: string;
   readonly #client: NodeVaultClient;
-  readonly #clock: VaultClock;
+  readonly #clock: Clock;
   readonly #random: () => number;
   readonly #mounts: ReadonlyMap<string, 1 | 2>;
   readonly #transport: VaultTransport;
@@ -176,7 +180,19 @@ export class VaultProvider extends BaseProvider {
 
   constructor(options: VaultProviderOptions = {}) {
     const name = options.name ?? PROVIDER_NAME;
-    super({ ...options, name });
+    super({
+      ...options,
+      name,
+      capabilities: {
+        // KV v2 keeps versions and checks versions on write; KV v1 does neither.
+        versions: Object.values(options.mounts ?? { secret: { version: 2 } }).some(
+          (m) => (m.version ?? 2) === 2,
+        ),
+        checkAndSet: Object.values(options.mounts ?? { secret: { version: 2 } }).some(
+          (m) => (m.version ?? 2) === 2,
+        ),
+      },
+    });
     this.#options = options;
     const env = options.env ?? process.env;
     this.#clock = options.clock ?? systemClock;
@@ -426,7 +442,7 @@ export class VaultProvider extends BaseProvider {
     throwIfAborted(options.signal);
     const work = raceSignal(this.#refresher.refreshAll(), options.signal);
     if (options.timeout === undefined) return work;
-    let timer: VaultTimer | undefined;
+    let timer: Timer | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = this.#clock.setTimer(() => {
         reject(
@@ -506,10 +522,6 @@ export class VaultProvider extends BaseProvider {
   }
 
   // ---- hooks -----------------------------------------------------------------------------------
-
-  protected override get supportsVersions(): boolean {
-    return [...this.#mounts.values()].includes(2);
-  }
 
   protected override validateKey(key: unknown): string {
     const valid = super.validateKey(key);
@@ -684,7 +696,7 @@ export class VaultProvider extends BaseProvider {
       });
     }
     let stopped = false;
-    let timer: VaultTimer | undefined;
+    let timer: Timer | undefined;
     let running: Promise<void> | undefined;
     let seen: Set<string> | undefined;
     let failures = 0;

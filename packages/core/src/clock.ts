@@ -1,16 +1,17 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 
 /** A scheduled callback; `cancel` is idempotent. */
-export interface VaultTimer {
+export interface Timer {
   cancel(): void;
 }
 
 /**
- * Time as the provider sees it. Every renewal, rotation, refresh, poll and back-off is scheduled
- * through this, so a simulated clock ({@link ManualClock}) can run an hour of lease lifecycles
- * in seconds, with the real provider code.
+ * Time as a provider sees it. Every renewal, rotation, refresh, poll and back-off in the product is
+ * scheduled through this, so a simulated clock ({@link ManualClock}) can run hours of lifecycles in
+ * seconds, with the real provider code. The one clock of the product: adapters take a `clock`
+ * option of this type and never read `Date.now()` or call `setTimeout` for scheduling themselves.
  */
-export interface VaultClock {
+export interface Clock {
   /** Epoch milliseconds. */
   now(): number;
   /**
@@ -19,11 +20,11 @@ export interface VaultClock {
    * `sleep` marks a timer some work is waiting on (a back-off): a simulated clock stops waiting
    * for that work, since it can only go on once time moves. Timers never keep the process alive.
    */
-  setTimer(callback: () => unknown, delayMs: number, options?: { sleep?: boolean }): VaultTimer;
+  setTimer(callback: () => unknown, delayMs: number, options?: { sleep?: boolean }): Timer;
 }
 
 /** The real clock: `Date.now` and unreferenced `setTimeout`s. */
-export const systemClock: VaultClock = {
+export const systemClock: Clock = {
   now: () => Date.now(),
   setTimer(callback, delayMs) {
     const timer = setTimeout(
@@ -41,9 +42,10 @@ export const systemClock: VaultClock = {
 };
 
 /**
- * Resolves `true` after `delayMs` on `clock`, or `false` as soon as `signal` aborts.
+ * Resolves `true` after `delayMs` on `clock`, or `false` as soon as `signal` aborts. The timer never
+ * keeps the process alive.
  */
-export function sleepOn(clock: VaultClock, delayMs: number, signal?: AbortSignal): Promise<boolean> {
+export function sleep(delayMs: number, signal?: AbortSignal, clock: Clock = systemClock): Promise<boolean> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve(false);
     const onAbort = () => {
@@ -81,17 +83,17 @@ interface Work {
  * A simulated clock for tests and fleet simulations. Time stands still until {@link advance}
  * moves it; due timers then run in order, each at its own due time. The clock waits for the work
  * a callback returns (its promise) before moving on, except while that work sleeps on this clock
- * (a back-off, see {@link sleepOn}): it can only go on once time moves, and it is waited for
+ * (a back-off, see {@link sleep}): it can only go on once time moves, and it is waited for
  * again when it wakes. A real-time bound (`settleTimeoutMs`) keeps anything else from stalling it.
  *
  * @example
  * ```ts
  * const clock = new ManualClock();
- * const vault = new VaultProvider({ endpoint, auth, clock });
+ * const provider = new VaultProvider({ endpoint, auth, clock });
  * await clock.advance(3_600_000); // one simulated hour of renewals and refreshes
  * ```
  */
-export class ManualClock implements VaultClock {
+export class ManualClock implements Clock {
   #now: number;
   #seq = 0;
   readonly #heap: ManualTimer[] = [];
@@ -120,7 +122,7 @@ export class ManualClock implements VaultClock {
     return this.#heap.filter((t) => !t.cancelled).length;
   }
 
-  setTimer(callback: () => unknown, delayMs: number, options?: { sleep?: boolean }): VaultTimer {
+  setTimer(callback: () => unknown, delayMs: number, options?: { sleep?: boolean }): Timer {
     const work = options?.sleep ? this.#context.getStore() : undefined;
     let ended = false;
     const end = () => {

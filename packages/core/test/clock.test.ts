@@ -1,4 +1,4 @@
-import { ManualClock, sleepOn } from '@secret-provider/vault';
+import { ManualClock, sleep } from '@secret-provider/core/adapter';
 import { describe, expect, it } from 'vitest';
 
 describe('ManualClock', () => {
@@ -35,7 +35,7 @@ describe('ManualClock', () => {
     const seen: string[] = [];
     clock.setTimer(async () => {
       seen.push(`try @${clock.now()}`);
-      await sleepOn(clock, 1_000);
+      await sleep(1_000, undefined, clock);
       await new Promise((resolve) => setTimeout(resolve, 10));
       seen.push(`retry done @${clock.now()}`);
     }, 100);
@@ -48,12 +48,12 @@ describe('ManualClock', () => {
     const clock = new ManualClock(0);
     expect(await clock.advanceToNext()).toBe(false);
     const controller = new AbortController();
-    const sleeping = sleepOn(clock, 10_000, controller.signal);
+    const sleeping = sleep(10_000, controller.signal, clock);
     expect(clock.nextDue()).toBe(10_000);
     controller.abort();
     expect(await sleeping).toBe(false);
     expect(clock.nextDue()).toBeUndefined();
-    const woke = sleepOn(clock, 300);
+    const woke = sleep(300, undefined, clock);
     expect(await clock.advanceToNext()).toBe(true);
     expect(await woke).toBe(true);
     expect(clock.now()).toBe(300);
