@@ -23,13 +23,11 @@
 //   of the refresh loop.
 // - Figures are counts from a deterministic simulation (seeded random per instance), not
 //   timings, so one round is exact; wall time is printed for information only.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { createEmitter } from '@secret-provider/core';
-import { ManualClock, VaultProvider } from '@secret-provider/vault';
+import { ManualClock } from '@secret-provider/core/adapter';
+import { VaultProvider } from '@secret-provider/vault';
 import { ratio, report } from './lib/harness.mjs';
 
 const INSTANCES = Number(process.env.INSTANCES ?? 500);
@@ -43,16 +41,9 @@ const THROTTLE = { from: 1_800_000, to: 2_400_000, retryAfterS: 30 };
 
 // ---- the Vault double's API logic, in process ------------------------------------------------------
 
-/** Compiles the double's `vault-state.ts` (plain TypeScript, node built-ins only) for this run. */
+/** The double's API logic, from its build (the doubles are a private workspace package). */
 async function loadVaultState() {
-  const ts = (await import('typescript')).default;
-  const source = fileURLToPath(new URL('../integration-tests/vault/double/vault-state.ts', import.meta.url));
-  const { outputText } = ts.transpileModule(readFileSync(source, 'utf8'), {
-    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
-  });
-  const file = join(mkdtempSync(join(tmpdir(), 'vault-fleet-')), 'vault-state.mjs');
-  writeFileSync(file, outputText);
-  return (await import(pathToFileURL(file).href)).VaultState;
+  return (await import('@secret-provider/doubles/vault')).VaultState;
 }
 
 // node-vault is a dependency of the vault package, not of the benchmarks: load it from there.

@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import { AzureKeyVaultProvider } from '@secret-provider/azure';
 import { ChainedProvider } from '@secret-provider/chained';
 import { createEmitter, type SecretEvents } from '@secret-provider/core';
+import { FakeCredential, KeyVaultDouble } from '@secret-provider/doubles/key-vault';
 import { EnvProvider } from '@secret-provider/env';
 import { FileProvider } from '@secret-provider/file';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FakeCredential, KeyVaultDouble } from './double/index.js';
 import { clientOptionsFor, rejectionOf, waitFor } from './fixtures.js';
 
 const cleanups: Array<() => Promise<void>> = [];

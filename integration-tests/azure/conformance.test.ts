@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { AzureKeyVaultProvider } from '@secret-provider/azure';
 import { describeProviderConformance } from '@secret-provider/conformance';
+import { FakeCredential, KeyVaultDouble } from '@secret-provider/doubles/key-vault';
 import { afterEach, beforeEach, describe, it } from 'vitest';
-import { FakeCredential, KeyVaultDouble } from './double/index.js';
 import { clientOptionsFor, singleVault } from './fixtures.js';
 
 // Each test gets fresh doubles, so keys only need to be valid. The two-vault run routes keys with

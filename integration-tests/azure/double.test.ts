@@ -1,6 +1,6 @@
 import { type RestError, SecretClient, type SecretClientOptions } from '@azure/keyvault-secrets';
+import { FakeCredential, KeyVaultDouble } from '@secret-provider/doubles/key-vault';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { FakeCredential, KeyVaultDouble } from './double/index.js';
 
 // The double is checked here with the real SecretClient, as the adapter will use it: if the SDK
 // accepts what the double answers, the adapter's tests exercise the same code paths as production.

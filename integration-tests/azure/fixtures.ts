@@ -5,7 +5,7 @@ import {
   KeyVaultDouble,
   type KeyVaultDoubleOptions,
   type KeyVaultPermission,
-} from './double/index.js';
+} from '@secret-provider/doubles/key-vault';
 
 /** Client options that make the real SecretClient talk to a double: its CA, fast SDK retries. */
 export function clientOptionsFor(double: KeyVaultDouble) {

@@ -1,8 +1,8 @@
 import { inspect } from 'node:util';
 import { AzureKeyVaultProvider } from '@secret-provider/azure';
 import { createEmitter, isSecretError } from '@secret-provider/core';
+import { FakeCredential, KeyVaultDouble } from '@secret-provider/doubles/key-vault';
 import { afterAll, describe, expect, it } from 'vitest';
-import { FakeCredential, KeyVaultDouble } from './double/index.js';
 import { clientOptionsFor, waitFor } from './fixtures.js';
 
 // A run under injected faults: every error and event it produces is printed every way a logger

@@ -5,8 +5,8 @@ import {
   KeyVaultSecretUnusableError,
 } from '@secret-provider/azure';
 import { isSecretError, type SecretError } from '@secret-provider/core';
+import { FakeCredential, KeyVaultDouble } from '@secret-provider/doubles/key-vault';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FakeCredential, KeyVaultDouble } from './double/index.js';
 import { clientOptionsFor, rejectionOf, type SingleVault, singleVault } from './fixtures.js';
 
 // The provider over the Key Vault double, through the real SecretClient: reads, writes, soft

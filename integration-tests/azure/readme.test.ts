@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { inspect } from 'node:util';
+import { FakeCredential, KeyVaultDouble } from '@secret-provider/doubles/key-vault';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { FakeCredential, KeyVaultDouble } from './double/index.js';
 import { clientOptionsFor, waitFor } from './fixtures.js';
 import { connections, example } from './readme-example.js';
 

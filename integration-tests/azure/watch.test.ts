@@ -1,7 +1,7 @@
 import { AzureKeyVaultProvider } from '@secret-provider/azure';
 import { createEmitter, type SecretEvents } from '@secret-provider/core';
+import { FakeCredential, KeyVaultDouble } from '@secret-provider/doubles/key-vault';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FakeCredential, KeyVaultDouble } from './double/index.js';
 import { clientOptionsFor, type SingleVault, singleVault, waitFor } from './fixtures.js';
 
 // Rotation is detected from properties: the list (no versions, whole-second `updated`) says

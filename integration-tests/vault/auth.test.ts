@@ -2,9 +2,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isSecretError, type WarningEvent } from '@secret-provider/core';
+import type { VaultDouble } from '@secret-provider/doubles/vault';
 import { ManualClock } from '@secret-provider/vault';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { VaultDouble } from './double/index.js';
 import { rejection, type Setup, setup, trackUnhandledRejections } from './helpers.js';
 
 trackUnhandledRejections({ beforeAll, afterAll });

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { describeProviderConformance } from '@secret-provider/conformance';
+import { VaultDouble } from '@secret-provider/doubles/vault';
 import { VaultProvider } from '@secret-provider/vault';
 import { afterEach, beforeEach, describe, it } from 'vitest';
-import { VaultDouble } from './double/index.js';
 
 // The contract suite against the Vault double, once per KV engine version, through node-vault.
 // Out-of-band writes go to the double's API with its root token, as another Vault client would.

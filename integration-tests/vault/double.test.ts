@@ -1,7 +1,7 @@
 import { request as httpRequest } from 'node:http';
+import { VaultDouble } from '@secret-provider/doubles/vault';
 import nodeVault from 'node-vault';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { VaultDouble } from './double/index.js';
 
 // The double is checked through the real node-vault client, as the provider uses it, and
 // through raw HTTP where a detail (a header, the LIST verb on one connection) matters.

@@ -1,7 +1,7 @@
 import { inspect } from 'node:util';
 import { createEmitter, type SecretEvents } from '@secret-provider/core';
+import { VaultDouble, type VaultDoubleOptions } from '@secret-provider/doubles/vault';
 import { type ManualClock, VaultProvider, type VaultProviderOptions } from '@secret-provider/vault';
-import { VaultDouble, type VaultDoubleOptions } from './double/index.js';
 
 /** One recorded event. */
 export interface Recorded {

@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { createEmitter, isSecretError, Secret } from '@secret-provider/core';
+import { VaultDouble } from '@secret-provider/doubles/vault';
 import { ManualClock, VaultProvider } from '@secret-provider/vault';
 import nodeVault from 'node-vault';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { VaultDouble } from './double/index.js';
 import { leaks, rejection, settle, trackUnhandledRejections } from './helpers.js';
 
 trackUnhandledRejections({ beforeAll, afterAll });

@@ -1,8 +1,8 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { VaultDouble } from '@secret-provider/doubles/vault';
 import { expect, it } from 'vitest';
-import { VaultDouble } from './double/index.js';
 
 // The README's first example runs as written, with only its endpoint and credentials pointed at
 // the double, so the documentation cannot drift from the API.

@@ -2,10 +2,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isSecretError } from '@secret-provider/core';
+import { VaultDouble } from '@secret-provider/doubles/vault';
 import { VaultProvider, type VaultProviderOptions } from '@secret-provider/vault';
 import { generate } from 'selfsigned';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { VaultDouble } from './double/index.js';
 import { trackUnhandledRejections } from './helpers.js';
 
 trackUnhandledRejections({ beforeAll, afterAll });
