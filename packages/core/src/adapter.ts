@@ -25,6 +25,7 @@ export {
   type VersionSnapshot,
 } from './events.js';
 export { Poller, type PollerOptions, type PollOutcome, type PollTask } from './poller.js';
+export { AsyncQueue } from './stream.js';
 export {
   DEFAULT_MAX_KEY_LENGTH,
   fingerprint,

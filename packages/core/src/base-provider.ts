@@ -14,6 +14,7 @@ import {
 import { closedWatchHandle, diffSnapshots, EventHub, emitDiff, type VersionSnapshot } from './events.js';
 import { Poller, type PollerOptions, type PollTask } from './poller.js';
 import { INSPECT_CUSTOM, Secret, type SecretValue } from './secret.js';
+import { changeStream, type SecretChange } from './stream.js';
 import type {
   GetOptions,
   KeysOptions,
@@ -433,6 +434,11 @@ export abstract class BaseProvider implements SecretProvider {
         operation: 'watch',
       }),
     );
+  }
+
+  /** The provider's changes as an async iterator (see {@link changeStream}). */
+  changes(options: WatchOptions = {}): AsyncIterableIterator<SecretChange> {
+    return changeStream(this, options);
   }
 
   /** Closes the provider: stops watches, releases the adapter's resources. Idempotent. */

@@ -33,6 +33,8 @@ export function emitSafely<K extends keyof SecretEvents>(
  */
 export class EventHub {
   readonly #emitters = new Set<SecretEventEmitter>();
+  /** Ends each attached watch's `done` when the hub closes. */
+  readonly #enders = new Set<() => void>();
   readonly #start: () => Promise<() => Promise<void> | void>;
   #stopSource: Promise<(() => Promise<void> | void) | undefined> | undefined;
 
@@ -74,12 +76,22 @@ export class EventHub {
     const started = this.#stopSource.then(() => undefined);
     let stopped = false;
     let stopping: Promise<void> | undefined;
+    let end!: () => void;
+    const done = new Promise<void>((resolve) => {
+      end = resolve;
+    });
+    const ender = () => {
+      stopped = true;
+      end();
+    };
+    this.#enders.add(ender);
     const stop = (): Promise<void> => {
       if (stopping) return stopping;
       stopped = true;
       options.signal?.removeEventListener('abort', onAbort);
       this.#emitters.delete(emitter);
-      stopping = this.#emitters.size === 0 ? this.#stopAll() : Promise.resolve();
+      this.#enders.delete(ender);
+      stopping = (this.#emitters.size === 0 ? this.#stopAll() : Promise.resolve()).finally(end);
       return stopping;
     };
     const onAbort = () => void stop();
@@ -90,15 +102,21 @@ export class EventHub {
       get stopped() {
         return stopped;
       },
+      done,
       stop,
       [Symbol.asyncDispose]: stop,
     };
   }
 
-  /** Detaches every emitter and stops the source (used by `close`). */
+  /** Detaches every emitter and stops the source (used by `close`); every watch's `done` resolves. */
   async close(): Promise<void> {
     this.#emitters.clear();
-    await this.#stopAll();
+    try {
+      await this.#stopAll();
+    } finally {
+      for (const ender of [...this.#enders]) ender();
+      this.#enders.clear();
+    }
   }
 
   async #stopAll(): Promise<void> {
@@ -118,7 +136,7 @@ export function closedWatchHandle(error: SecretError): WatchHandle {
   const ready = Promise.reject(error);
   ready.catch(() => {});
   const stop = () => Promise.resolve();
-  return { ready, stopped: true, stop, [Symbol.asyncDispose]: stop };
+  return { ready, stopped: true, done: Promise.resolve(), stop, [Symbol.asyncDispose]: stop };
 }
 
 /** Key -> version id, as a provider sees its backend at one moment. */

@@ -1,6 +1,7 @@
 import type { Emitter } from 'mitt';
 import type { SecretError } from './errors.js';
 import type { Secret, SecretValue } from './secret.js';
+import type { SecretChange } from './stream.js';
 
 /** A lease on a dynamic secret (a credential with a limited life, e.g. Vault's database engine). */
 export interface LeaseInfo {
@@ -152,6 +153,8 @@ export interface WatchHandle extends AsyncDisposable {
   /** Resolves once the watch is armed: changes after this point are reported. */
   readonly ready: Promise<void>;
   readonly stopped: boolean;
+  /** Resolves when the watch has ended: stopped, aborted, or its provider closed. */
+  readonly done?: Promise<void> | undefined;
   stop(): Promise<void>;
 }
 
@@ -202,6 +205,12 @@ export interface SecretProvider extends AsyncDisposable {
    * provider it returns a handle that is already stopped and whose `ready` rejects with `CLOSED`.
    */
   watch(emitter: SecretEventEmitter, options?: WatchOptions): WatchHandle;
+
+  /**
+   * The same events as an async iterator (see `changeStream`): ends on abort, `break` or close.
+   * Optional: `changeStream(provider)` gives it for any provider.
+   */
+  changes?(options?: WatchOptions): AsyncIterableIterator<SecretChange>;
 
   /** Releases timers, watchers, sockets and leases. Idempotent; later calls reject with `CLOSED`. */
   close(): Promise<void>;

@@ -2,6 +2,7 @@ import { ProviderClosedError, type SecretOperation, toSecretError } from './erro
 import { closedWatchHandle, createEmitter, EventHub } from './events.js';
 import { hasKey } from './presence.js';
 import { INSPECT_CUSTOM, type Secret, type SecretValue } from './secret.js';
+import { changeStream, type SecretChange } from './stream.js';
 import type {
   GetOptions,
   KeysOptions,
@@ -115,6 +116,11 @@ export abstract class WrappingProvider implements SecretProvider {
     return this.#hub.attach(emitter, options, (error) =>
       toSecretError(error, { provider: this.name, operation: 'watch' }),
     );
+  }
+
+  /** The provider's changes as an async iterator (see {@link changeStream}). */
+  changes(options: WatchOptions = {}): AsyncIterableIterator<SecretChange> {
+    return changeStream(this, options);
   }
 
   /** Stops watches, releases what the subclass holds, and closes the wrapped provider if owned. */
