@@ -54,7 +54,8 @@ export function parseRetryAfter(value: string | null | undefined, now = Date.now
   const text = value.trim();
   if (text === '') return undefined;
   if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000);
-  if (/^\d/.test(text)) return undefined;
+  // An HTTP date starts with the day's name (`Sun, 06 Nov 1994 08:49:37 GMT`).
+  if (!/^[A-Za-z]/.test(text)) return undefined;
   const date = Date.parse(text);
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }

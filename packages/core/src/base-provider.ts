@@ -14,7 +14,7 @@ import {
 import { closedWatchHandle, diffSnapshots, EventHub, emitDiff, type VersionSnapshot } from './events.js';
 import { Poller, type PollerOptions, type PollTask } from './poller.js';
 import { INSPECT_CUSTOM, Secret, type SecretValue } from './secret.js';
-import { changeStream, type SecretChange } from './stream.js';
+import { type ChangeStream, changeStream } from './stream.js';
 import type {
   GetOptions,
   KeysOptions,
@@ -437,7 +437,7 @@ export abstract class BaseProvider implements SecretProvider {
   }
 
   /** The provider's changes as an async iterator (see {@link changeStream}). */
-  changes(options: WatchOptions = {}): AsyncIterableIterator<SecretChange> {
+  changes(options: WatchOptions = {}): ChangeStream {
     return changeStream(this, options);
   }
 

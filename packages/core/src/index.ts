@@ -29,7 +29,7 @@ export { createEmitter } from './events.js';
 export { hasKey } from './presence.js';
 export * from './redactor.js';
 export { REDACTED, Secret, type SecretValue, toSecret } from './secret.js';
-export { changeStream, type SecretChange } from './stream.js';
+export { type ChangeStream, changeStream, type SecretChange } from './stream.js';
 export type {
   AddedEvent,
   ErrorEvent,

@@ -84,6 +84,12 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
   }
 }
 
+/** The stream `changes()` returns: an async iterator of changes that says when it is armed. */
+export interface ChangeStream extends AsyncIterableIterator<SecretChange> {
+  /** Resolves once the watch behind the stream is armed: changes after this point are items. */
+  readonly ready: Promise<void>;
+}
+
 /**
  * The changes of `provider` as an async iterator: every `rotated`, `added`, `removed`, `error`
  * and `warning` event, in order, with its `type`. Errors are items and do not end the stream;
@@ -97,17 +103,15 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
  * }
  * ```
  */
-export function changeStream(
-  provider: SecretProvider,
-  options: WatchOptions = {},
-): AsyncIterableIterator<SecretChange> {
+export function changeStream(provider: SecretProvider, options: WatchOptions = {}): ChangeStream {
   const emitter = createEmitter();
   const watchAbort = new AbortController();
   const queue = new AsyncQueue<SecretChange>({ signal: options.signal, onFinish: () => watchAbort.abort() });
-  if (queue.ended) return queue;
+  if (queue.ended) return Object.assign(queue, { ready: Promise.resolve() });
   emitter.on('*', (type, event) => queue.push({ type, ...(event as object) } as SecretChange));
   const handle = provider.watch(emitter, { signal: watchAbort.signal });
-  handle.ready.catch(() => queue.end());
+  // A watch that cannot start (a closed provider) ends the stream; `ready` still resolves.
+  const ready = handle.ready.catch(() => queue.end());
   void handle.done?.then(() => queue.end());
-  return queue;
+  return Object.assign(queue, { ready });
 }

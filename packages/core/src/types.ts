@@ -1,7 +1,7 @@
 import type { Emitter } from 'mitt';
 import type { SecretError } from './errors.js';
 import type { Secret, SecretValue } from './secret.js';
-import type { SecretChange } from './stream.js';
+import type { ChangeStream } from './stream.js';
 
 /** A lease on a dynamic secret (a credential with a limited life, e.g. Vault's database engine). */
 export interface LeaseInfo {
@@ -210,7 +210,7 @@ export interface SecretProvider extends AsyncDisposable {
    * The same events as an async iterator (see `changeStream`): ends on abort, `break` or close.
    * Optional: `changeStream(provider)` gives it for any provider.
    */
-  changes?(options?: WatchOptions): AsyncIterableIterator<SecretChange>;
+  changes?(options?: WatchOptions): ChangeStream;
 
   /** Releases timers, watchers, sockets and leases. Idempotent; later calls reject with `CLOSED`. */
   close(): Promise<void>;

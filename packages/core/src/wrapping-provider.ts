@@ -2,7 +2,7 @@ import { ProviderClosedError, type SecretOperation, toSecretError } from './erro
 import { closedWatchHandle, createEmitter, EventHub } from './events.js';
 import { hasKey } from './presence.js';
 import { INSPECT_CUSTOM, type Secret, type SecretValue } from './secret.js';
-import { changeStream, type SecretChange } from './stream.js';
+import { type ChangeStream, changeStream } from './stream.js';
 import type {
   GetOptions,
   KeysOptions,
@@ -119,7 +119,7 @@ export abstract class WrappingProvider implements SecretProvider {
   }
 
   /** The provider's changes as an async iterator (see {@link changeStream}). */
-  changes(options: WatchOptions = {}): AsyncIterableIterator<SecretChange> {
+  changes(options: WatchOptions = {}): ChangeStream {
     return changeStream(this, options);
   }
 

@@ -99,21 +99,23 @@ export class MemoryStore {
   }
 
   has(key: string): boolean {
-    return this.#entries.has(key);
+    return this.read(key) !== undefined;
   }
 
-  /** @internal used by providers */
+  /** @internal used by providers. An entry past its `expiresAt` is gone. */
   read(key: string): Entry | undefined {
-    return this.#entries.get(key);
+    const entry = this.#entries.get(key);
+    if (entry?.expiresAt !== undefined && entry.expiresAt.getTime() <= Date.now()) return undefined;
+    return entry;
   }
 
   keys(): string[] {
-    return [...this.#entries.keys()];
+    return [...this.#entries.keys()].filter((key) => this.read(key) !== undefined);
   }
 
   /** Key -> version of every entry. */
   versions(): Map<string, string> {
-    return new Map([...this.#entries].map(([key, entry]) => [key, String(entry.version)]));
+    return new Map(this.keys().map((key) => [key, String(this.#entries.get(key)?.version)]));
   }
 
   /** Calls `listener` on every change until the returned function is called. */
