@@ -302,11 +302,25 @@ export type SecretErrorOf<C extends SecretErrorCode> = C extends keyof SecretErr
   ? SecretErrorClasses[C]
   : SecretError & { readonly code: C };
 
+/** An error class name as code writes it (`AxiosError`, `RestError`), nothing a server could phrase. */
+const SAFE_NAME = /^[A-Za-z_$][\w$]{0,63}$/;
+/** A diagnostic code as libraries and Node use them (`ECONNRESET`, `ERR_TLS_CERT_ALTNAME_INVALID`, `404`). */
+const SAFE_CODE = /^[A-Za-z0-9_.-]{1,64}$/;
+/** The system calls whose name Node puts in a system error, as a word. */
+const SAFE_SYSCALL = /^[a-z_]{1,32}$/;
+const IP_ADDRESS = /^(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-fA-F:]{2,45})$/;
+/** A stack frame as V8 writes it: a function and a location in a file, a module or native code. */
+const STACK_FRAME =
+  /^ {4}at (?:(?:async |new )?[\w$.<>[\] ]{1,200} \()?(?:file:\/\/|node:|\/|[A-Za-z]:\\|native|<anonymous>)[^()\n]{0,300}\)?$/;
+
 /**
- * What remains of a foreign error after sanitizing: its name, primitive diagnostic fields
- * (`code`, `errno`, `syscall`, `status`) and stack frames, without its message unless that is
- * known to be safe. Third-party errors routinely carry tokens (axios `config.headers`), request
- * bodies (Azure `RestError.request`) or the parsed input (`JSON.parse`).
+ * What remains of a foreign error after sanitizing: its class name, its diagnostic `code`,
+ * `status` and `syscall`, and its stack frames, each kept only when it has the shape code gives
+ * it. The message is never the original's (a foreign error's text is untrusted: Node puts file
+ * paths in system errors, `JSON.parse` quotes its input, servers phrase theirs); it is rebuilt
+ * from the kept fields, or is a message the adapter has checked (`safeMessage`). Third-party
+ * errors routinely carry tokens (axios `config.headers`), request bodies (Azure
+ * `RestError.request`) or the parsed input; none of those properties is copied.
  */
 export class SanitizedCause extends Error {
   readonly originalName: string;
@@ -315,30 +329,35 @@ export class SanitizedCause extends Error {
   readonly syscall: string | undefined;
 
   constructor(original: unknown, safeMessage?: string) {
-    const fields = (typeof original === 'object' && original !== null ? original : {}) as Record<
-      string,
-      unknown
-    >;
-    const originalName = typeof fields.name === 'string' ? fields.name : typeof original;
-    const syscall = typeof fields.syscall === 'string' ? fields.syscall : undefined;
-    const code =
-      typeof fields.code === 'string' || typeof fields.code === 'number' ? String(fields.code) : undefined;
-    // Node system errors compose their message from syscall, code and address: safe to keep.
+    const fields = readable(original);
+    const name = typeof fields.name === 'string' && SAFE_NAME.test(fields.name) ? fields.name : undefined;
+    const originalName = name ?? (original instanceof Error ? 'Error' : typeof original);
+    const syscall =
+      typeof fields.syscall === 'string' && SAFE_SYSCALL.test(fields.syscall) ? fields.syscall : undefined;
+    const rawCode = typeof fields.code === 'number' ? String(fields.code) : fields.code;
+    const code = typeof rawCode === 'string' && SAFE_CODE.test(rawCode) ? rawCode : undefined;
+    const rawStatus = fields.statusCode ?? fields.status;
+    const status =
+      typeof rawStatus === 'number' && Number.isInteger(rawStatus) && rawStatus >= 100 && rawStatus <= 999
+        ? rawStatus
+        : undefined;
+    // Node's network errors name the peer; an IP address and a port are kept, a path never.
+    const address =
+      syscall !== undefined && typeof fields.address === 'string' && IP_ADDRESS.test(fields.address)
+        ? `${fields.address}${typeof fields.port === 'number' && Number.isInteger(fields.port) ? `:${fields.port}` : ''}`
+        : undefined;
     const message =
       safeMessage ??
-      (syscall !== undefined && typeof fields.message === 'string'
-        ? fields.message
+      (syscall !== undefined
+        ? [syscall, code, address].filter((part) => part !== undefined).join(' ')
         : `${originalName}${code === undefined ? '' : ` ${code}`} (message withheld: may contain secret data)`);
     super(message);
     this.name = 'SanitizedCause';
     this.originalName = originalName;
     this.code = code;
     this.syscall = syscall;
-    const status = fields.statusCode ?? fields.status;
-    this.status = typeof status === 'number' ? status : undefined;
-    const frames =
-      typeof fields.stack === 'string' ? fields.stack.split('\n').filter((l) => /^\s+at /.test(l)) : [];
-    this.stack = [`${this.name}: ${message}`, ...frames].join('\n');
+    this.status = status;
+    this.stack = [`${this.name}: ${message}`, ...stackFrames(fields)].join('\n');
   }
 
   toJSON(): Record<string, unknown> {
@@ -350,6 +369,49 @@ export class SanitizedCause extends Error {
       status: this.status,
     };
   }
+}
+
+/** The fields of a foreign value, read without running its getters' failures into the caller. */
+function readable(original: unknown): Record<string, unknown> {
+  if (typeof original !== 'object' || original === null) return {};
+  const fields: Record<string, unknown> = {};
+  for (const key of [
+    'name',
+    'syscall',
+    'code',
+    'statusCode',
+    'status',
+    'address',
+    'port',
+    'stack',
+    'message',
+  ]) {
+    try {
+      fields[key] = (original as Record<string, unknown>)[key];
+    } catch {
+      // A throwing getter gives nothing.
+    }
+  }
+  return fields;
+}
+
+/**
+ * The stack frames of a foreign error: the lines after its message (a message may hold lines
+ * that look like frames), each kept only when it has the exact shape of a V8 frame.
+ */
+function stackFrames(fields: Record<string, unknown>): string[] {
+  const { stack, message } = fields;
+  if (typeof stack !== 'string') return [];
+  let rest = stack;
+  if (typeof message === 'string' && message.length > 0) {
+    const at = stack.indexOf(message);
+    if (at === -1) return [];
+    rest = stack.slice(at + message.length);
+  }
+  return rest
+    .split('\n')
+    .filter((line) => STACK_FRAME.test(line))
+    .slice(0, 20);
 }
 
 /**

@@ -65,12 +65,44 @@ describe('error taxonomy', () => {
     expect(error.cause).toMatchObject({ originalName: 'AxiosError', code: 'ECONNRESET' });
   });
 
-  it('keeps Node system error messages, which hold no payload', () => {
+  it('rebuilds Node system error messages from their fields, keeping an IP peer', () => {
     const system = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:8200'), {
       code: 'ECONNREFUSED',
       syscall: 'connect',
+      address: '127.0.0.1',
+      port: 8200,
     });
     expect(sanitizeCause(system).message).toBe('connect ECONNREFUSED 127.0.0.1:8200');
+  });
+
+  it('never keeps the path of a system error: a transform may do I/O on the value', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const error = await readFile('/nonexistent/hunter2-secret-path').catch((e: unknown) => e);
+    expect(String((error as Error).message)).toContain('hunter2');
+    const cause = sanitizeCause(error);
+    expect(cause.message).toBe('open ENOENT');
+    expect(
+      inspect(new SecretError('INVALID_VALUE', 'x', { cause: error }), { depth: Infinity }),
+    ).not.toContain('hunter2');
+  });
+
+  it('drops message lines that look like stack frames, and names and codes a server could phrase', () => {
+    const hostile = new Error('denied\n    at hunter2-in-a-frame (/app/x.js:1:1)');
+    Object.assign(hostile, { name: 'Error: hunter2 said', code: 'code with hunter2 inside it and spaces' });
+    const cause = sanitizeCause(hostile);
+    const text = [cause.message, cause.stack, JSON.stringify(cause), inspect(cause)].join('\n');
+    expect(text).not.toContain('hunter2');
+    expect(cause).toMatchObject({ originalName: 'Error', code: undefined });
+    expect(cause.stack).toMatch(/\n {4}at /);
+  });
+
+  it('survives getters that throw', () => {
+    const nasty = Object.defineProperty(new Error('x'), 'code', {
+      get() {
+        throw new Error('hunter2 getter');
+      },
+    });
+    expect((sanitizeCause(nasty) as SanitizedCause).code).toBeUndefined();
   });
 
   it('withholds a JSON.parse message, which quotes its input', () => {
