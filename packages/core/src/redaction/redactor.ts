@@ -1,22 +1,19 @@
 import { inspect } from 'node:util';
-import { InvalidConfigError, InvalidValueError, isSecretError } from './errors.js';
-import { createEmitter } from './events.js';
-import { type DeepContext, redactDeep } from './redaction/deep.js';
+import { InvalidConfigError, InvalidValueError, isSecretError } from '../errors.js';
+import { createEmitter } from '../events.js';
+import { REDACTED, Secret, type SecretValue } from '../secret.js';
+import type { SecretEvents, SecretProvider, WatchHandle } from '../types.js';
+import { fingerprint } from '../util.js';
+import { type DeepContext, redactDeep } from './deep.js';
 import {
   ALL_ENCODINGS,
   bytesForms,
   type RedactionEncoding,
   textForms,
   type ValueForms,
-} from './redaction/encodings.js';
-import { PatternMatcher } from './redaction/matcher.js';
-import { RedactingProvider, type ValueSink } from './redaction/provider.js';
-import { REDACTED, Secret, type SecretValue } from './secret.js';
-import type { SecretEvents, SecretProvider, WatchHandle } from './types.js';
-import { fingerprint } from './util.js';
-
-export { TRUNCATED, UNREADABLE } from './redaction/deep.js';
-export type { RedactionEncoding } from './redaction/encodings.js';
+} from './encodings.js';
+import { PatternMatcher } from './matcher.js';
+import { RedactingProvider, type ValueSink } from './provider.js';
 
 /**
  * Values shorter than this are not masked by default. Masking `admin` or `1234` would blank
@@ -718,8 +715,6 @@ export class Redactor {
 export function createRedactor(options: RedactorOptions = {}): Redactor {
   return new Redactor(options);
 }
-
-export type { RedactingProvider } from './redaction/provider.js';
 
 /** The value inside, or `undefined` for a disposed secret or something that is not a value. */
 function reveal(value: unknown): SecretValue | undefined {
