@@ -44,8 +44,10 @@ export {
   type RedactorOptions,
   type RedactorStats,
   type RedactorWarning,
+  type SecretKeyPredicate,
   TRUNCATED,
   UNREADABLE,
+  type WrapOptions,
 } from './redaction/index.js';
 export { REDACTED, Secret, type SecretValue, toSecret } from './secret.js';
 export { type ChangeStream, changeStream, type SecretChange } from './stream.js';
