@@ -1,6 +1,7 @@
 import { Console } from 'node:console';
 import { Writable } from 'node:stream';
 import { format, inspect } from 'node:util';
+import { runInNewContext } from 'node:vm';
 import {
   BaseProvider,
   createRedactor,
@@ -8,6 +9,7 @@ import {
   type Redactor,
   type StoredSecret,
 } from '@secret-provider/core';
+import { redactDeep } from '@secret-provider/core/redaction';
 import { describe, expect, it } from 'vitest';
 
 const TOKEN = 'tok_9f8e7d6c5b4a';
@@ -269,5 +271,73 @@ describe('redactor: exotic errors come back printable', () => {
     );
     const copy = redactor().redact({ msg: TOKEN, proxy, trap, ok: 1 });
     expect(copy).toEqual({ msg: REDACTED, proxy: '[Unreadable]', trap: '[Unreadable]', ok: 1 });
+  });
+});
+
+describe('redactDeep: the one walk, with other rules', () => {
+  const mask = (text: string) => text.replaceAll(TOKEN, REDACTED);
+
+  it('an error from another realm comes back redacted and printable', () => {
+    const foreign = runInNewContext('new TypeError(message)', { message: `vm failed ${TOKEN}` }) as Error;
+    expect(foreign instanceof Error).toBe(false);
+    const copy = redactDeep(foreign, { redactString: mask }) as Error;
+    expect(copy.message).toBe(`vm failed ${REDACTED}`);
+    expect(Object.hasOwn(copy, '__proto__')).toBe(false);
+    printAll(copy, TOKEN);
+  });
+
+  it('sensitive names, instances, binary data and rules inside errors', () => {
+    class Socket {
+      readonly remote = '10.0.0.1';
+    }
+    const error = Object.assign(new Error(`failed ${TOKEN}`), {
+      headers: { authorization: 'Basic dTpw', accept: 'json' },
+      socket: new Socket(),
+      body: Buffer.from('password=abc'),
+    });
+    const record = { msg: `outer ${TOKEN}`, socket: new Socket(), err: error, deep: { a: { b: { c: {} } } } };
+    const rules = {
+      redactString: (text: string) => text,
+      minLength: Number.POSITIVE_INFINITY,
+      maxDepth: 2,
+      beyondDepth: 'keep' as const,
+      instance: (value: object) => value,
+      errors: {
+        redactString: mask,
+        sensitiveKey: (key: string) => key === 'authorization',
+        instance: (value: object) => `[${value.constructor.name}]`,
+        binary: (value: ArrayBuffer | ArrayBufferView) => `[${value.byteLength} bytes]`,
+      },
+    };
+    const out = redactDeep(record, rules) as typeof record;
+    // Outside the error: nothing changes, deeper objects are kept as they are.
+    expect(out.msg).toBe(record.msg);
+    expect(out.socket).toBe(record.socket);
+    expect(out.deep).toBe(record.deep);
+    const err = out.err as unknown as Record<string, unknown>;
+    expect(err.message).toBe(`failed ${REDACTED}`);
+    expect(err.headers).toEqual({ authorization: REDACTED, accept: 'json' });
+    expect(err.socket).toBe('[Socket]');
+    expect(err.body).toBe('[12 bytes]');
+    expect(error.headers.authorization).toBe('Basic dTpw');
+  });
+
+  it('rules that name each other, and a throwing redactString, end without throwing', () => {
+    const a: { redactString: (text: string) => string; errors?: unknown } = { redactString: mask };
+    const b = { redactString: mask, errors: a };
+    a.errors = b;
+    const inner = new Error(`inner ${TOKEN}`);
+    const outer = new Error(`outer ${TOKEN}`, { cause: inner });
+    (inner as Error & { cause?: unknown }).cause = outer;
+    const out = redactDeep({ outer }, a as Parameters<typeof redactDeep>[1]) as { outer: Error };
+    expect(out.outer.message).toBe(`outer ${REDACTED}`);
+    expect(inspect(out, { depth: 6 })).not.toContain(TOKEN);
+    const throwing = {
+      redactString: () => {
+        throw new Error('broken');
+      },
+    };
+    expect(redactDeep(`alone ${TOKEN}`, throwing)).toBe('[Unreadable]');
+    expect(redactDeep({ msg: `inside ${TOKEN}` }, throwing)).toBe('[Unreadable]');
   });
 });

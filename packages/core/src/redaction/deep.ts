@@ -76,7 +76,12 @@ export interface DeepRedactOptions {
  * ```
  */
 export function redactDeep(value: unknown, options: DeepRedactOptions): unknown {
-  return new DeepWalk(resolve(options)).visit(value, 0);
+  try {
+    return new DeepWalk(resolve(options)).visit(value, 0);
+  } catch {
+    // Only a throwing `redactString` on a string given alone gets here.
+    return UNREADABLE;
+  }
 }
 
 interface Policy {
@@ -88,7 +93,7 @@ interface Policy {
   readonly mask: string;
   readonly instance: ((value: object) => unknown) | undefined;
   readonly binary: ((value: ArrayBuffer | ArrayBufferView) => unknown) | undefined;
-  readonly errors: Policy | undefined;
+  errors: Policy | undefined;
 }
 
 /** Resolved options, kept per options object: a redactor walks with the same one every time. */
@@ -97,7 +102,7 @@ const policies = new WeakMap<DeepRedactOptions, Policy>();
 function resolve(options: DeepRedactOptions): Policy {
   let policy = policies.get(options);
   if (policy === undefined) {
-    policy = {
+    const created: Policy = {
       redactString: options.redactString,
       minLength: options.minLength ?? 1,
       maxDepth: options.maxDepth ?? DEFAULT_REDACTION_MAX_DEPTH,
@@ -106,10 +111,12 @@ function resolve(options: DeepRedactOptions): Policy {
       mask: options.mask ?? REDACTED,
       instance: options.instance,
       binary: options.binary,
-      errors:
-        options.errors === undefined || options.errors === options ? undefined : resolve(options.errors),
+      errors: undefined,
     };
-    policies.set(options, policy);
+    // Kept before its error rules are resolved: options may refer to each other.
+    policies.set(options, created);
+    if (options.errors !== undefined && options.errors !== options) created.errors = resolve(options.errors);
+    policy = created;
   }
   return policy;
 }
@@ -210,12 +217,12 @@ class DeepWalk {
   }
 
   /** Objects whose traps throw, or revoked proxies, must not break the logging path. */
-  #visitSafely(value: object, depth: number): unknown {
+  #visitSafely(value: object, depth: number, switchRules = true): unknown {
     const lowestBefore = this.#lowestShell;
     const policy = this.#policy;
     const memo = this.#memo;
     try {
-      return this.#visitObject(value, depth);
+      return this.#visitObject(value, depth, switchRules);
     } catch {
       this.#policy = policy;
       this.#memo = memo;
@@ -230,9 +237,10 @@ class DeepWalk {
     }
   }
 
-  #visitObject(value: object, depth: number): unknown {
+  #visitObject(value: object, depth: number, switchRules: boolean): unknown {
     const errorRules = this.#policy.errors;
-    if (errorRules !== undefined && isErrorLike(value)) return this.#visitWithRules(errorRules, value);
+    if (switchRules && errorRules !== undefined && isErrorLike(value))
+      return this.#visitWithRules(errorRules, value);
     const known = this.#memo.get(value);
     if (known !== undefined) {
       if (known.done) {
@@ -322,7 +330,8 @@ class DeepWalk {
     this.#policy = policy;
     this.#memo = memo;
     try {
-      return this.#visitSafely(error, 0);
+      // Under the new rules this error is walked as it is, whatever errors those rules name.
+      return this.#visitSafely(error, 0, false);
     } finally {
       this.#policy = outerPolicy;
       this.#memo = outerMemo;
@@ -459,11 +468,12 @@ class DeepWalk {
     // holds: they are read from the original and become own values of the copy.
     for (
       let proto: object | null = Object.getPrototypeOf(error) as object | null;
-      proto !== null && !GENERIC_PROTOTYPES.has(proto);
+      // Up to the built-in error prototypes, or another realm's `Object.prototype`.
+      proto !== null && !GENERIC_PROTOTYPES.has(proto) && Object.getPrototypeOf(proto) !== null;
       proto = Object.getPrototypeOf(proto) as object | null
     ) {
       for (const key of Reflect.ownKeys(proto)) {
-        if (key === 'constructor' || seen.has(key)) continue;
+        if (key === 'constructor' || key === '__proto__' || seen.has(key)) continue;
         seen.add(key);
         const descriptor = Object.getOwnPropertyDescriptor(proto, key);
         if (descriptor === undefined) continue;

@@ -89,21 +89,26 @@ function normalize(key: string): string {
   return key.toLowerCase().replace(/[^a-z0-9]/g, '');
 }
 
-const HOST_NAME =
-  /^(?:localhost|[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+)(?::\d{1,5})?$/;
-const IPV4 = /^(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?$/;
-const IPV6 = /^(?:\[[0-9a-f:.]+\](?::\d{1,5})?|[0-9a-f]*:[0-9a-f:.]*:[0-9a-f:.]*)$/i;
-// Parts of a path: words of letters (a capital first), digits, and . _ - @ ~ +; never random text.
-const PATH_PART = '[A-Za-z]?[a-z0-9._@~+-]*';
-const PATH = new RegExp(
-  `^(?:~|\\.{1,2}|[A-Za-z]:)?[\\\\/]${PATH_PART}(?:[\\\\/]${PATH_PART})*(?::(?:~|[A-Za-z]:)?[\\\\/]${PATH_PART}(?:[\\\\/]${PATH_PART})*)*$`,
-);
+// Each pattern matches in one pass (no part of the text can be matched two ways), so a long
+// value costs linear time.
+const HOST_NAME = /^(?:localhost|[a-z0-9-]+(?:\.[a-z0-9-]+)+)(?::\d{1,5})?$/;
+const IPV4 = /^\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?$/;
+const IPV6 = /^\[[0-9a-f:.]+\](?::\d{1,5})?$|^[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}$/i;
+/** Longest host name (or address with a port) the shapes above are tried on. */
+const MAX_HOST_LENGTH = 260;
+// Parts of a path: words of lower-case letters, digits and . _ - @ ~ + (a capital first, as in
+// `/Users`); random text (mixed case, base64) does not fit.
+const PATH_PART = '(?:[A-Z][a-z0-9._@~+-]*|[a-z0-9._@~+-]*)';
+const ONE_PATH = `(?:~|\\.{1,2}|[A-Za-z]:)?[\\\\/]${PATH_PART}(?:[\\\\/]${PATH_PART})*`;
+const PATH = new RegExp(`^${ONE_PATH}(?::${ONE_PATH})*$`);
 const WORD = /^[a-z]+$/;
 const URL_START = /^[a-z][a-z0-9+.-]*:\/\//i;
 
 /** Whether `value` plainly is configuration (see {@link defaultSecretKeys}): not masked under keys the predicate is unsure of. */
 export function looksLikeConfiguration(value: string): boolean {
-  if (WORD.test(value) || HOST_NAME.test(value) || IPV4.test(value) || IPV6.test(value)) return true;
+  if (WORD.test(value)) return true;
+  if (value.length <= MAX_HOST_LENGTH && (HOST_NAME.test(value) || IPV4.test(value) || IPV6.test(value)))
+    return true;
   if (URL_START.test(value)) {
     const url = parseUrl(value);
     if (url === undefined || url.password !== '') return false;
