@@ -2,14 +2,10 @@ import { Console } from 'node:console';
 import { Writable } from 'node:stream';
 import { format, inspect } from 'node:util';
 import { runInNewContext } from 'node:vm';
-import {
-  BaseProvider,
-  createRedactor,
-  REDACTED,
-  type Redactor,
-  type StoredSecret,
-} from '@secret-provider/core';
+import { createRedactor, REDACTED, type Redactor } from '@secret-provider/core';
+import { BaseProvider, type StoredSecret } from '@secret-provider/core/adapter';
 import { redactDeep } from '@secret-provider/core/redaction';
+import { until } from '@secret-provider/testing';
 import { describe, expect, it } from 'vitest';
 
 const TOKEN = 'tok_9f8e7d6c5b4a';
@@ -77,11 +73,6 @@ class SlowWriteProvider extends BaseProvider {
   protected override mapError(error: unknown): never {
     throw error;
   }
-}
-
-async function until(check: () => boolean): Promise<void> {
-  for (let i = 0; i < 500 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 2));
-  expect(check()).toBe(true);
 }
 
 describe('redactor: values in flight with rotationGraceMs: 0', () => {

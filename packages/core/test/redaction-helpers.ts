@@ -1,4 +1,4 @@
-import { BaseProvider, type EmitFunction, type StoredSecret } from '@secret-provider/core';
+import { BaseProvider, type EmitFunction, type StoredSecret } from '@secret-provider/core/adapter';
 
 /** A listable, writable provider with push events, like a chain of env, files and defaults. */
 export class ConfigProvider extends BaseProvider {
@@ -38,10 +38,4 @@ export class ConfigProvider extends BaseProvider {
     this.#listeners.add(emit);
     return () => this.#listeners.delete(emit);
   }
-}
-
-/** Waits (bounded) until `check` holds, then asserts it. */
-export async function until(check: () => boolean): Promise<void> {
-  for (let i = 0; i < 500 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 2));
-  if (!check()) throw new Error('condition not met in time');
 }

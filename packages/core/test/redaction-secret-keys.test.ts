@@ -4,8 +4,9 @@ import {
   defaultSecretKeys,
   NON_SECRET_ENVIRONMENT_KEYS,
 } from '@secret-provider/core/redaction';
+import { until } from '@secret-provider/testing';
 import { describe, expect, it } from 'vitest';
-import { ConfigProvider, until } from './redaction-helpers.js';
+import { ConfigProvider } from './redaction-helpers.js';
 
 /** What a service's configuration chain holds: secrets next to plain settings. */
 const SERVICE = {
