@@ -78,7 +78,15 @@ describe('redactor: which keys are secrets (the default)', () => {
     ]) {
       expect([key, defaultSecretKeys(key)]).toEqual([key, true]);
     }
-    for (const key of ['APP_URL', 'APP_PORT', 'LOG_LEVEL', 'DATABASE_URL', 'STRIPE'])
+    for (const key of [
+      'APP_URL',
+      'APP_PORT',
+      'LOG_LEVEL',
+      'DATABASE_URL',
+      'STRIPE',
+      'SESSION_TTL',
+      'CERT_PATH',
+    ])
       expect([key, defaultSecretKeys(key)]).toEqual([key, undefined]);
     for (const key of NON_SECRET_ENVIRONMENT_KEYS) expect(defaultSecretKeys(key)).toBe(false);
     expect(defaultSecretKeys('PWD')).toBe(false);

@@ -11,7 +11,9 @@ export type SecretKeyPredicate = (key: string, provider: string) => boolean | un
 /**
  * Words that make a key a secret for {@link defaultSecretKeys}: it is one when its name, lower-cased
  * with everything but letters and digits dropped, contains one of them (`DB_PASSWORD`,
- * `apiKey`, `x-auth-token`, `SENTRY_DSN`, `TLS_PRIVATE_KEY`, `SESSION_SECRET`...).
+ * `apiKey`, `x-auth-token`, `SENTRY_DSN`, `TLS_PRIVATE_KEY`, `SESSION_SECRET`...). Words that
+ * name settings as often as secrets (`auth`, `session`, `cert`, `private`) are not in the list:
+ * keys with only those are decided by their value.
  */
 export const DEFAULT_SECRET_KEY_WORDS: readonly string[] = Object.freeze([
   'pass',
@@ -20,17 +22,14 @@ export const DEFAULT_SECRET_KEY_WORDS: readonly string[] = Object.freeze([
   'token',
   'key',
   'credential',
-  'private',
-  'auth',
-  'cert',
   'salt',
   'dsn',
   'signature',
-  'session',
-  'cookie',
   'webhook',
   'jwt',
   'bearer',
+  'authorization',
+  'sessionid',
   'connectionstring',
   'connstr',
 ]);
