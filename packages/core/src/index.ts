@@ -27,7 +27,28 @@ export {
 } from './errors.js';
 export { createEmitter } from './events.js';
 export { hasKey } from './presence.js';
-export * from './redactor.js';
+export {
+  type AttachHandle,
+  type AttachOptions,
+  type ChunkRedactor,
+  createRedactor,
+  DEFAULT_MIN_SECRET_LENGTH,
+  DEFAULT_REDACTION_MAX_DEPTH,
+  DEFAULT_ROTATION_GRACE_MS,
+  type LearnOptions,
+  type LearnResult,
+  type RedactingProvider,
+  type RedactionEncoding,
+  Redactor,
+  type RedactorAddOptions,
+  type RedactorOptions,
+  type RedactorStats,
+  type RedactorWarning,
+  type SecretKeyPredicate,
+  TRUNCATED,
+  UNREADABLE,
+  type WrapOptions,
+} from './redaction/index.js';
 export { REDACTED, Secret, type SecretValue, toSecret } from './secret.js';
 export { type ChangeStream, changeStream, type SecretChange } from './stream.js';
 export type {

@@ -536,7 +536,7 @@ describe('createRedactor: learning from providers', () => {
       A: 'value-of-a-123',
       B: 'value-of-b-456',
       C: 'value-of-c-789',
-      D: 'short',
+      D_TOKEN: 'short',
     });
     backend.failing.add('C');
     const result = await redactor.learnFrom(backend);
@@ -545,7 +545,10 @@ describe('createRedactor: learning from providers', () => {
       `${REDACTED} ${REDACTED} value-of-c-789`,
     );
     expect(warnings.map((w) => w.code).sort()).toEqual(['LEARN_FAILED', 'SHORT_SECRET']);
-    expect(warnings.find((w) => w.code === 'SHORT_SECRET')).toMatchObject({ key: 'D', provider: 'map' });
+    expect(warnings.find((w) => w.code === 'SHORT_SECRET')).toMatchObject({
+      key: 'D_TOKEN',
+      provider: 'map',
+    });
     expect(JSON.stringify(warnings)).not.toMatch(/value-of|short"/);
   });
 

@@ -1,5 +1,6 @@
 import type { Redactor } from '@secret-provider/core';
-import { type ScrubOptions, scrubErrorsIn } from './scrub.js';
+import { redactDeep } from '@secret-provider/core/redaction';
+import { errorsInRecords, type ScrubOptions } from './scrub.js';
 
 /** Options of {@link redactPino}. */
 export interface PinoRedactionOptions {
@@ -50,14 +51,14 @@ export function redactPino(redactor: Redactor, options: PinoRedactionOptions = {
       ? { hooks: { streamWrite } }
       : { hooks: { streamWrite }, formatters: { log: options.log } };
   }
-  const scrub: ScrubOptions = { ...options.scrub, redactor };
+  const errors = errorsInRecords({ ...options.scrub, redactor } satisfies ScrubOptions);
   const ownLog = options.log;
   return {
     hooks: { streamWrite },
     formatters: {
       log(record) {
         const base = ownLog === undefined ? record : ownLog(record);
-        return scrubErrorsIn(base, scrub, 0) as Record<string, unknown>;
+        return redactDeep(base, errors) as Record<string, unknown>;
       },
     },
   };

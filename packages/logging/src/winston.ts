@@ -1,5 +1,6 @@
 import type { Redactor } from '@secret-provider/core';
-import { type ScrubOptions, scrubError, scrubErrorsIn, scrubText } from './scrub.js';
+import { redactDeep } from '@secret-provider/core/redaction';
+import { errorsInRecords, type ScrubOptions, scrubText } from './scrub.js';
 
 /** winston's (triple-beam's) key of the finished log line. */
 const MESSAGE = Symbol.for('message');
@@ -43,16 +44,13 @@ export interface WinstonInfo {
 export function redactWinston(redactor: Redactor, options: WinstonRedactionOptions = {}): WinstonFormat {
   const scrub: ScrubOptions | undefined =
     options.scrubErrors === false ? undefined : { ...options.scrub, redactor };
+  const errors = scrub === undefined ? undefined : errorsInRecords(scrub);
   return {
     options: {},
     transform(info) {
       let entry: WinstonInfo = info;
-      if (scrub !== undefined) {
-        // winston passes an error logged on its own as the entry itself.
-        entry = (
-          info instanceof Error ? scrubError(info, scrub) : scrubErrorsIn(info, scrub, 0)
-        ) as WinstonInfo;
-      }
+      // winston passes an error logged on its own as the entry itself: the walk scrubs it whole.
+      if (errors !== undefined) entry = redactDeep(info, errors) as WinstonInfo;
       const redacted = redactor.redact(entry);
       const line = entry[MESSAGE];
       if (typeof line !== 'string') return redacted;

@@ -97,4 +97,25 @@ describe('redactPino', () => {
     expectNoLeak(output, [API_KEY]);
     expect(JSON.parse(output.trim())).toMatchObject({ key: REDACTED, msg: `message with ${REDACTED}` });
   });
+
+  it('scrubs an error that shares an object with its record, and leaves the record itself alone', async () => {
+    const redactor = createRedactor();
+    const file = join(temp.dir, 'shared.log');
+    const destination = pino.destination({ dest: file, sync: true });
+    const logger = pino({ level: 'info', ...redactPino(redactor) }, destination);
+    const config = { headers: { Authorization: `Bearer ${UNKNOWN_TOKEN}` } };
+    const err = Object.assign(new DOMException('upload aborted', 'AbortError'), { config });
+    // The record's own `config` is the caller's business (pino's own `redact` paths cover it):
+    // only what is reachable through the error is scrubbed.
+    logger.error({ err, attempt: { config: { region: 'eu' } } }, 'upload failed');
+    destination.flushSync();
+    const [line] = readLines(file);
+    expect(line).toMatchObject({
+      msg: 'upload failed',
+      attempt: { config: { region: 'eu' } },
+      err: { message: 'upload aborted', config: { headers: { Authorization: REDACTED } } },
+    });
+    expect(readFileSync(file, 'utf8')).not.toContain(UNKNOWN_TOKEN);
+    expect(config.headers.Authorization).toBe(`Bearer ${UNKNOWN_TOKEN}`);
+  });
 });

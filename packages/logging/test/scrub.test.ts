@@ -85,3 +85,40 @@ describe('scrubError', () => {
     );
   });
 });
+
+describe('scrubError: exotic errors (the redactor walk, with the scrubber rules)', () => {
+  it('scrubs a DOMException and an error class with private fields into copies that print', () => {
+    const redactor = createRedactor({ values: [KNOWN] });
+    const dom = new DOMException(`fetch aborted, Authorization: Bearer ${BEARER}`, 'AbortError');
+    class VendorError extends Error {
+      readonly #request: string;
+      constructor(request: string) {
+        super('vendor call failed');
+        this.#request = request;
+      }
+      get request(): string {
+        return this.#request;
+      }
+      toJSON(): Record<string, unknown> {
+        return { message: this.message, request: this.#request };
+      }
+    }
+    const vendor = new VendorError(`POST /pay?api_key=${KNOWN}`);
+    const scrubbed = scrubError({ dom, vendor }, { redactor });
+    expect(scrubbed.dom).toBeInstanceOf(DOMException);
+    expect(scrubbed.dom.message).toBe(`fetch aborted, Authorization: Bearer ${REDACTED}`);
+    expect(scrubbed.dom.name).toBe('AbortError');
+    expect(scrubbed.vendor).toBeInstanceOf(VendorError);
+    expect(scrubbed.vendor.request).toBe(`POST /pay?api_key=${REDACTED}`);
+    const shown = `${inspect(scrubbed, { depth: 10, showHidden: true })} ${JSON.stringify(scrubbed)} ${String(scrubbed.dom)}`;
+    for (const value of [KNOWN, BEARER]) expect(shown).not.toContain(value);
+    expect(dom.message).toContain(BEARER);
+  });
+
+  it('truncates deeper than maxDepth counted from the error, and leaves errors without secrets as they are', () => {
+    const deep = Object.assign(new Error('deep'), { a: { b: { c: { token: 'abc' } } } });
+    expect(scrubError(deep, { maxDepth: 2 })).toMatchObject({ a: { b: '[Truncated]' } });
+    const clean = Object.assign(new Error('nothing to hide'), { status: 404 });
+    expect(scrubError(clean)).toBe(clean);
+  });
+});

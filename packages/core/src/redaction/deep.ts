@@ -1,22 +1,147 @@
-import { Secret } from '../secret.js';
+import { inspect } from 'node:util';
+import { INSPECT_CUSTOM, REDACTED, Secret } from '../secret.js';
 
-/** What a deep walk needs from its redactor. */
-export interface DeepContext {
-  /** Masks known values in one string; returns the same string when nothing matched. */
+/** Objects nested deeper than this in a redacted record are replaced by `[Truncated]`, by default. */
+export const DEFAULT_REDACTION_MAX_DEPTH = 64;
+
+/** Stands in for objects nested deeper than a walk's `maxDepth`. */
+export const TRUNCATED = '[Truncated]';
+/**
+ * Stands in for what could not be read: a property whose getter threw, an object whose proxy
+ * traps threw or that was revoked.
+ */
+export const UNREADABLE = '[Unreadable]';
+
+/**
+ * How {@link redactDeep} treats what it meets. The redactor's own walk sets only
+ * `redactString`, `minLength` and `maxDepth`; the other settings let a logger's error scrubber
+ * share the same walk (cycle handling, copy-on-change, exotic errors) with its own rules.
+ */
+export interface DeepRedactOptions {
+  /** Masks values in one string; returns the same string when nothing matched. */
   readonly redactString: (text: string) => string;
-  /** Strings shorter than this cannot hold a masked value. */
-  readonly minLength: number;
-  /** Objects nested deeper than this are replaced by {@link TRUNCATED}. */
-  readonly maxDepth: number;
+  /**
+   * Strings (and the digits of numbers) shorter than this are left as they are without calling
+   * `redactString`. `Infinity` leaves every string alone. @default 1
+   */
+  readonly minLength?: number | undefined;
+  /** Objects nested deeper than this are replaced by {@link TRUNCATED}. @default 64 */
+  readonly maxDepth?: number | undefined;
+  /** `'keep'`: objects deeper than `maxDepth` are left as they are instead. @default 'truncate' */
+  readonly beyondDepth?: 'truncate' | 'keep' | undefined;
+  /**
+   * Property names (and string `Map` keys) whose values are replaced whole by `mask`, whatever
+   * they hold (`undefined` values stay `undefined`).
+   */
+  readonly sensitiveKey?: ((key: string) => boolean) | undefined;
+  /** What replaces the value of a sensitive key. @default '[REDACTED]' */
+  readonly mask?: string | undefined;
+  /**
+   * What instances of classes other than errors, arrays, maps, sets and plain objects become
+   * (sockets, agents, requests). By default they are walked through their `toJSON` when they
+   * have one, else copied as plain objects of their own enumerable properties when they hold a
+   * value. Returning the instance itself leaves it as it is.
+   */
+  readonly instance?: ((value: object) => unknown) | undefined;
+  /** What binary data (`ArrayBuffer` and its views) becomes. By default it is left as it is. */
+  readonly binary?: ((value: ArrayBuffer | ArrayBufferView) => unknown) | undefined;
+  /**
+   * The rules inside errors met on the walk: their properties, `cause` chains and
+   * `AggregateError` entries are walked with these options (from depth 0) instead. By default
+   * errors are walked with the same options as everything else.
+   */
+  readonly errors?: DeepRedactOptions | undefined;
 }
 
-/** Stands in for objects nested deeper than a redactor's `maxDepth`. */
-export const TRUNCATED = '[Truncated]';
-/** Stands in for a property whose getter threw. */
-export const UNREADABLE = '[Unreadable]';
+/**
+ * Returns `value` with every string masked by `options.redactString` (deeply: records,
+ * arrays, `Map`s and `Set`s, errors with their message, stack, `cause` chain, an
+ * `AggregateError`'s `errors`, their other own properties and what their classes' getters,
+ * `toJSON`, `toString` and `util.inspect.custom` show), copying only the objects that change
+ * (an unchanged record comes back as the same reference), never mutating the input, and
+ * mirroring shared and cyclic references in the copy instead of throwing or recursing forever.
+ *
+ * Copies of plain objects and errors keep their prototype, so `instanceof`, `name` and logger
+ * error serializers still recognise them; inherited getters and methods that would not work on
+ * a copy (`DOMException`'s `message`, a class's getter of a private field) are replaced by own
+ * values read from the original. It never throws: what cannot be read becomes
+ * {@link UNREADABLE}.
+ *
+ * This is the one deep walk of the product: `Redactor.redact` uses it, and so does the error
+ * scrubber of `@secret-provider/logging`, with its own options.
+ *
+ * @example
+ * ```ts
+ * const safe = redactDeep(record, { redactString: (text) => text.replaceAll(token, '[REDACTED]') });
+ * ```
+ */
+export function redactDeep(value: unknown, options: DeepRedactOptions): unknown {
+  try {
+    return new DeepWalk(resolve(options)).visit(value, 0);
+  } catch {
+    // Only a throwing `redactString` on a string given alone gets here.
+    return UNREADABLE;
+  }
+}
+
+interface Policy {
+  readonly redactString: (text: string) => string;
+  readonly minLength: number;
+  readonly maxDepth: number;
+  readonly keep: boolean;
+  readonly sensitiveKey: ((key: string) => boolean) | undefined;
+  readonly mask: string;
+  readonly instance: ((value: object) => unknown) | undefined;
+  readonly binary: ((value: ArrayBuffer | ArrayBufferView) => unknown) | undefined;
+  errors: Policy | undefined;
+}
+
+/** Resolved options, kept per options object: a redactor walks with the same one every time. */
+const policies = new WeakMap<DeepRedactOptions, Policy>();
+
+function resolve(options: DeepRedactOptions): Policy {
+  let policy = policies.get(options);
+  if (policy === undefined) {
+    const created: Policy = {
+      redactString: options.redactString,
+      minLength: options.minLength ?? 1,
+      maxDepth: options.maxDepth ?? DEFAULT_REDACTION_MAX_DEPTH,
+      keep: options.beyondDepth === 'keep',
+      sensitiveKey: options.sensitiveKey,
+      mask: options.mask ?? REDACTED,
+      instance: options.instance,
+      binary: options.binary,
+      errors: undefined,
+    };
+    // Kept before its error rules are resolved: options may refer to each other.
+    policies.set(options, created);
+    if (options.errors !== undefined && options.errors !== options) created.errors = resolve(options.errors);
+    policy = created;
+  }
+  return policy;
+}
 
 const Kind = { Plain: 0, Array: 1, Error: 2, Map: 3, Set: 4, Instance: 5 } as const;
 type Kind = (typeof Kind)[keyof typeof Kind];
+
+/**
+ * Prototypes whose members work on any object of their kind: an error's walk stops looking at
+ * inherited members when it reaches one of them.
+ */
+const GENERIC_PROTOTYPES: ReadonlySet<unknown> = new Set([
+  Object.prototype,
+  Error.prototype,
+  EvalError.prototype,
+  RangeError.prototype,
+  ReferenceError.prototype,
+  SyntaxError.prototype,
+  TypeError.prototype,
+  URIError.prototype,
+  AggregateError.prototype,
+]);
+
+/** Options handed to a class's own `util.inspect.custom` when the walk calls it. */
+const INSPECT_OPTIONS = { ...inspect.defaultOptions, stylize: (text: string) => text };
 
 interface MemoEntry {
   readonly object: object;
@@ -28,18 +153,19 @@ interface MemoEntry {
   shell: object | undefined;
 }
 
-/**
- * Returns `value` with every known secret value masked, copying only the objects that change
- * (an unchanged record comes back as the same reference), never mutating the input, and
- * mirroring shared and cyclic references in the copy instead of throwing or recursing forever.
- */
-export function redactDeep(value: unknown, context: DeepContext): unknown {
-  return new DeepWalk(context).visit(value, 0);
+/** A property of a copy: its key, its (redacted) value, and how it is defined. */
+interface Slot {
+  readonly key: PropertyKey;
+  readonly value: unknown;
+  readonly enumerable: boolean;
+  readonly writable: boolean;
 }
 
 class DeepWalk {
-  readonly #context: DeepContext;
-  readonly #memo = new Map<object, MemoEntry>();
+  #policy: Policy;
+  #memo: Map<object, MemoEntry>;
+  /** One memo per set of rules: an object met inside and outside an error is walked by each. */
+  readonly #memos = new Map<Policy, Map<object, MemoEntry>>();
   /** Entries in the order their walks started, to undo copies of a subtree that needs none. */
   readonly #order: MemoEntry[] = [];
   /** How many values have been masked or replaced so far. */
@@ -47,38 +173,74 @@ class DeepWalk {
   /** Lowest walk position of an unfinished object whose copy was handed out in this subtree. */
   #lowestShell = Number.POSITIVE_INFINITY;
 
-  constructor(context: DeepContext) {
-    this.#context = context;
+  constructor(policy: Policy) {
+    this.#policy = policy;
+    this.#memo = new Map();
+    this.#memos.set(policy, this.#memo);
   }
 
   visit(value: unknown, depth: number): unknown {
     switch (typeof value) {
-      case 'string': {
-        if (value.length < this.#context.minLength) return value;
-        const redacted = this.#context.redactString(value);
-        if (redacted !== value) this.#changes++;
-        return redacted;
-      }
+      case 'string':
+        return this.#text(value);
       case 'number':
       case 'bigint': {
         // A numeric secret (a PIN, an account number) is printed as digits by every logger.
         const text = String(value);
-        if (text.length < this.#context.minLength) return value;
-        const redacted = this.#context.redactString(text);
-        if (redacted === text) return value;
-        this.#changes++;
-        return redacted;
+        const redacted = this.#text(text);
+        return redacted === text ? value : redacted;
       }
       case 'object':
         if (value === null) return value;
-        return this.#visitObject(value, depth);
+        return this.#visitSafely(value, depth);
       default:
         // Functions, symbols, booleans and undefined carry no text a logger prints.
         return value;
     }
   }
 
-  #visitObject(value: object, depth: number): unknown {
+  #text(text: string): string {
+    if (text.length < this.#policy.minLength) return text;
+    const redacted = this.#policy.redactString(text);
+    if (redacted !== text) this.#changes++;
+    return redacted;
+  }
+
+  /** A property's value: masked whole under a sensitive name, else walked. */
+  #visitProperty(key: PropertyKey, item: unknown, depth: number): unknown {
+    const sensitive = this.#policy.sensitiveKey;
+    if (sensitive !== undefined && typeof key === 'string' && item !== undefined && sensitive(key)) {
+      if (item !== this.#policy.mask) this.#changes++;
+      return this.#policy.mask;
+    }
+    return this.visit(item, depth);
+  }
+
+  /** Objects whose traps throw, or revoked proxies, must not break the logging path. */
+  #visitSafely(value: object, depth: number, switchRules = true): unknown {
+    const lowestBefore = this.#lowestShell;
+    const policy = this.#policy;
+    const memo = this.#memo;
+    try {
+      return this.#visitObject(value, depth, switchRules);
+    } catch {
+      this.#policy = policy;
+      this.#memo = memo;
+      this.#lowestShell = Math.min(lowestBefore, this.#lowestShell);
+      const entry = memo.get(value);
+      if (entry !== undefined && !entry.done) {
+        entry.done = true;
+        entry.result = UNREADABLE;
+      }
+      this.#changes++;
+      return UNREADABLE;
+    }
+  }
+
+  #visitObject(value: object, depth: number, switchRules: boolean): unknown {
+    const errorRules = this.#policy.errors;
+    if (switchRules && errorRules !== undefined && isErrorLike(value))
+      return this.#visitWithRules(errorRules, value);
     const known = this.#memo.get(value);
     if (known !== undefined) {
       if (known.done) {
@@ -90,22 +252,26 @@ class DeepWalk {
       if (known.index < this.#lowestShell) this.#lowestShell = known.index;
       return known.shell;
     }
-    if (Secret.isSecret(value) || ArrayBuffer.isView(value) || value instanceof ArrayBuffer) return value;
-    if (value instanceof Date || value instanceof RegExp || value instanceof Promise) return value;
-    if (value instanceof WeakMap || value instanceof WeakSet) return value;
-    if (value instanceof URL) {
-      const href = value.href;
-      const redacted = this.#context.redactString(href);
-      if (redacted === href) return value;
-      this.#changes++;
-      return redacted;
+    if (Secret.isSecret(value)) return value;
+    if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) {
+      return this.#policy.binary === undefined ? value : this.#replaced(value, this.#policy.binary(value));
     }
-    if (depth >= this.#context.maxDepth) {
+    if (value instanceof Date || value instanceof Promise) return value;
+    if (value instanceof WeakMap || value instanceof WeakSet) return value;
+    if (value instanceof URL || value instanceof RegExp) {
+      // Printed as their text (a URL with a password in it, a pattern built from a value).
+      const text = String(value);
+      const redacted = this.#text(text);
+      return redacted === text ? value : redacted;
+    }
+    if (depth >= this.#policy.maxDepth) {
+      if (this.#policy.keep) return value;
       this.#changes++;
       return TRUNCATED;
     }
     const kind = kindOf(value);
     if (kind === Kind.Instance) {
+      if (this.#policy.instance !== undefined) return this.#replaced(value, this.#policy.instance(value));
       const toJSON = (value as { toJSON?: unknown }).toJSON;
       if (typeof toJSON === 'function') return this.#visitViaJson(value, toJSON as () => unknown, depth);
     }
@@ -152,6 +318,31 @@ class DeepWalk {
     return result;
   }
 
+  /** An error met under rules that walk errors differently: walked with those, from depth 0. */
+  #visitWithRules(policy: Policy, error: object): unknown {
+    const outerPolicy = this.#policy;
+    const outerMemo = this.#memo;
+    let memo = this.#memos.get(policy);
+    if (memo === undefined) {
+      memo = new Map();
+      this.#memos.set(policy, memo);
+    }
+    this.#policy = policy;
+    this.#memo = memo;
+    try {
+      // Under the new rules this error is walked as it is, whatever errors those rules name.
+      return this.#visitSafely(error, 0, false);
+    } finally {
+      this.#policy = outerPolicy;
+      this.#memo = outerMemo;
+    }
+  }
+
+  #replaced(value: object, replacement: unknown): unknown {
+    if (replacement !== value) this.#changes++;
+    return replacement;
+  }
+
   /** Objects with `toJSON` are printed through it by JSON loggers: check what it gives. */
   #visitViaJson(value: object, toJSON: () => unknown, depth: number): unknown {
     let json: unknown;
@@ -184,7 +375,8 @@ class DeepWalk {
     let changed = false;
     for (const [key, item] of map) {
       const newKey = this.visit(key, depth + 1);
-      const newItem = this.visit(item, depth + 1);
+      const newItem =
+        typeof key === 'string' ? this.#visitProperty(key, item, depth + 1) : this.visit(item, depth + 1);
       if (newKey !== key || newItem !== item) changed = true;
       pairs.push([newKey, newItem]);
     }
@@ -227,9 +419,9 @@ class DeepWalk {
         readable = false;
       }
       if (!readable) this.#changes++;
-      const redacted = readable ? this.visit(item, depth + 1) : UNREADABLE;
+      const redacted = readable ? this.#visitProperty(key, item, depth + 1) : UNREADABLE;
       // A secret used as a property name (a token-keyed map) is masked too.
-      const newKey = typeof key === 'string' ? (this.visit(key, depth) as string) : key;
+      const newKey = typeof key === 'string' ? this.#text(key) : key;
       if (out === undefined && (redacted !== item || newKey !== key || !readable)) {
         out = this.#startCopy(entry, object, kind, 0) as Record<PropertyKey, unknown>;
         for (const earlier of keys.slice(0, i)) setOwn(out, earlier, source[earlier]);
@@ -245,49 +437,99 @@ class DeepWalk {
 
   /**
    * Errors: every own property, enumerable or not (`message`, `stack`, `cause`, an
-   * `AggregateError`'s `errors`, a client's `config`), copied with the same prototype so that
-   * `instanceof`, `name` and logger error serializers still recognise the copy.
+   * `AggregateError`'s `errors`, a client's `config`), and what the error's own classes add
+   * (getters, `toJSON`, `toString`, `util.inspect.custom`: up to the first built-in error
+   * prototype), copied with the same prototype so that `instanceof`, `name` and logger error
+   * serializers still recognise the copy.
    */
   #visitError(error: Error, entry: MemoEntry, depth: number): unknown {
-    const keys = Reflect.ownKeys(error);
-    const values: unknown[] = [];
-    const descriptors: PropertyDescriptor[] = [];
+    const slots: Slot[] = [];
+    const seen = new Set<PropertyKey>();
     let changed = false;
-    for (const key of keys) {
+    for (const key of Reflect.ownKeys(error)) {
+      seen.add(key);
       const descriptor = Object.getOwnPropertyDescriptor(error, key);
       if (descriptor === undefined) continue;
-      let item: unknown;
-      let readable = true;
-      if ('value' in descriptor) item = descriptor.value;
-      else {
-        try {
-          item = (error as unknown as Record<PropertyKey, unknown>)[key];
-        } catch {
-          readable = false;
-        }
-      }
+      const { value, readable } =
+        'value' in descriptor ? { value: descriptor.value as unknown, readable: true } : read(error, key);
       if (!readable) this.#changes++;
-      const redacted = readable ? this.visit(item, depth + 1) : UNREADABLE;
+      const redacted = readable ? this.#visitProperty(key, value, depth + 1) : UNREADABLE;
       // Accessors (V8's `stack` in recent versions) become plain values in a copy.
-      if (redacted !== item || !readable || !('value' in descriptor)) changed = true;
-      values.push(redacted);
-      descriptors.push(descriptor);
+      if (redacted !== value || !readable || !('value' in descriptor)) changed = true;
+      slots.push({
+        key,
+        value: redacted,
+        enumerable: descriptor.enumerable ?? false,
+        writable: descriptor.writable ?? true,
+      });
+    }
+    // Inherited members that read internal slots or private fields (DOMException's `message`,
+    // a client error's `get detail()`) throw on a copy, and may show what no own property
+    // holds: they are read from the original and become own values of the copy.
+    for (
+      let proto: object | null = Object.getPrototypeOf(error) as object | null;
+      // Up to the built-in error prototypes, or another realm's `Object.prototype`.
+      proto !== null && !GENERIC_PROTOTYPES.has(proto) && Object.getPrototypeOf(proto) !== null;
+      proto = Object.getPrototypeOf(proto) as object | null
+    ) {
+      for (const key of Reflect.ownKeys(proto)) {
+        if (key === 'constructor' || key === '__proto__' || seen.has(key)) continue;
+        seen.add(key);
+        const descriptor = Object.getOwnPropertyDescriptor(proto, key);
+        if (descriptor === undefined) continue;
+        if ('value' in descriptor) {
+          const method = descriptor.value as unknown;
+          if (typeof method !== 'function') continue;
+          if (key !== 'toJSON' && key !== 'toString' && key !== INSPECT_CUSTOM) continue;
+          const shown = this.#visitMethod(error, key, method as (...args: unknown[]) => unknown, depth);
+          if (shown.changed) changed = true;
+          slots.push({ key, value: shown.method, enumerable: false, writable: true });
+          continue;
+        }
+        if (descriptor.get === undefined) continue;
+        const { value, readable } = read(error, key);
+        if (!readable) this.#changes++;
+        const redacted = readable ? this.#visitProperty(key, value, depth + 1) : UNREADABLE;
+        if (redacted !== value || !readable) changed = true;
+        slots.push({ key, value: redacted, enumerable: descriptor.enumerable ?? false, writable: false });
+      }
     }
     if (!changed && entry.shell === undefined) return error;
     const out = entry.shell ?? makeShell(Kind.Error, error);
-    let index = 0;
-    for (const key of keys) {
-      const descriptor = descriptors[index];
-      if (descriptor === undefined) break;
-      Object.defineProperty(out, key, {
-        value: values[index],
-        writable: descriptor.writable ?? true,
-        enumerable: descriptor.enumerable ?? false,
+    for (const slot of slots) {
+      Object.defineProperty(out, slot.key, {
+        value: slot.value,
+        writable: slot.writable,
+        enumerable: slot.enumerable,
         configurable: true,
       });
-      index++;
     }
     return out;
+  }
+
+  /**
+   * What an error's own `toJSON`, `toString` or `util.inspect.custom` shows, called on the
+   * original and redacted, and a method for the copy that shows the same.
+   */
+  #visitMethod(
+    error: Error,
+    key: PropertyKey,
+    method: (...args: unknown[]) => unknown,
+    depth: number,
+  ): { method: (() => unknown) | undefined; changed: boolean } {
+    let shown: unknown;
+    try {
+      shown =
+        key === INSPECT_CUSTOM
+          ? method.call(error, INSPECT_OPTIONS.depth, INSPECT_OPTIONS, inspect)
+          : method.call(error);
+    } catch {
+      // The copy falls back to what the built-in prototypes show.
+      this.#changes++;
+      return { method: key === 'toString' ? () => UNREADABLE : undefined, changed: true };
+    }
+    const redacted = this.visit(shown, depth + 1);
+    return { method: () => redacted, changed: redacted !== shown };
   }
 
   #startCopy(entry: MemoEntry, source: object, kind: Kind, copied: number): object {
@@ -303,9 +545,22 @@ class DeepWalk {
   }
 }
 
+/** A property read through its getter (own or inherited), which may throw. */
+function read(object: object, key: PropertyKey): { value: unknown; readable: boolean } {
+  try {
+    return { value: Reflect.get(object, key), readable: true };
+  } catch {
+    return { value: undefined, readable: false };
+  }
+}
+
+function isErrorLike(value: object): boolean {
+  return value instanceof Error || Object.prototype.toString.call(value) === '[object Error]';
+}
+
 function kindOf(value: object): Kind {
   if (Array.isArray(value)) return Kind.Array;
-  if (value instanceof Error || Object.prototype.toString.call(value) === '[object Error]') return Kind.Error;
+  if (isErrorLike(value)) return Kind.Error;
   if (value instanceof Map) return Kind.Map;
   if (value instanceof Set) return Kind.Set;
   const proto: unknown = Object.getPrototypeOf(value);

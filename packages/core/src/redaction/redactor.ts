@@ -1,22 +1,25 @@
 import { inspect } from 'node:util';
-import { InvalidConfigError, InvalidValueError, isSecretError } from './errors.js';
-import { createEmitter } from './events.js';
-import { type DeepContext, redactDeep } from './redaction/deep.js';
+import { InvalidConfigError, InvalidValueError, isSecretError } from '../errors.js';
+import { createEmitter } from '../events.js';
+import { REDACTED, Secret, type SecretValue } from '../secret.js';
+import type { SecretEvents, SecretProvider, WatchHandle } from '../types.js';
+import { fingerprint } from '../util.js';
+import { DEFAULT_REDACTION_MAX_DEPTH, type DeepRedactOptions, redactDeep } from './deep.js';
 import {
   ALL_ENCODINGS,
   bytesForms,
   type RedactionEncoding,
   textForms,
   type ValueForms,
-} from './redaction/encodings.js';
-import { PatternMatcher } from './redaction/matcher.js';
-import { RedactingProvider, type ValueSink } from './redaction/provider.js';
-import { REDACTED, Secret, type SecretValue } from './secret.js';
-import type { SecretEvents, SecretProvider, WatchHandle } from './types.js';
-import { fingerprint } from './util.js';
-
-export { TRUNCATED, UNREADABLE } from './redaction/deep.js';
-export type { RedactionEncoding } from './redaction/encodings.js';
+} from './encodings.js';
+import { PatternMatcher } from './matcher.js';
+import { RedactingProvider, type ValueSink } from './provider.js';
+import {
+  defaultSecretKeys,
+  looksLikeConfiguration,
+  type SecretKeyPredicate,
+  urlPassword,
+} from './secret-keys.js';
 
 /**
  * Values shorter than this are not masked by default. Masking `admin` or `1234` would blank
@@ -28,13 +31,12 @@ export const DEFAULT_MIN_SECRET_LENGTH = 8;
 /** How long a value stays masked after it was rotated out or removed, by default: 10 minutes. */
 export const DEFAULT_ROTATION_GRACE_MS = 10 * 60_000;
 
-/** Objects nested deeper than this in a redacted record are replaced by `[Truncated]`, by default. */
-export const DEFAULT_REDACTION_MAX_DEPTH = 64;
-
 /** Something a redactor reports that is not an error. Never contains a value. */
 export interface RedactorWarning {
   /**
-   * `SHORT_SECRET`: a value is shorter than `minLength` and will not be masked.
+   * `SHORT_SECRET`: a value is shorter than `minLength` and will not be masked (values learned
+   * from a provider are reported only for keys that are secrets, see
+   * {@link RedactorOptions.secretKeys}).
    * `REFRESH_FAILED`: after a rotation the new value could not be read (the old one stays masked).
    * `LEARN_FAILED`: some keys of a provider could not be read while learning its values.
    */
@@ -70,6 +72,15 @@ export interface RedactorOptions {
   readonly rotationGraceMs?: number | undefined;
   /** Deepest nesting redacted in objects. @default 64 */
   readonly maxDepth?: number | undefined;
+  /**
+   * Which keys of a provider hold secrets, for the values learned from providers ({@link
+   * Redactor.attach}, {@link Redactor.learnFrom}, {@link Redactor.wrap}; each takes its own too).
+   * Values given to {@link Redactor.add} and `values` are always masked.
+   * @default {@link defaultSecretKeys}: keys named like secrets are; the shell's own variables
+   * are not; for other keys the value decides (configuration such as `http://localhost:8080`
+   * is not masked, values too short to mask are skipped without a warning).
+   */
+  readonly secretKeys?: SecretKeyPredicate | undefined;
   /** Clock in ms, for tests. @default Date.now */
   readonly now?: (() => number) | undefined;
   /** Receives warnings. @default `process.emitWarning` with code `SECRET_PROVIDER_<code>` */
@@ -90,6 +101,12 @@ export interface RedactorAddOptions {
 export interface LearnOptions {
   /** Only keys with this prefix. */
   readonly prefix?: string | undefined;
+  /**
+   * Which of the keys hold secrets (see {@link SecretKeyPredicate}); also used for the keys
+   * an {@link Redactor.attach}ed provider adds or rotates later.
+   * @default the redactor's {@link RedactorOptions.secretKeys}
+   */
+  readonly secretKeys?: SecretKeyPredicate | undefined;
   readonly signal?: AbortSignal | undefined;
   /** Reads in flight at once. @default 8 */
   readonly concurrency?: number | undefined;
@@ -109,6 +126,15 @@ export interface LearnResult {
 export interface AttachOptions extends LearnOptions {
   /** Read every key first ({@link Redactor.learnFrom}). @default true */
   readonly prime?: boolean | undefined;
+}
+
+/** Options of {@link Redactor.wrap}. */
+export interface WrapOptions {
+  /**
+   * Which keys read or written through the view hold secrets (see {@link SecretKeyPredicate}).
+   * @default the redactor's {@link RedactorOptions.secretKeys}
+   */
+  readonly secretKeys?: SecretKeyPredicate | undefined;
 }
 
 /** A redactor following a provider; stop it to stop watching. */
@@ -189,12 +215,15 @@ export class Redactor {
   readonly #grace: number;
   readonly #now: () => number;
   readonly #onWarning: ((warning: RedactorWarning) => void) | undefined;
-  readonly #deep: DeepContext;
+  readonly #deep: DeepRedactOptions;
+  readonly #secretKeys: SecretKeyPredicate;
   readonly #sink: ValueSink;
   /** Value id (the value, or a tagged base64 of bytes) -> entry. */
   readonly #values = new Map<string, ValueEntry>();
   /** Scoped key -> id of its current value. */
   readonly #keyed = new Map<string, string>();
+  /** Scoped keys of providers whose values were read, masked or not (rotations re-read them). */
+  readonly #followed = new Set<string>();
   readonly #retiring = new Map<string, ValueEntry>();
   #nextExpiry = Number.POSITIVE_INFINITY;
   readonly #warnedShort = new Set<string>();
@@ -218,6 +247,7 @@ export class Redactor {
     this.#grace = grace;
     this.#now = options.now ?? Date.now;
     this.#onWarning = options.onWarning;
+    this.#secretKeys = options.secretKeys ?? defaultSecretKeys;
     this.#deep = {
       redactString: (text) => this.#redactText(text, false),
       minLength,
@@ -249,7 +279,7 @@ export class Redactor {
     if (revealed === undefined)
       throw new InvalidValueError({}, 'invalid value for the redactor: expected a string or a Secret');
     if (options.key === undefined) return this.#retainExplicit(revealed);
-    return this.#learnKeyed(`\u0000${options.key}`, revealed, options.key, undefined);
+    return this.#learnKeyed(`\u0000${options.key}`, revealed, { key: options.key }, 'warn');
   }
 
   /** {@link add} for several values. @returns how many will be masked. */
@@ -284,6 +314,7 @@ export class Redactor {
   clear(): void {
     this.#values.clear();
     this.#keyed.clear();
+    this.#followed.clear();
     this.#retiring.clear();
     this.#nextExpiry = Number.POSITIVE_INFINITY;
     this.#matcher.clear();
@@ -354,19 +385,24 @@ export class Redactor {
    * go through it: values read become their key's current value (a new value read after a
    * rotation retires the old one), values written are masked before the write, deleted keys
    * retire their value. While the returned provider is watched, rotated keys it knew are
-   * re-read at once. Use `provider` itself for its adapter-specific methods.
+   * re-read at once. A value being written is masked while the write is in flight, and an
+   * error the write rejects with is redacted before it reaches the caller. Which values are
+   * masked follows {@link WrapOptions.secretKeys}. Use `provider` itself for its
+   * adapter-specific methods.
    */
-  wrap(provider: SecretProvider): RedactingProvider {
-    return new RedactingProvider(provider, this.#sink);
+  wrap(provider: SecretProvider, options: WrapOptions = {}): RedactingProvider {
+    return new RedactingProvider(provider, this.#sink, options.secretKeys ?? this.#secretKeys);
   }
 
   /**
    * Reads every key of `provider` (its `keys()`, so it needs the `list` capability) and masks
-   * the values. Keys that fail to read are counted and reported in one `LEARN_FAILED` warning.
+   * the values of the keys that hold secrets ({@link LearnOptions.secretKeys}). Keys that fail
+   * to read are counted and reported in one `LEARN_FAILED` warning.
    * @throws what `provider.keys()` throws.
    */
   async learnFrom(provider: SecretProvider, options: LearnOptions = {}): Promise<LearnResult> {
     const keys = await provider.keys({ prefix: options.prefix, signal: options.signal });
+    const secretKeys = options.secretKeys ?? this.#secretKeys;
     let learned = 0;
     let failed = 0;
     let firstCode: string | undefined;
@@ -376,7 +412,7 @@ export class Redactor {
         if (options.signal?.aborted) return;
         try {
           const secret = await provider.get(key, { signal: options.signal });
-          this.#sink.learn(provider.name, key, secret);
+          this.#sink.learn(provider.name, key, secret, secretKeys);
           learned++;
         } catch (error) {
           // Deleted between listing and reading: nothing to mask.
@@ -410,14 +446,15 @@ export class Redactor {
    */
   attach(provider: SecretProvider, options: AttachOptions = {}): AttachHandle {
     const prefix = options.prefix;
+    const secretKeys = options.secretKeys ?? this.#secretKeys;
     const inScope = (key: string) => prefix === undefined || key.startsWith(prefix);
     const emitter = createEmitter();
     emitter.on('rotated', (event: SecretEvents['rotated']) => {
       const keys = event.keys.filter(inScope);
-      if (keys.length > 0) void this.#sink.refresh(provider, keys);
+      if (keys.length > 0) void this.#sink.refresh(provider, keys, secretKeys);
     });
     emitter.on('added', (event: SecretEvents['added']) => {
-      if (inScope(event.key)) void this.#sink.refresh(provider, [event.key]);
+      if (inScope(event.key)) void this.#sink.refresh(provider, [event.key], secretKeys);
     });
     emitter.on('removed', (event: SecretEvents['removed']) => {
       if (inScope(event.key)) this.#sink.forget(provider.name, event.key);
@@ -437,7 +474,7 @@ export class Redactor {
       await watch?.ready.catch(() => undefined);
       if (options.prime === false || !provider.capabilities.list) return empty;
       try {
-        return await this.learnFrom(provider, options);
+        return await this.learnFrom(provider, { ...options, secretKeys });
       } catch (error) {
         if (options.signal?.aborted) return empty;
         this.#warn({
@@ -535,18 +572,18 @@ export class Redactor {
   }
 
   #retainExplicit(value: SecretValue): boolean {
-    const entry = this.#retain(value, undefined);
+    const entry = this.#retain(value, undefined, 'warn');
     if (entry === undefined) return false;
     entry.explicit = true;
     return true;
   }
 
   /** `value` becomes the current value of `scopedKey`; the previous one starts its grace period. */
-  #learnKeyed(scopedKey: string, value: SecretValue, key: string, provider: string | undefined): boolean {
+  #learnKeyed(scopedKey: string, value: SecretValue, about: About, short: ShortValue): boolean {
     const id = valueId(value);
     const previous = this.#keyed.get(scopedKey);
     if (previous === id) return true;
-    const entry = this.#retain(value, { key, provider });
+    const entry = this.#retain(value, about, short);
     if (entry === undefined) {
       // A key rotated to a value too short to mask: still retire the old one.
       if (previous !== undefined) this.#forgetKeyed(scopedKey);
@@ -565,18 +602,73 @@ export class Redactor {
     this.#release(previous);
   }
 
+  /**
+   * What masking a value of `key` in `provider` means: the value itself (for secret keys, and
+   * for other keys unless it plainly is configuration), a password inside it, and whether a
+   * value too short to mask is reported.
+   */
+  #plan(provider: string, key: string, value: SecretValue, secretKeys: SecretKeyPredicate): Plan {
+    let secret: boolean | undefined;
+    try {
+      secret = secretKeys(key, provider);
+    } catch {
+      // A predicate that fails cannot say a key is harmless.
+      secret = true;
+    }
+    const text = typeof value === 'string' ? value : undefined;
+    const password = text === undefined ? undefined : urlPassword(text);
+    if (secret === true) return { whole: true, warn: true, password };
+    if (secret === false) return { whole: false, warn: false, password };
+    return { whole: text === undefined || !looksLikeConfiguration(text), warn: false, password };
+  }
+
+  /** `value` becomes the current value of `key` in `provider`, masked as {@link #plan} says. */
+  #learnFromProvider(
+    provider: string,
+    key: string,
+    value: SecretValue,
+    secretKeys: SecretKeyPredicate,
+  ): void {
+    const scopedKey = scoped(provider, key);
+    this.#followed.add(scopedKey);
+    const plan = this.#plan(provider, key, value, secretKeys);
+    if (plan.password === undefined) this.#forgetKeyed(scopedKey + PASSWORD_PART);
+    else
+      this.#learnKeyed(scopedKey + PASSWORD_PART, plan.password, { key, provider, part: 'password' }, 'warn');
+    if (plan.whole) this.#learnKeyed(scopedKey, value, { key, provider }, plan.warn ? 'warn' : 'count');
+    // A key whose new value is not masked still retires the old one.
+    else this.#forgetKeyed(scopedKey);
+  }
+
+  /** Masks what {@link #plan} masks of `value` until the returned function is called. */
+  #hold(provider: string, key: string, value: SecretValue, secretKeys: SecretKeyPredicate): () => void {
+    const plan = this.#plan(provider, key, value, secretKeys);
+    const held: string[] = [];
+    for (const item of [plan.whole ? value : undefined, plan.password]) {
+      if (item === undefined) continue;
+      const entry = this.#retain(item, undefined, 'quiet');
+      if (entry === undefined) continue;
+      entry.holders++;
+      held.push(valueId(item));
+    }
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      // Values no key holds now start their grace period.
+      for (const id of held) this.#release(id);
+    };
+  }
+
   /** Masks `value` for the grace period from now (or longer if it is held). */
   #learnTransient(value: SecretValue): void {
-    const entry = this.#retain(value, undefined);
+    const entry = this.#retain(value, undefined, 'quiet');
     if (entry === undefined || entry.explicit || entry.holders > 0) return;
     this.#scheduleExpiry(valueId(value), entry);
   }
 
   /** The entry of `value`, created (and its forms registered) if new; cancels a retirement. */
-  #retain(
-    value: SecretValue,
-    about: { key: string; provider: string | undefined } | undefined,
-  ): ValueEntry | undefined {
+  #retain(value: SecretValue, about: About | undefined, short: ShortValue): ValueEntry | undefined {
     const id = valueId(value);
     let entry = this.#values.get(id);
     if (entry !== undefined) {
@@ -588,7 +680,8 @@ export class Redactor {
     }
     const length = typeof value === 'string' ? value.length : value.byteLength;
     if (length < this.#minLength) {
-      if (length > 0) this.#warnShort(value, about);
+      if (length > 0 && short === 'warn') this.#warnShort(value, about);
+      else if (length > 0 && short === 'count') this.#ignoredShort++;
       return undefined;
     }
     const forms =
@@ -639,18 +732,20 @@ export class Redactor {
     this.#nextExpiry = next;
   }
 
-  #warnShort(value: SecretValue, about: { key: string; provider: string | undefined } | undefined): void {
+  #warnShort(value: SecretValue, about: About | undefined): void {
     this.#ignoredShort++;
     // Warn once per key, or once per value for values without a key (by fingerprint, so the
     // short values themselves are not kept).
     const tag =
-      about === undefined ? `v:${fingerprint(value)}` : `k:${about.provider ?? ''}\u0000${about.key}`;
+      about === undefined
+        ? `v:${fingerprint(value)}`
+        : `k:${about.provider ?? ''}\u0000${about.key}\u0000${about.part ?? ''}`;
     if (this.#warnedShort.has(tag)) return;
     this.#warnedShort.add(tag);
     const what =
       about === undefined
         ? 'a secret value'
-        : `the value of "${about.key}"${about.provider === undefined ? '' : ` (provider "${about.provider}")`}`;
+        : `${about.part === 'password' ? 'the password in the URL' : 'the value'} of "${about.key}"${about.provider === undefined ? '' : ` (provider "${about.provider}")`}`;
     this.#warn({
       code: 'SHORT_SECRET',
       key: about?.key,
@@ -669,23 +764,32 @@ export class Redactor {
   }
 
   #createSink(): ValueSink {
-    const scoped = (provider: string, key: string) => `${provider}\u0000${key}`;
     const sink: ValueSink = {
-      learn: (provider, key, value) => {
+      learn: (provider, key, value, secretKeys = this.#secretKeys) => {
         const revealed = reveal(value);
-        if (revealed !== undefined) this.#learnKeyed(scoped(provider, key), revealed, key, provider);
+        if (revealed !== undefined) this.#learnFromProvider(provider, key, revealed, secretKeys);
       },
       learnTransient: (value) => {
         const revealed = reveal(value);
         if (revealed !== undefined) this.#learnTransient(revealed);
       },
-      forget: (provider, key) => this.#forgetKeyed(scoped(provider, key)),
-      knows: (provider, key) => this.#keyed.has(scoped(provider, key)),
-      refresh: async (provider, keys) => {
+      hold: (provider, key, value, secretKeys = this.#secretKeys) => {
+        const revealed = reveal(value);
+        return revealed === undefined ? () => {} : this.#hold(provider, key, revealed, secretKeys);
+      },
+      redact: (value) => this.redact(value),
+      forget: (provider, key) => {
+        const scopedKey = scoped(provider, key);
+        this.#followed.delete(scopedKey);
+        this.#forgetKeyed(scopedKey);
+        this.#forgetKeyed(scopedKey + PASSWORD_PART);
+      },
+      knows: (provider, key) => this.#followed.has(scoped(provider, key)),
+      refresh: async (provider, keys, secretKeys = this.#secretKeys) => {
         await Promise.all(
           keys.map(async (key) => {
             try {
-              sink.learn(provider.name, key, await provider.get(key));
+              sink.learn(provider.name, key, await provider.get(key), secretKeys);
             } catch (error) {
               if (isSecretError(error, 'NOT_FOUND')) {
                 sink.forget(provider.name, key);
@@ -719,7 +823,29 @@ export function createRedactor(options: RedactorOptions = {}): Redactor {
   return new Redactor(options);
 }
 
-export type { RedactingProvider } from './redaction/provider.js';
+/** A key a value belongs to, for warnings; `part` when the value is a part of the key's value. */
+interface About {
+  readonly key: string;
+  readonly provider?: string | undefined;
+  readonly part?: 'password' | undefined;
+}
+
+/** What becomes of a value too short to mask: reported, only counted, or neither. */
+type ShortValue = 'warn' | 'count' | 'quiet';
+
+/** How a value read from a provider is masked (see `Redactor.#plan`). */
+interface Plan {
+  readonly whole: boolean;
+  readonly warn: boolean;
+  readonly password: string | undefined;
+}
+
+/** Appended to a key's scoped name for the password inside its value. */
+const PASSWORD_PART = '\u0000password';
+
+function scoped(provider: string, key: string): string {
+  return `${provider}\u0000${key}`;
+}
 
 /** The value inside, or `undefined` for a disposed secret or something that is not a value. */
 function reveal(value: unknown): SecretValue | undefined {
