@@ -1,19 +1,37 @@
 #!/usr/bin/env node
-// Checks the published shape of every public package: publint (package.json and files) and
-// "are the types wrong" (type resolution as ESM consumers see it). Run after the build.
+// Checks what the packages publish and what they declare, after the build:
+// - publint (package.json and files) and "are the types wrong" (types as ESM consumers see them),
+//   for every public package;
+// - the tarball ships what the exports reach: every export target is in it, every JavaScript file
+//   in it is an export target or a chunk one of them imports, and no build state (.tsbuildinfo);
+// - dependencies agree with the sources, for every package: each declared dependency is imported
+//   by `src/` (no unused ones; peers excepted), and each package `src/` imports is declared.
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { builtinModules } from 'node:module';
+import { dirname, join, normalize } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
 const bin = (name) => join(root, 'node_modules', '.bin', name);
-const packages = readdirSync(join(root, 'packages')).filter((name) => {
-  const manifest = JSON.parse(readFileSync(join(root, 'packages', name, 'package.json'), 'utf8'));
-  return !manifest.private;
+const readJson = (file) => JSON.parse(readFileSync(file, 'utf8'));
+const all = readdirSync(join(root, 'packages')).filter((name) => {
+  try {
+    readJson(join(root, 'packages', name, 'package.json'));
+    return true;
+  } catch {
+    return false;
+  }
 });
+const manifests = Object.fromEntries(
+  all.map((name) => [name, readJson(join(root, 'packages', name, 'package.json'))]),
+);
+const published = all.filter((name) => !manifests[name].private);
 
-let failures = 0;
-for (const name of packages) {
+let passed = 0;
+const failures = [];
+const fail = (what) => failures.push(what);
+
+for (const name of published) {
   const dir = join(root, 'packages', name);
   for (const [tool, args] of [
     ['publint', ['--strict', dir]],
@@ -21,13 +39,112 @@ for (const name of packages) {
   ]) {
     try {
       execFileSync(bin(tool), args, { cwd: root, stdio: 'pipe' });
+      passed++;
     } catch (error) {
-      failures++;
-      console.error(`${tool} found problems in @secret-provider/${name}:\n${error.stdout}${error.stderr}`);
+      fail(`${tool} found problems in @secret-provider/${name}:\n${error.stdout}${error.stderr}`);
     }
   }
+  const problems = tarballProblems(dir, manifests[name]);
+  if (problems.length === 0) passed++;
+  else fail(`the tarball of @secret-provider/${name}:\n  ${problems.join('\n  ')}`);
 }
-console.log(
-  `package checks: ${packages.length * 2 - failures} passed, ${failures} failed (${packages.join(', ')})`,
-);
-process.exit(failures === 0 ? 0 : 1);
+
+for (const name of all) {
+  const problems = dependencyProblems(join(root, 'packages', name), manifests[name]);
+  if (problems.length === 0) passed++;
+  else fail(`the dependencies of @secret-provider/${name}:\n  ${problems.join('\n  ')}`);
+}
+
+for (const failure of failures) console.error(failure);
+console.log(`package checks: ${passed} passed, ${failures.length} failed (${all.join(', ')})`);
+process.exit(failures.length === 0 ? 0 : 1);
+
+/** The files `npm pack` would put in the tarball, checked against what the exports reach. */
+function tarballProblems(dir, manifest) {
+  const [pack] = JSON.parse(
+    execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
+      cwd: dir,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
+  const files = new Set(pack.files.map((f) => normalize(f.path)));
+  const problems = [];
+  for (const file of files) if (file.endsWith('.tsbuildinfo')) problems.push(`ships build state: ${file}`);
+  const targets = [];
+  const collect = (value) => {
+    if (typeof value === 'string') targets.push(normalize(value));
+    else if (value && typeof value === 'object') for (const inner of Object.values(value)) collect(inner);
+  };
+  collect(manifest.exports);
+  for (const target of targets) if (!files.has(target)) problems.push(`export target missing: ${target}`);
+  // JavaScript reachable from the export targets through relative imports (the shared chunks).
+  const reachable = new Set();
+  const visit = (file) => {
+    if (reachable.has(file) || !file.endsWith('.js')) return;
+    reachable.add(file);
+    const text = readFileSync(join(dir, file), 'utf8');
+    for (const match of text.matchAll(/(?:from|import)\s*\(?\s*["'](\.{1,2}\/[^"']+)["']/g)) {
+      visit(normalize(join(dirname(file), match[1])));
+    }
+  };
+  for (const target of targets) if (files.has(target)) visit(target);
+  for (const file of files) {
+    if (file.endsWith('.js') && !reachable.has(file))
+      problems.push(`ships JavaScript no export reaches: ${file}`);
+  }
+  return problems;
+}
+
+/** Bare specifiers imported by the package's sources, comments left out. */
+function importedPackages(dir) {
+  const found = new Set();
+  const walk = (folder) => {
+    for (const entry of readdirSync(folder, { withFileTypes: true })) {
+      const path = join(folder, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else if (/\.(ts|mts|js|mjs)$/.test(entry.name)) {
+        const text = readFileSync(path, 'utf8')
+          .replace(/\/\*[\s\S]*?\*\//g, '')
+          .replace(/(^|\s)\/\/.*$/gm, '$1');
+        const name = `(@?[a-z0-9][\\w.-]*(?:/[\\w.@-]+)*)`;
+        const patterns = [
+          new RegExp(`\\bfrom\\s+['"]${name}['"]`, 'g'),
+          new RegExp(`\\bimport\\s*\\(\\s*['"]${name}['"]\\s*\\)`, 'g'),
+          new RegExp(`\\brequire\\s*\\(\\s*['"]${name}['"]\\s*\\)`, 'g'),
+          new RegExp(`\\bcreateRequire\\([^)]*\\)\\s*\\(\\s*['"]${name}['"]\\s*\\)`, 'g'),
+          new RegExp(`^\\s*import\\s+['"]${name}['"]`, 'gm'),
+        ];
+        for (const pattern of patterns) for (const match of text.matchAll(pattern)) found.add(match[1]);
+      }
+    }
+  };
+  walk(join(dir, 'src'));
+  const names = new Set();
+  for (const specifier of found) {
+    if (specifier.startsWith('node:') || builtinModules.includes(specifier.split('/')[0])) continue;
+    const parts = specifier.split('/');
+    names.add(specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]);
+  }
+  return names;
+}
+
+function dependencyProblems(dir, manifest) {
+  const imported = importedPackages(dir);
+  imported.delete(manifest.name);
+  const declared = new Set([
+    ...Object.keys(manifest.dependencies ?? {}),
+    ...Object.keys(manifest.peerDependencies ?? {}),
+    ...Object.keys(manifest.optionalDependencies ?? {}),
+  ]);
+  const problems = [];
+  // Peer dependencies state which versions of the user's library a package works with (logging
+  // writes to pino and winston without importing them): they need not be imported.
+  const peers = new Set(Object.keys(manifest.peerDependencies ?? {}));
+  for (const dep of declared) {
+    if (!imported.has(dep) && !peers.has(dep)) problems.push(`declared but never imported by src/: ${dep}`);
+  }
+  for (const dep of imported)
+    if (!declared.has(dep)) problems.push(`imported by src/ but not declared: ${dep}`);
+  return problems;
+}
