@@ -9,10 +9,11 @@ import {
   type SettingsErrorEvent,
   type SettingsUpdate,
 } from '@secret-provider/settings';
+import { expectNoLeak, until } from '@secret-provider/testing';
 import * as v from 'valibot';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { ControlledProvider, expectNoLeak, spySchema, waitFor } from './helpers.js';
+import { ControlledProvider, spySchema } from './helpers.js';
 
 const PASSWORD = 'hunter2-correct-horse';
 const NEXT_PASSWORD = 'tr0ub4dor-and-3-more';
@@ -151,7 +152,7 @@ describe('load', () => {
     expect((error as SettingsError).message).toContain('db.host (key "DB_HOST", provider "memory"): MISSING');
     expect((error as SettingsError).code).toBe('INVALID_VALUE');
     expect(isSecretError(error)).toBe(true);
-    expectNoLeak([PASSWORD, 'not-a-port', 'hunter2'], error);
+    expectNoLeak([error], [PASSWORD, 'not-a-port', 'hunter2']);
     expect(settings.loaded).toBe(false);
     expect(() => settings.current).toThrow(/not loaded/);
   });
@@ -174,7 +175,7 @@ describe('load', () => {
       ['mode', 'picklist'],
     ]);
     expect((error as SettingsError).message).toContain('min_length: expected >=64');
-    expectNoLeak(['hunter2'], error);
+    expectNoLeak([error], ['hunter2']);
   });
 
   it('uses the problem code of the read failure when nothing else is wrong', async () => {
@@ -277,7 +278,7 @@ describe('secrets in the typed object', () => {
       .load()
       .catch((e: unknown) => e);
     expect((error as SettingsError).message).toContain('reaches the schema as a Secret<string>');
-    expectNoLeak([PASSWORD], error);
+    expectNoLeak([error], [PASSWORD]);
   });
 
   it('never shows a value through util.inspect or JSON of the settings or their snapshot', async () => {
@@ -346,7 +347,7 @@ describe('live updates', () => {
       calls.push([oldValue.reveal(), newValue.reveal()]);
     });
     store.set('DB_PASSWORD', NEXT_PASSWORD);
-    await waitFor(() => calls.length === 1, 2000, 'the watcher');
+    await until(() => calls.length === 1, 2000, 'the watcher');
     expect(calls).toEqual([[PASSWORD, NEXT_PASSWORD]]);
     expect(settings.current.dbPassword.reveal()).toBe(NEXT_PASSWORD);
     expect(settings.current.port).toBe(8080);
@@ -362,7 +363,7 @@ describe('live updates', () => {
       watcherCalls++;
     });
     store.set('PORT', '-hunter2');
-    await waitFor(() => errors.length === 1, 2000, 'the error event');
+    await until(() => errors.length === 1, 2000, 'the error event');
     expect(settings.current).toBe(first);
     expect(settings.current.port).toBe(8080);
     expect(watcherCalls).toBe(0);
@@ -376,10 +377,10 @@ describe('live updates', () => {
       key: 'PORT',
       code: 'invalid_type',
     });
-    expectNoLeak(['hunter2', PASSWORD], errors);
+    expectNoLeak([errors], ['hunter2', PASSWORD]);
     // A later valid value is applied.
     store.set('PORT', '9090');
-    await waitFor(() => settings.current.port === 9090, 2000, 'the valid update');
+    await until(() => settings.current.port === 9090, 2000, 'the valid update');
     expect(watcherCalls).toBe(1);
   });
 
@@ -397,7 +398,7 @@ describe('live updates', () => {
       if (i % 10 === 9) await new Promise((resolve) => setTimeout(resolve, 4));
     }
     const burstMs = Date.now() - started;
-    await waitFor(() => calls.length >= 1, 3000, 'the watcher');
+    await until(() => calls.length >= 1, 3000, 'the watcher');
     await new Promise((resolve) => setTimeout(resolve, 400));
     expect(burstMs).toBeLessThan(150);
     expect(validations()).toBe(2);
@@ -429,7 +430,7 @@ describe('live updates', () => {
     expect(validations).toBeGreaterThanOrEqual(1);
     // minIntervalMs 300 allows at most 4 reloads in 1 s (plus one at the very end).
     expect(validations).toBeLessThanOrEqual(5);
-    await waitFor(() => settings.current.a === String(i), 2000, 'the last value');
+    await until(() => settings.current.a === String(i), 2000, 'the last value');
   });
 
   it('follows added and removed keys through the schema', async () => {
@@ -447,12 +448,12 @@ describe('live updates', () => {
     await settings.load();
     expect(settings.current.b).toBeUndefined();
     store.set('B', 'y');
-    await waitFor(() => settings.current.b === 'y', 2000, 'the added key');
+    await until(() => settings.current.b === 'y', 2000, 'the added key');
     store.delete('B');
-    await waitFor(() => settings.current.b === undefined, 2000, 'the removed key');
+    await until(() => settings.current.b === undefined, 2000, 'the removed key');
     // Removing a required key is an invalid update: the old snapshot stays.
     store.delete('A');
-    await waitFor(() => errors.length === 1, 2000, 'the error event');
+    await until(() => errors.length === 1, 2000, 'the error event');
     expect(settings.current.a).toBe('x');
     expect((errors[0]?.error as SettingsError | undefined)?.problems[0]).toMatchObject({
       field: 'a',
@@ -487,12 +488,12 @@ describe('live updates', () => {
     provider.failing.add('A');
     store.set('A', 'a2');
     store.set('B', 'b2');
-    await waitFor(() => settings.current.b === 'b2', 2000, 'the readable field');
+    await until(() => settings.current.b === 'b2', 2000, 'the readable field');
     expect(settings.current.a).toBe('a1');
     expect(errors[0]?.error.code).toBe('UNAVAILABLE');
     expect(errors[0]?.fields).toEqual(['a']);
     provider.failing.delete('A');
-    await waitFor(() => settings.current.a === 'a2', 3000, 'the retried field');
+    await until(() => settings.current.a === 'a2', 3000, 'the retried field');
   });
 });
 
@@ -528,11 +529,11 @@ describe('watchers and updates', () => {
     removed();
     store.set('A', '10');
     store.set('B', '20');
-    await waitFor(() => log.length === 3, 2000, 'the watchers');
+    await until(() => log.length === 3, 2000, 'the watchers');
     expect(log).toEqual(['first start 1->10', 'first end', 'by key 1->10']);
-    await waitFor(() => errors.length === 1, 2000, 'the watcher error');
+    await until(() => errors.length === 1, 2000, 'the watcher error');
     expect(errors[0]?.error.message).toContain('the watcher of "a" threw Error');
-    expectNoLeak([PASSWORD], errors);
+    expectNoLeak([errors], [PASSWORD]);
   });
 
   it('refuses to watch what is not routed', async () => {
@@ -563,7 +564,7 @@ describe('watchers and updates', () => {
       return 'ended';
     })();
     store.set('A', '2');
-    await waitFor(() => seen.length === 1, 2000, 'the first update');
+    await until(() => seen.length === 1, 2000, 'the first update');
     store.set('A', '3');
     expect(await consumer).toBe('ended');
     expect(
