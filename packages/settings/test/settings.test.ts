@@ -1,15 +1,19 @@
 import { inspect } from 'node:util';
 import { isSecretError, Secret, SecretError } from '@secret-provider/core';
+import { AsyncQueue } from '@secret-provider/core/adapter';
+import { EnvProvider } from '@secret-provider/env';
 import { MemoryProvider, MemoryStore } from '@secret-provider/memory';
 import {
   defineSettings,
   isSecretString,
   loadSettings,
+  SETTINGS_ERROR_WARNING,
+  SETTINGS_LISTENER_WARNING,
   SettingsError,
   type SettingsErrorEvent,
   type SettingsUpdate,
 } from '@secret-provider/settings';
-import { expectNoLeak, until } from '@secret-provider/testing';
+import { expectNoLeak, rejection, until } from '@secret-provider/testing';
 import * as v from 'valibot';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -658,5 +662,140 @@ describe('refresh and lifecycle', () => {
     expect(new SettingsError('s', 'load', [{ field: 'a', code: 'x', reason: 'x' }])).toBeInstanceOf(
       SecretError,
     );
+  });
+});
+
+describe('empty strings', () => {
+  const portSchema = z.object({ port: z.coerce.number().int().min(1).default(8080), name: z.string() });
+
+  it('reach the schema as they are by default: APP_PORT= is 0 to z.coerce.number()', async () => {
+    const env = new EnvProvider({ env: { APP_PORT: '', APP_NAME: 'api' }, prefix: 'APP_' });
+    disposers.push(() => env.close());
+    const error = (await rejection(
+      track(defineSettings({ source: env, schema: portSchema, live: false })).load(),
+    )) as SettingsError;
+    expect(error.problems.map((p) => [p.field, p.code])).toEqual([['port', 'too_small']]);
+  });
+
+  it('are unset with emptyStringAsUndefined: the default applies, a required field is MISSING', async () => {
+    const env = new EnvProvider({ env: { APP_PORT: '', APP_NAME: '' }, prefix: 'APP_' });
+    disposers.push(() => env.close());
+    const error = (await rejection(
+      track(
+        defineSettings({ source: env, schema: portSchema, live: false, emptyStringAsUndefined: true }),
+      ).load(),
+    )) as SettingsError;
+    expect(error.problems.map((p) => [p.field, p.code])).toEqual([['name', 'MISSING']]);
+    expect(error.message).toContain('the key does not exist or is empty');
+
+    const store = new MemoryStore({ PORT: '', NAME: 'api' });
+    const provider = track(new MemoryProvider({ store }));
+    const settings = track(
+      defineSettings({
+        source: provider,
+        schema: portSchema,
+        emptyStringAsUndefined: true,
+        debounceMs: 5,
+        minIntervalMs: 0,
+      }),
+    );
+    expect((await settings.load()).port).toBe(8080);
+    store.set('PORT', '9090');
+    await until(() => settings.current.port === 9090, 2000, 'the set port');
+    // Emptied again: unset, so the default is back.
+    store.set('PORT', '');
+    await until(() => settings.current.port === 8080, 2000, 'the default port');
+  });
+});
+
+describe('process warnings', () => {
+  it('are coded SECRET_PROVIDER_SETTINGS_*, and carry no value', async () => {
+    const warnings: Array<Error & { code?: string }> = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on('warning', onWarning);
+    try {
+      const store = new MemoryStore({ A: '1' });
+      const provider = track(new MemoryProvider({ store }));
+      const settings = track(
+        defineSettings({
+          source: provider,
+          schema: z.object({ a: z.string().min(2) }).or(z.object({ a: z.literal('1') })),
+          fields: { a: {} },
+          debounceMs: 5,
+          minIntervalMs: 0,
+        }),
+      );
+      await settings.load();
+      // No `error` listener: a rejected update becomes a process warning.
+      store.set('A', PASSWORD.slice(0, 1));
+      await until(() => warnings.some((w) => w.code === SETTINGS_ERROR_WARNING), 2000, 'the error warning');
+      // A listener that throws (with a value in its message) is reported by the kind of error only.
+      settings.on('update', () => {
+        throw new Error(`listener saw ${PASSWORD}`);
+      });
+      store.set('A', NEXT_PASSWORD);
+      await until(
+        () => warnings.some((w) => w.code === SETTINGS_LISTENER_WARNING),
+        2000,
+        'the listener warning',
+      );
+      expect(SETTINGS_ERROR_WARNING).toBe('SECRET_PROVIDER_SETTINGS_ERROR');
+      expect(SETTINGS_LISTENER_WARNING).toBe('SECRET_PROVIDER_SETTINGS_LISTENER_ERROR');
+      expect(warnings.find((w) => w.code === SETTINGS_LISTENER_WARNING)?.message).toBe(
+        'a listener of the "update" settings event threw Error',
+      );
+      expectNoLeak(warnings, [PASSWORD, NEXT_PASSWORD]);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+});
+
+describe('the update stream', () => {
+  async function withTwoUpdates() {
+    const store = new MemoryStore({ A: '1' });
+    const provider = track(new MemoryProvider({ store }));
+    const settings = track(
+      defineSettings({
+        source: provider,
+        schema: z.object({ a: z.string() }),
+        debounceMs: 5,
+        minIntervalMs: 0,
+      }),
+    );
+    await settings.load();
+    return { store, settings };
+  }
+
+  it("is core's AsyncQueue, the mechanism of providers' changes()", async () => {
+    const { settings } = await withTwoUpdates();
+    expect(settings.updates()).toBeInstanceOf(AsyncQueue);
+  });
+
+  it('ends on close after the updates already queued', async () => {
+    const { store, settings } = await withTwoUpdates();
+    const stream = settings.updates();
+    store.set('A', '2');
+    await until(() => settings.revision === 2, 2000, 'the first update');
+    store.set('A', '3');
+    await until(() => settings.revision === 3, 2000, 'the second update');
+    await settings.close();
+    const seen: string[] = [];
+    for await (const update of stream) seen.push(update.current.a);
+    expect(seen).toEqual(['2', '3']);
+    // One asked for after the close ends at once.
+    expect(await settings.updates().next()).toEqual({ value: undefined, done: true });
+  });
+
+  it('drops what is queued when its signal aborts', async () => {
+    const { store, settings } = await withTwoUpdates();
+    const controller = new AbortController();
+    const stream = settings.updates({ signal: controller.signal });
+    store.set('A', '2');
+    await until(() => settings.revision === 2, 2000, 'the update');
+    controller.abort();
+    expect(await stream.next()).toEqual({ value: undefined, done: true });
+    const aborted = settings.updates({ signal: AbortSignal.abort() });
+    expect(await aborted.next()).toEqual({ value: undefined, done: true });
   });
 });
