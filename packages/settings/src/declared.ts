@@ -16,7 +16,7 @@ export type Declared =
   | undefined;
 
 /** Placeholder of a name or position that came from the input. */
-export const UNDECLARED = '*';
+const UNDECLARED = '*';
 
 const MAX_DEPTH = 16;
 
@@ -73,14 +73,4 @@ export function publicPath(path: readonly string[], tree: Declared): string[] {
     }
   }
   return shown;
-}
-
-/** The declared node at `path`, or `undefined` when the path leaves what is declared. */
-export function declaredAt(tree: Declared, path: readonly string[]): Declared {
-  let node = tree;
-  for (const segment of path) {
-    if (node?.kind !== 'object') return undefined;
-    node = node.children.get(segment);
-  }
-  return node;
 }

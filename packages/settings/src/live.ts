@@ -6,7 +6,7 @@ import { ReloadScheduler, type ReloadTiming } from './scheduler.js';
 import type { SettingsWarningEvent } from './types.js';
 
 /** The longest wait before a field whose re-read failed is read again (unless told longer). */
-export const MAX_RETRY_DELAY_MS = 30_000;
+const MAX_RETRY_DELAY_MS = 30_000;
 
 export interface LiveOptions {
   readonly fields: readonly PlannedField[];

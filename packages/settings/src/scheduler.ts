@@ -56,8 +56,12 @@ export class ReloadScheduler {
     const firstChangeAt = this.#firstChangeAt ?? now;
     const debounce = Math.min(this.#timing.debounceMs, firstChangeAt + this.#timing.maxWaitMs - now);
     const throttle = this.#lastRunAt + this.#timing.minIntervalMs - now;
-    // The reload is the timer's work: a simulated clock waits for it before moving on.
-    this.#timer = this.#clock.setTimer(() => this.#flush(), Math.max(0, debounce, throttle));
+    // The reload is the timer's work: a simulated clock waits for it before moving on. Kept
+    // alive: a change has been seen and its reload is due within `maxWaitMs` or so; a process
+    // should not exit with it pending.
+    this.#timer = this.#clock.setTimer(() => this.#flush(), Math.max(0, debounce, throttle), {
+      keepAlive: true,
+    });
   }
 
   async #flush(): Promise<void> {

@@ -1,8 +1,10 @@
 // Settings-specific test helpers; the shared ones come from @secret-provider/testing.
+import { spawnSync } from 'node:child_process';
 import { ProviderUnavailableError } from '@secret-provider/core';
 import { type HookContext, type StoredSecret, sleep } from '@secret-provider/core/adapter';
 import { MemoryProvider, type MemoryProviderOptions } from '@secret-provider/memory';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
+import { build } from 'esbuild';
 
 /** A memory provider whose reads can be slowed down or made to fail. */
 export class ControlledProvider extends MemoryProvider {
@@ -43,4 +45,37 @@ export function spySchema<S extends StandardSchemaV1>(schema: S): { schema: S; c
     },
   });
   return { schema: spy, calls: () => calls };
+}
+
+/**
+ * Bundles a fixture script (workspace sources included, as an application build would) to
+ * `outfile`, an ES module Node runs as it is. dotenv is CommonJS, hence the `require` banner.
+ */
+export async function bundleFixture(entry: string, outfile: string): Promise<void> {
+  await build({
+    entryPoints: [entry],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    conditions: ['@secret-provider/source'],
+    banner: {
+      js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+    },
+    logLevel: 'silent',
+  });
+}
+
+/** Runs a bundled script in a fresh Node process with only `env` (and PATH) in its environment. */
+export function runScript(
+  script: string,
+  env: Record<string, string> = {},
+): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [script], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }

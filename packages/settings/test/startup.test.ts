@@ -1,10 +1,9 @@
 // "Fail fast at boot": loadSettingsOrExit in a real process, its exit code and what it prints.
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tempDir } from '@secret-provider/testing';
-import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bundleFixture, runScript } from './helpers.js';
 
 const fixture = fileURLToPath(new URL('./fixtures/boot.ts', import.meta.url));
 const PASSWORD = 'short-hunter2';
@@ -18,31 +17,13 @@ let script: string;
 beforeAll(async () => {
   workDir = tempDir('settings-boot-');
   script = join(workDir.dir, 'boot.mjs');
-  // The workspace's sources, bundled as an application build would; dotenv is CommonJS.
-  await build({
-    entryPoints: [fixture],
-    outfile: script,
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    conditions: ['@secret-provider/source'],
-    banner: {
-      js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
-    },
-    logLevel: 'silent',
-  });
+  await bundleFixture(fixture, script);
 }, 60_000);
 
 afterAll(() => workDir?.remove());
 
 function boot(env: Record<string, string>) {
-  const result = spawnSync(process.execPath, [script], {
-    env: { PATH: process.env.PATH ?? '', ...env },
-    encoding: 'utf8',
-    timeout: 20_000,
-  });
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+  return runScript(script, env);
 }
 
 function expectNoValueIn(text: string): void {
