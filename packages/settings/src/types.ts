@@ -196,10 +196,12 @@ export interface SettingsOptions<S extends StandardSchemaV1> {
    */
   readonly clock?: Clock | undefined;
   /**
-   * Describes a validation issue for error messages. By default only the issue's path and the
-   * codes and expectations the schema library attaches are kept: libraries' messages can quote
-   * the input (valibot's do: `Invalid length: Expected >=8 but received "hunter2"`). Return
-   * `undefined` to fall back to the default. Whatever this returns is printed as is.
+   * Describes a validation issue for error messages. By default only the issue's path (its
+   * declared names; keys and positions inside a JSON document show as `*`) and the codes and
+   * expectations the schema library attaches are kept: libraries' messages can quote the input
+   * (valibot's do: `Invalid length: Expected >=8 but received "hunter2"`). Return `undefined` to
+   * fall back to the default. Whatever this returns is printed as is; the issue it receives is
+   * the library's own, whose `path` and `message` may hold keys of a secret document.
    */
   readonly describeIssue?: ((issue: StandardSchemaV1.Issue) => string | undefined) | undefined;
 }
