@@ -3,7 +3,6 @@
 import { chmodSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { inspect } from 'node:util';
 import { ChainedProvider } from '@secret-provider/chained';
 import { isSecretError, type Secret } from '@secret-provider/core';
 import { sleep } from '@secret-provider/core/adapter';
@@ -18,6 +17,7 @@ import {
   type SettingsUpdate,
   type StandardSchemaV1,
 } from '@secret-provider/settings';
+import { expectNoLeak, until } from '@secret-provider/testing';
 import * as v from 'valibot';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -40,14 +40,6 @@ function writeSecret(name: string, value: string): void {
   renameSync(temporary, join(secretsDir, name));
 }
 
-async function waitFor(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
-
 /** Counts validations without changing what the schema does. */
 function spySchema<S extends StandardSchemaV1>(schema: S): { schema: S; calls: () => number } {
   let calls = 0;
@@ -66,15 +58,7 @@ function spySchema<S extends StandardSchemaV1>(schema: S): { schema: S; calls: (
 }
 
 function expectNoValue(...things: unknown[]): void {
-  const text = things
-    .flatMap((thing) => [
-      inspect(thing, { depth: 12, showHidden: true }),
-      JSON.stringify(thing, (_key, value: unknown) =>
-        value instanceof Error ? { message: value.message, stack: value.stack, cause: value.cause } : value,
-      ),
-    ])
-    .join('\n');
-  for (const value of VALUES) expect(text.includes(value), 'a secret value leaked').toBe(false);
+  expectNoLeak(things, VALUES);
 }
 
 const schema = z.object({
@@ -154,7 +138,7 @@ describe('settings over env + file + memory', () => {
     const rotated = 'file-secret-hunter2-1';
     const writtenAt = Date.now();
     writeSecret('DB_PASSWORD', rotated);
-    await waitFor(() => seen.length === 1, 5000, 'the watcher');
+    await until(() => seen.length === 1, 5000, 'the watcher');
     const elapsed = (seen[0]?.at ?? Number.POSITIVE_INFINITY) - writtenAt;
     expect(elapsed).toBeLessThan(1000);
     expect(seen[0]).toMatchObject({ old: DB_PASSWORD, next: rotated });
@@ -172,7 +156,7 @@ describe('settings over env + file + memory', () => {
       watcherCalls++;
     });
     writeSecret('DB_PASSWORD', 'hunter2');
-    await waitFor(() => errors.length >= 1, 5000, 'the error event');
+    await until(() => errors.length >= 1, 5000, 'the error event');
     expect(settings.current).toBe(first);
     expect(settings.current.dbPassword.reveal()).toBe(DB_PASSWORD);
     expect(watcherCalls).toBe(0);
@@ -183,7 +167,7 @@ describe('settings over env + file + memory', () => {
     ]);
     // A JSON document that does not parse is rejected too, without quoting it.
     await memory.set('LIMITS', '{"rps": s3cr3t');
-    await waitFor(() => errors.length >= 2, 5000, 'the second error event');
+    await until(() => errors.length >= 2, 5000, 'the second error event');
     expect((errors[1]?.error as SettingsError | undefined)?.problems[0]).toMatchObject({
       field: 'limits',
       code: 'INVALID_JSON',
@@ -209,7 +193,7 @@ describe('settings over env + file + memory', () => {
       if (i % 20 === 19) await sleep(8);
     }
     const burstMs = Date.now() - started;
-    await waitFor(() => calls.length >= 1, 5000, 'the watcher');
+    await until(() => calls.length >= 1, 5000, 'the watcher');
     await sleep(500);
     expect(burstMs).toBeLessThan(150);
     expect(validations()).toBe(2);
@@ -223,10 +207,10 @@ describe('settings over env + file + memory', () => {
     await using _ = settings;
     await settings.load();
     env.APP_PORT = '9090';
-    await waitFor(() => settings.current.port === 9090, 5000, 'the environment change');
+    await until(() => settings.current.port === 9090, 5000, 'the environment change');
     // Removing the variable uncovers the file's PORT: a rotation of the effective value.
     delete env.APP_PORT;
-    await waitFor(() => settings.current.port === 1111, 5000, 'the uncovered value');
+    await until(() => settings.current.port === 1111, 5000, 'the uncovered value');
     expect(errors).toEqual([]);
   });
 
@@ -238,7 +222,7 @@ describe('settings over env + file + memory', () => {
     await settings.load();
     expect(settings.current.dbPassword.reveal()).toBe(DB_PASSWORD);
     writeSecret('DB_PASSWORD', 'file-secret-hunter2-3');
-    await waitFor(
+    await until(
       () => settings.current.dbPassword.reveal() === 'file-secret-hunter2-3',
       5000,
       'the shadowed rotation',
@@ -356,7 +340,7 @@ describe('settings over a Kubernetes secret volume', () => {
       });
       // Both keys change in one switch: one validation, one watcher call, both values at once.
       publish({ DB_PASSWORD: 'file-secret-hunter2-9', DB_USER: 'app2' });
-      await waitFor(() => seen.length === 1, 5000, 'the switch');
+      await until(() => seen.length === 1, 5000, 'the switch');
       await sleep(300);
       expect(seen).toEqual([[`app/${DB_PASSWORD}`, 'app2/file-secret-hunter2-9']]);
       expect(spy.calls()).toBe(2);

@@ -18,15 +18,21 @@ export interface Clock {
    * Calls `callback` after `delayMs`. The callback may return the promise of its work; a
    * simulated clock waits for it before moving time further, the system clock ignores it.
    * `sleep` marks a timer some work is waiting on (a back-off): a simulated clock stops waiting
-   * for that work, since it can only go on once time moves. Timers never keep the process alive.
+   * for that work, since it can only go on once time moves. Timers do not keep the process
+   * alive, unless `keepAlive` asks for it (work already due, such as a reload of a change seen,
+   * that a process should not exit without).
    */
-  setTimer(callback: () => unknown, delayMs: number, options?: { sleep?: boolean }): Timer;
+  setTimer(
+    callback: () => unknown,
+    delayMs: number,
+    options?: { sleep?: boolean; keepAlive?: boolean },
+  ): Timer;
 }
 
-/** The real clock: `Date.now` and unreferenced `setTimeout`s. */
+/** The real clock: `Date.now` and unreferenced `setTimeout`s (referenced with `keepAlive`). */
 export const systemClock: Clock = {
   now: () => Date.now(),
-  setTimer(callback, delayMs) {
+  setTimer(callback, delayMs, options) {
     const timer = setTimeout(
       () => {
         // Callbacks handle their own failures; this only keeps a stray rejection from crashing.
@@ -36,7 +42,7 @@ export const systemClock: Clock = {
       },
       Math.max(0, delayMs),
     );
-    timer.unref?.();
+    if (options?.keepAlive !== true) timer.unref?.();
     return { cancel: () => clearTimeout(timer) };
   },
 };
@@ -122,7 +128,11 @@ export class ManualClock implements Clock {
     return this.#heap.filter((t) => !t.cancelled).length;
   }
 
-  setTimer(callback: () => unknown, delayMs: number, options?: { sleep?: boolean }): Timer {
+  setTimer(
+    callback: () => unknown,
+    delayMs: number,
+    options?: { sleep?: boolean; keepAlive?: boolean },
+  ): Timer {
     const work = options?.sleep ? this.#context.getStore() : undefined;
     let ended = false;
     const end = () => {

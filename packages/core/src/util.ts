@@ -1,3 +1,4 @@
+import { type Clock, systemClock, type Timer } from './clock.js';
 import { InvalidKeyError, InvalidValueError, SecretTimeoutError } from './errors.js';
 import { Secret, type SecretValue } from './secret.js';
 
@@ -79,30 +80,31 @@ export function raceSignal<T>(promise: Promise<T>, signal: AbortSignal | undefin
 
 /**
  * Runs `task` with a deadline; rejects with a `TIMEOUT` error when it passes. The task gets a
- * signal that aborts at the deadline so it can stop its I/O.
+ * signal that aborts at the deadline so it can stop its I/O. The deadline runs on `clock`, so a
+ * simulated clock (`ManualClock`) decides when it passes.
  */
 export async function withTimeout<T>(
   task: (signal: AbortSignal) => Promise<T>,
   timeoutMs: number,
   details: { provider?: string; key?: string; operation?: 'get' | 'refresh' | 'set' | 'keys' } = {},
+  clock: Clock = systemClock,
 ): Promise<T> {
   const controller = new AbortController();
   const timeoutError = new SecretTimeoutError(
     { ...details },
     `${details.operation ?? 'operation'} timed out after ${timeoutMs} ms${details.provider ? ` (provider "${details.provider}")` : ''}`,
   );
-  let timer: NodeJS.Timeout | undefined;
+  let timer: Timer | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
+    timer = clock.setTimer(() => {
       controller.abort(timeoutError);
       reject(timeoutError);
     }, timeoutMs);
-    timer.unref?.();
   });
   try {
     return await Promise.race([task(controller.signal), deadline]);
   } finally {
-    clearTimeout(timer);
+    timer?.cancel();
   }
 }
 

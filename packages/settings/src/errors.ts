@@ -38,7 +38,8 @@ export class SettingsError extends SecretError {
   }
 }
 
-function describeProblem(problem: SettingsProblem): string {
+/** One problem on one line: field, key, provider and why. No value. */
+export function describeProblem(problem: SettingsProblem): string {
   const where = [
     problem.key === undefined ? undefined : `key "${problem.key}"`,
     problem.provider === undefined ? undefined : `provider "${problem.provider}"`,
@@ -62,9 +63,14 @@ export function issuePath(issue: StandardSchemaV1.Issue): PropertyKey[] {
  * A value-free description of an issue: the library's code (zod `code`, valibot `type`) and what
  * the schema expected. The issue's `message` is dropped: libraries put the received input in it
  * (valibot: `received "hunter2"`) and users' refinements may too. Valibot's `received` and
- * zod's `input` are dropped for the same reason.
+ * zod's `input` are dropped for the same reason. The names of unrecognised keys (zod
+ * `unrecognized_keys`) are listed only with `namesKeys`, for an object the settings assembled
+ * from their own field names; inside a secret JSON document they are part of the secret.
  */
-export function describeIssue(issue: StandardSchemaV1.Issue): { code: string; reason: string } {
+export function describeIssue(
+  issue: StandardSchemaV1.Issue,
+  options: { readonly namesKeys?: boolean } = {},
+): { code: string; reason: string } {
   const fields = issue as unknown as Record<string, unknown>;
   const code =
     typeof fields.code === 'string' ? fields.code : typeof fields.type === 'string' ? fields.type : 'invalid';
@@ -86,8 +92,11 @@ export function describeIssue(issue: StandardSchemaV1.Issue): { code: string; re
     if (typeof value === 'number' || typeof value === 'bigint') parts.push(`${name} ${String(value)}`);
   }
   if (typeof fields.origin === 'string' && parts.length > 0) parts.push(`(${fields.origin})`);
-  if (Array.isArray(fields.keys) && fields.keys.every((key) => typeof key === 'string')) {
-    // zod `unrecognized_keys`: names of extra input keys, i.e. field names.
+  if (
+    options.namesKeys === true &&
+    Array.isArray(fields.keys) &&
+    fields.keys.every((key) => typeof key === 'string')
+  ) {
     parts.push(`keys ${fields.keys.join(', ')}`);
   }
   return { code, reason: parts.length > 0 ? `${code}: ${parts.join(' ')}` : code };

@@ -16,18 +16,22 @@ export interface PlannedField {
   readonly skip: boolean;
   readonly hasDefault: boolean;
   readonly defaultValue: unknown;
+  /** The field's own schema, where the settings' schema could be discovered (zod, valibot). */
+  readonly schema: unknown;
 }
 
 /** What can be learned of a sub-schema without running it. */
-type Shape =
+export type Shape =
   | { readonly kind: 'object'; readonly entries: Readonly<Record<string, unknown>> }
-  | { readonly kind: 'document' };
+  /** Array, record, tuple, map: its keys or positions come from the input. */
+  | { readonly kind: 'document'; readonly element: unknown };
 
 const MAX_UNWRAP = 16;
 
 /**
  * Discovers the shape of a zod (3 or 4) or valibot schema: an object with its entries, a document
- * (array, record, tuple) or nothing known. Other libraries need their fields listed.
+ * (array, record, tuple, with the schema of its elements where there is one) or nothing known.
+ * Other libraries need their fields listed.
  */
 export function discoverShape(schema: unknown): Shape | undefined {
   let current: unknown = schema;
@@ -42,7 +46,9 @@ export function discoverShape(schema: unknown): Shape | undefined {
         return isRecord(shape) ? { kind: 'object', entries: shape } : undefined;
       }
       if (['array', 'record', 'tuple', 'map', 'ZodArray', 'ZodRecord', 'ZodTuple'].includes(String(type))) {
-        return { kind: 'document' };
+        // zod 4 `element` / zod 3 `type` of arrays, `valueType` of records and maps.
+        const element = zod.element ?? zod.valueType ?? (type === 'ZodArray' ? zod.type : undefined);
+        return { kind: 'document', element };
       }
       // Wrappers (optional, nullable, default, readonly, catch, pipe/effects) around the real shape.
       const inner = zod.innerType ?? (type === 'pipe' ? zod.in : undefined) ?? zod.schema;
@@ -58,7 +64,7 @@ export function discoverShape(schema: unknown): Shape | undefined {
           current.type,
         )
       ) {
-        return { kind: 'document' };
+        return { kind: 'document', element: current.item ?? current.value };
       }
       if (current.wrapped === undefined) return undefined;
       current = current.wrapped;
@@ -195,7 +201,7 @@ export function planFields(schema: unknown, fields: unknown, options: PlanOption
         );
         continue;
       }
-      addLeaf(fieldPath, field, nextInherited, subShape);
+      addLeaf(fieldPath, field, nextInherited, discovered?.[name]);
     }
   }
 
@@ -203,9 +209,10 @@ export function planFields(schema: unknown, fields: unknown, options: PlanOption
     path: readonly string[],
     field: FieldOptions,
     inherited: Inherited,
-    shape: Shape | undefined,
+    schema: unknown,
   ): void {
     const name = path.join('.');
+    const shape = schema === undefined ? undefined : discoverShape(schema);
     const providerName = inherited.provider;
     let provider: SecretProvider | undefined;
     if (providerName !== undefined) {
@@ -244,10 +251,23 @@ export function planFields(schema: unknown, fields: unknown, options: PlanOption
       skip: inherited.skip,
       hasDefault: Object.hasOwn(field, 'default'),
       defaultValue: field.default,
+      schema,
     });
   }
 }
 
 export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null;
+}
+
+/** The routed (not skipped) fields by the key they are read from, in routing order. */
+export function fieldsByKey(fields: readonly PlannedField[]): ReadonlyMap<string, readonly PlannedField[]> {
+  const byKey = new Map<string, PlannedField[]>();
+  for (const field of fields) {
+    if (field.skip) continue;
+    const list = byKey.get(field.key) ?? [];
+    list.push(field);
+    byKey.set(field.key, list);
+  }
+  return byKey;
 }

@@ -2,15 +2,14 @@ export type { StandardSchemaV1 } from '@standard-schema/spec';
 export { SettingsError } from './errors.js';
 export { deriveKey } from './fields.js';
 export {
-  type ChangeWatcher,
   defineSettings,
   isSecretString,
   type LoadOptions,
   loadSettings,
   SETTINGS_DEFAULTS,
   Settings,
-  type WatcherOptions,
 } from './settings.js';
+export { loadSettingsOrExit, type SettingsReport, type StartupOptions, settingsReport } from './startup.js';
 export type {
   DeepReadonly,
   FieldFormat,
@@ -29,3 +28,5 @@ export type {
   SettingsUpdate,
   SettingsWarningEvent,
 } from './types.js';
+export { SETTINGS_ERROR_WARNING, SETTINGS_LISTENER_WARNING } from './updates.js';
+export type { ChangeWatcher, WatcherOptions } from './watchers.js';

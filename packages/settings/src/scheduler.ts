@@ -1,3 +1,5 @@
+import type { Clock, Timer } from '@secret-provider/core/adapter';
+
 /** Timing of live reloads. */
 export interface ReloadTiming {
   /** Quiet time after the last change of a burst. */
@@ -11,20 +13,23 @@ export interface ReloadTiming {
 /**
  * Collects the fields that changed and runs one reload per burst: trailing-edge debounce, bounded
  * by `maxWaitMs`, and never two reloads closer than `minIntervalMs`. One reload runs at a time;
- * changes that arrive while it runs are collected for the next one.
+ * changes that arrive while it runs are collected for the next one. Time is read and timers set
+ * on `clock` only, so a simulated clock can drive it.
  */
 export class ReloadScheduler {
   readonly #timing: ReloadTiming;
   readonly #run: (fields: ReadonlySet<number>) => Promise<void>;
+  readonly #clock: Clock;
   #pending = new Set<number>();
   #firstChangeAt: number | undefined;
   #lastRunAt = Number.NEGATIVE_INFINITY;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: Timer | undefined;
   #running = false;
   #closed = false;
 
-  constructor(timing: ReloadTiming, run: (fields: ReadonlySet<number>) => Promise<void>) {
+  constructor(timing: ReloadTiming, clock: Clock, run: (fields: ReadonlySet<number>) => Promise<void>) {
     this.#timing = timing;
+    this.#clock = clock;
     this.#run = run;
   }
 
@@ -32,28 +37,31 @@ export class ReloadScheduler {
     if (this.#closed) return;
     for (const field of fields) this.#pending.add(field);
     if (this.#pending.size === 0) return;
-    this.#firstChangeAt ??= Date.now();
+    this.#firstChangeAt ??= this.#clock.now();
     this.#arm();
   }
 
   close(): void {
     this.#closed = true;
-    clearTimeout(this.#timer);
+    this.#timer?.cancel();
     this.#pending.clear();
   }
 
   #arm(): void {
-    clearTimeout(this.#timer);
+    this.#timer?.cancel();
     this.#timer = undefined;
     // The running reload re-arms when it ends.
     if (this.#running || this.#closed || this.#pending.size === 0) return;
-    const now = Date.now();
+    const now = this.#clock.now();
     const firstChangeAt = this.#firstChangeAt ?? now;
     const debounce = Math.min(this.#timing.debounceMs, firstChangeAt + this.#timing.maxWaitMs - now);
     const throttle = this.#lastRunAt + this.#timing.minIntervalMs - now;
-    // Not unref'd: a change has been seen and its reload is due within `maxWaitMs` or so; a
-    // process should not exit with it pending.
-    this.#timer = setTimeout(() => void this.#flush(), Math.max(0, debounce, throttle));
+    // The reload is the timer's work: a simulated clock waits for it before moving on. Kept
+    // alive: a change has been seen and its reload is due within `maxWaitMs` or so; a process
+    // should not exit with it pending.
+    this.#timer = this.#clock.setTimer(() => this.#flush(), Math.max(0, debounce, throttle), {
+      keepAlive: true,
+    });
   }
 
   async #flush(): Promise<void> {
@@ -62,7 +70,7 @@ export class ReloadScheduler {
     const batch = this.#pending;
     this.#pending = new Set();
     this.#firstChangeAt = undefined;
-    this.#lastRunAt = Date.now();
+    this.#lastRunAt = this.#clock.now();
     this.#running = true;
     try {
       await this.#run(batch);
@@ -71,7 +79,7 @@ export class ReloadScheduler {
     } finally {
       this.#running = false;
       if (this.#pending.size > 0) {
-        this.#firstChangeAt ??= Date.now();
+        this.#firstChangeAt ??= this.#clock.now();
         this.#arm();
       }
     }

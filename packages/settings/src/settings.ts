@@ -1,30 +1,28 @@
 import { inspect } from 'node:util';
+import { InvalidConfigError, Secret, SecretError, type SecretValue } from '@secret-provider/core';
 import {
-  createEmitter,
-  InvalidConfigError,
-  isSecretError,
-  Secret,
-  SecretError,
-  type SecretProvider,
-  type SecretValue,
-  type WatchHandle,
-} from '@secret-provider/core';
-import { raceSignal, throwIfAborted, toSecretError, withTimeout } from '@secret-provider/core/adapter';
+  type Clock,
+  raceSignal,
+  systemClock,
+  throwIfAborted,
+  toSecretError,
+  withTimeout,
+} from '@secret-provider/core/adapter';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
-import { describeIssue, issuePath, SettingsError } from './errors.js';
+import { SettingsError } from './errors.js';
 import { isRecord, type PlannedField, planFields } from './fields.js';
-import { ReloadScheduler } from './scheduler.js';
-import { getPath, seal, setPath } from './snapshot.js';
+import { LiveReload } from './live.js';
+import { type Mode, modeName, type RawValue, SnapshotLoader, sameRaw } from './loader.js';
 import type {
   FieldPath,
   FieldValue,
-  SettingsErrorEvent,
   SettingsEvents,
   SettingsOf,
   SettingsOptions,
-  SettingsProblem,
   SettingsUpdate,
 } from './types.js';
+import { SettingsEventHub } from './updates.js';
+import { type ChangeWatcher, type WatcherOptions, Watchers } from './watchers.js';
 
 /** Defaults of {@link SettingsOptions}. */
 export const SETTINGS_DEFAULTS = Object.freeze({
@@ -34,34 +32,8 @@ export const SETTINGS_DEFAULTS = Object.freeze({
   minIntervalMs: 250,
   timeoutMs: 30_000,
   retryDelayMs: 1000,
+  emptyStringAsUndefined: false,
 });
-
-const MAX_RETRY_DELAY_MS = 30_000;
-
-/** What was last read for one field. The text stays wrapped: this object may be inspected. */
-interface RawValue {
-  readonly found: boolean;
-  readonly text: Secret<string> | undefined;
-  /** The `Secret` handed to the schema for a secret text field, reused while the value is unchanged. */
-  handed: Secret<string> | undefined;
-}
-
-type ReadOutcome =
-  | { readonly found: true; readonly secret: Secret<string> }
-  | { readonly found: false }
-  | { readonly error: SecretError };
-
-interface Watcher {
-  readonly label: string;
-  readonly matches: (changed: readonly PlannedField[]) => boolean;
-  readonly path: readonly string[];
-  readonly fn: (oldValue: unknown, newValue: unknown) => unknown;
-}
-
-interface Channel<T> {
-  push(update: T): void;
-  end(): void;
-}
 
 /** Options of `load()` and `refresh()`. */
 export interface LoadOptions {
@@ -70,50 +42,31 @@ export interface LoadOptions {
   readonly signal?: AbortSignal | undefined;
 }
 
-/** Options of `onChange`. */
-export interface WatcherOptions {
-  /** Removes the watcher when aborted. */
-  readonly signal?: AbortSignal | undefined;
-}
-
-/** A watcher: called with the old and the new value after a successful swap, awaited in turn. */
-export type ChangeWatcher<V> = (oldValue: V, newValue: V) => void | Promise<void>;
-
 /**
  * A typed settings object routed to secrets, validated through a Standard Schema, and kept
  * current while the secrets rotate. Make one with {@link defineSettings}.
  *
  * Every update is validated as a whole snapshot before it replaces the last good one; an update
  * that fails keeps the old snapshot and is reported as an `error` event. Errors, events and
- * `util.inspect`/`JSON.stringify` of this object and of its snapshots never show a value.
+ * `util.inspect`/`JSON.stringify` of this object and of its snapshots never show a value, nor
+ * anything else taken from a secret (the keys of a JSON document, its size, positions in it).
  */
 export class Settings<S extends StandardSchemaV1> implements AsyncDisposable {
   /** The label in errors, events and `util.inspect`. */
   readonly name: string;
-  readonly #schema: S;
   readonly #fields: readonly PlannedField[];
-  readonly #byKey = new Map<string, PlannedField[]>();
   readonly #live: boolean;
   readonly #timeoutMs: number;
-  readonly #retryDelayMs: number;
-  readonly #describeIssue: SettingsOptions<S>['describeIssue'];
-  readonly #scheduler: ReloadScheduler;
-  readonly #listeners: { [K in keyof SettingsEvents<unknown>]: Set<(event: never) => void> } = {
-    update: new Set(),
-    error: new Set(),
-    warning: new Set(),
-  };
-  readonly #channels = new Set<Channel<SettingsUpdate<SettingsOf<S>>>>();
-  readonly #retryFailures = new Map<number, number>();
-  readonly #retryTimers = new Set<NodeJS.Timeout>();
-  #watchers: Watcher[] = [];
+  readonly #clock: Clock;
+  readonly #loader: SnapshotLoader<S>;
+  readonly #reload: LiveReload;
+  readonly #watchers: Watchers;
+  readonly #hub = new SettingsEventHub<SettingsOf<S>>();
   #raw: ReadonlyMap<number, RawValue> = new Map();
   #current: SettingsOf<S> | undefined;
   #revision = 0;
   #loading: Promise<SettingsOf<S>> | undefined;
   #queue: Promise<unknown> = Promise.resolve();
-  #notifying: Promise<void> = Promise.resolve();
-  #handles: WatchHandle[] = [];
   #closed = false;
   #closing: Promise<void> | undefined;
 
@@ -125,30 +78,37 @@ export class Settings<S extends StandardSchemaV1> implements AsyncDisposable {
       );
     }
     this.name = options.name ?? SETTINGS_DEFAULTS.name;
-    this.#schema = options.schema;
     this.#fields = planFields(options.schema, options.fields, {
       source: options.source,
       providers: options.providers ?? {},
       keyStyle: options.keyStyle ?? 'SCREAMING_SNAKE',
       keyPrefix: options.keyPrefix ?? '',
     });
-    for (const field of this.#fields) {
-      if (field.skip) continue;
-      const list = this.#byKey.get(field.key) ?? [];
-      list.push(field);
-      this.#byKey.set(field.key, list);
-    }
     this.#live = options.live ?? true;
     this.#timeoutMs = positive(options.timeoutMs, SETTINGS_DEFAULTS.timeoutMs, 'timeoutMs');
-    this.#retryDelayMs = positive(options.retryDelayMs, SETTINGS_DEFAULTS.retryDelayMs, 'retryDelayMs');
-    this.#describeIssue = options.describeIssue;
-    this.#scheduler = new ReloadScheduler(
-      {
+    this.#clock = options.clock ?? systemClock;
+    this.#loader = new SnapshotLoader({
+      name: this.name,
+      schema: options.schema,
+      fields: this.#fields,
+      describeIssue: options.describeIssue,
+      emptyStringAsUndefined: options.emptyStringAsUndefined ?? SETTINGS_DEFAULTS.emptyStringAsUndefined,
+    });
+    this.#reload = new LiveReload({
+      fields: this.#fields,
+      clock: this.#clock,
+      timing: {
         debounceMs: positive(options.debounceMs, SETTINGS_DEFAULTS.debounceMs, 'debounceMs'),
         maxWaitMs: positive(options.maxWaitMs, SETTINGS_DEFAULTS.maxWaitMs, 'maxWaitMs'),
         minIntervalMs: positive(options.minIntervalMs, SETTINGS_DEFAULTS.minIntervalMs, 'minIntervalMs'),
       },
-      (fields) => this.#reloadLive(fields),
+      retryDelayMs: positive(options.retryDelayMs, SETTINGS_DEFAULTS.retryDelayMs, 'retryDelayMs'),
+      reload: (fields) => this.#reloadLive(fields),
+      onError: (error, fields, key) => this.#reportError(error, fields, key),
+      onWarning: (event) => this.#hub.emit('warning', event),
+    });
+    this.#watchers = new Watchers(this.name, this.#fields, (error, fields) =>
+      this.#reportError(error, fields),
     );
   }
 
@@ -253,20 +213,13 @@ export class Settings<S extends StandardSchemaV1> implements AsyncDisposable {
     watcher: ChangeWatcher<never>,
     options: WatcherOptions = {},
   ): () => void {
-    const entry = this.#watcherFor(target, watcher as (oldValue: unknown, newValue: unknown) => unknown);
-    this.#watchers = [...this.#watchers, entry];
-    const remove = () => {
-      this.#watchers = this.#watchers.filter((candidate) => candidate !== entry);
-      options.signal?.removeEventListener('abort', remove);
-    };
-    if (options.signal?.aborted) remove();
-    else options.signal?.addEventListener('abort', remove, { once: true });
-    return remove;
+    return this.#watchers.add(target, watcher as (oldValue: unknown, newValue: unknown) => unknown, options);
   }
 
   /**
-   * The successful updates, as they happen, until the settings are closed or `signal` aborts
-   * (then the iteration ends without an error). Failures are `error` events, not items.
+   * The successful updates, as they happen, until the settings are closed (the updates already
+   * queued are still read) or `signal` aborts (the iteration ends at once, without an error).
+   * Failures are `error` events, not items. Built on the same queue as providers' `changes()`.
    *
    * @example
    * ```ts
@@ -278,74 +231,20 @@ export class Settings<S extends StandardSchemaV1> implements AsyncDisposable {
   updates(
     options: { readonly signal?: AbortSignal | undefined } = {},
   ): AsyncIterableIterator<SettingsUpdate<SettingsOf<S>>> {
-    type Update = SettingsUpdate<SettingsOf<S>>;
-    const queue: Update[] = [];
-    let ended = this.#closed || options.signal?.aborted === true;
-    let wake: (() => void) | undefined;
-    const channel: Channel<Update> = {
-      push: (update) => {
-        queue.push(update);
-        wake?.();
-      },
-      end: () => {
-        ended = true;
-        wake?.();
-      },
-    };
-    const finish = () => {
-      ended = true;
-      this.#channels.delete(channel);
-      options.signal?.removeEventListener('abort', onAbort);
-      wake?.();
-    };
-    const onAbort = () => {
-      // An abort stops at once; a close lets the updates already queued be read.
-      queue.length = 0;
-      finish();
-    };
-    if (!ended) {
-      this.#channels.add(channel);
-      options.signal?.addEventListener('abort', onAbort, { once: true });
-    }
-    const iterator: AsyncIterableIterator<Update> = {
-      next: async (): Promise<IteratorResult<Update>> => {
-        for (;;) {
-          const update = queue.shift();
-          if (update !== undefined) return { value: update, done: false };
-          if (ended) {
-            finish();
-            return { value: undefined, done: true };
-          }
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-          });
-          wake = undefined;
-        }
-      },
-      return: async (): Promise<IteratorResult<Update>> => {
-        queue.length = 0;
-        finish();
-        return { value: undefined, done: true };
-      },
-      [Symbol.asyncIterator]() {
-        return iterator;
-      },
-    };
-    return iterator;
+    return this.#hub.updates(options.signal);
   }
 
   /**
    * Listens to `update`, `error` (rejected updates, failed watchers, providers' watch errors) and
-   * `warning` (providers' warnings). Without an `error` listener, errors become process warnings.
+   * `warning` (providers' warnings). Without an `error` listener, errors become process warnings
+   * with code `SECRET_PROVIDER_SETTINGS_ERROR`.
    * @returns a function that removes the listener.
    */
   on<K extends keyof SettingsEvents<SettingsOf<S>>>(
     type: K,
     listener: (event: SettingsEvents<SettingsOf<S>>[K]) => void,
   ): () => void {
-    const set = this.#listeners[type] as Set<typeof listener>;
-    set.add(listener);
-    return () => set.delete(listener);
+    return this.#hub.on(type, listener);
   }
 
   // ---- lifecycle -------------------------------------------------------------------------------
@@ -357,11 +256,9 @@ export class Settings<S extends StandardSchemaV1> implements AsyncDisposable {
   close(): Promise<void> {
     if (this.#closing === undefined) {
       this.#closed = true;
-      this.#scheduler.close();
-      for (const timer of this.#retryTimers) clearTimeout(timer);
-      this.#retryTimers.clear();
-      for (const channel of [...this.#channels]) channel.end();
-      this.#closing = this.#stopWatching();
+      this.#reload.close();
+      this.#hub.end();
+      this.#closing = this.#reload.stop();
     }
     return this.#closing;
   }
@@ -389,22 +286,27 @@ export class Settings<S extends StandardSchemaV1> implements AsyncDisposable {
   async #load(options: LoadOptions): Promise<SettingsOf<S>> {
     try {
       const timeout = options.timeout ?? this.#timeoutMs;
-      const started = Date.now();
+      const started = this.#clock.now();
       // Watch first, so that a change made while the first read runs is not missed. Arming the
       // watches counts against the same deadline.
       if (this.#live) {
         await raceSignal(
-          withTimeout(() => this.#startWatching(), timeout, { provider: this.name, operation: 'refresh' }),
+          withTimeout(
+            () => this.#reload.start(),
+            timeout,
+            { provider: this.name, operation: 'refresh' },
+            this.#clock,
+          ),
           options.signal,
         );
       }
       return await this.#transaction('all', 'load', {
         ...options,
-        timeout: Math.max(0, timeout - (Date.now() - started)),
+        timeout: Math.max(0, timeout - (this.#clock.now() - started)),
       });
     } catch (error) {
       this.#loading = undefined;
-      await this.#stopWatching();
+      await this.#reload.stop();
       throw error;
     }
   }
@@ -414,18 +316,19 @@ export class Settings<S extends StandardSchemaV1> implements AsyncDisposable {
     mode: Mode,
     options: LoadOptions,
   ): Promise<SettingsOf<S>> {
-    const timeout = options.timeout ?? this.#timeoutMs;
     const run = withTimeout(
       (deadline) => {
         const signal = options.signal === undefined ? deadline : AbortSignal.any([deadline, options.signal]);
         return this.#enqueue(() => this.#apply(fields, mode, signal));
       },
-      timeout,
+      options.timeout ?? this.#timeoutMs,
       { provider: this.name, operation: 'refresh' },
+      this.#clock,
     );
     return raceSignal(run, options.signal);
   }
 
+  /** One transaction at a time, in order. */
   #enqueue<T>(task: () => Promise<T>): Promise<T> {
     const run = this.#queue.then(task);
     this.#queue = run.catch(() => undefined);
@@ -456,54 +359,37 @@ export class Settings<S extends StandardSchemaV1> implements AsyncDisposable {
     const targets = this.#fields.filter(
       (field) => !field.skip && (which === 'all' || which.has(field.index)),
     );
-    const outcomes = await this.#readAll(targets, signal);
+    const { next, failures } = await this.#loader.read(targets, this.#raw, signal);
     throwIfAborted(signal);
 
-    const problems: SettingsProblem[] = [];
-    const failedLive: PlannedField[] = [];
-    const next = new Map(this.#raw);
-    for (const field of targets) {
-      const outcome = outcomes.get(field.index);
-      if (outcome === undefined) continue;
-      if ('error' in outcome) {
-        problems.push({
-          field: field.name,
-          key: field.key,
-          provider: field.providerName,
-          code: outcome.error.code,
-          reason: `${outcome.error.code}: ${outcome.error.message}`,
-          error: outcome.error,
-        });
-        // Live: a field that cannot be read now keeps its last good value and is retried.
-        if (mode === 'live' && this.#raw.has(field.index)) failedLive.push(field);
-        continue;
-      }
-      this.#retryFailures.delete(field.index);
-      const previous = this.#raw.get(field.index);
-      const read: RawValue = outcome.found
-        ? { found: true, text: outcome.secret, handed: undefined }
-        : { found: false, text: undefined, handed: undefined };
-      next.set(field.index, previous !== undefined && sameRaw(previous, read) ? previous : read);
+    const failed = new Set(failures.map((failure) => failure.field.index));
+    for (const field of targets) if (!failed.has(field.index)) this.#reload.succeeded(field);
+    // Live: a field that cannot be read now keeps its last good value and is read again later.
+    const retried = mode === 'live' ? failures.filter(({ field }) => this.#raw.has(field.index)) : [];
+    if (retried.length > 0) {
+      this.#reportError(
+        new SettingsError(
+          this.name,
+          'live re-read',
+          retried.map((failure) => this.#loader.problemOfFailure(failure)),
+        ),
+        retried.map((failure) => failure.field),
+      );
+      this.#reload.retry(retried);
     }
-    if (mode === 'live' && failedLive.length > 0) {
-      const readProblems = problems.splice(0);
-      this.#reportError(new SettingsError(this.name, 'live re-read', readProblems), failedLive);
-      this.#scheduleRetry(failedLive);
-    }
-    if (problems.length > 0) {
+    const unread = failures.filter((failure) => !retried.includes(failure));
+    if (unread.length > 0) {
       // Validate what could be read too, so that one error lists every problem.
-      for (const problem of problems) {
-        const field = targets.find((candidate) => candidate.name === problem.field);
-        if (field !== undefined) next.delete(field.index);
-      }
-      await this.#validate(next, mode, problems);
-      throw new SettingsError(this.name, mode, problems);
+      for (const { field } of unread) next.delete(field.index);
+      const problems = unread.map((failure) => this.#loader.problemOfFailure(failure));
+      await this.#loader.validate(next, mode, problems);
+      throw new SettingsError(this.name, modeName(mode), problems);
     }
 
     const changed = targets.filter((field) => !sameRaw(this.#raw.get(field.index), next.get(field.index)));
     if (this.#current !== undefined && changed.length === 0) return this.#current;
 
-    const snapshot = await this.#validate(next, mode, []);
+    const snapshot = await this.#loader.validate(next, mode, []);
     throwIfAborted(signal);
     if (this.#closed) throw this.#closedError(mode);
 
@@ -515,322 +401,29 @@ export class Settings<S extends StandardSchemaV1> implements AsyncDisposable {
     return snapshot;
   }
 
-  async #readAll(fields: readonly PlannedField[], signal: AbortSignal): Promise<Map<number, ReadOutcome>> {
-    // One read per provider and key, however many fields share it.
-    const reads = new Map<SecretProvider, Map<string, Promise<ReadOutcome>>>();
-    const outcomes = new Map<number, ReadOutcome>();
-    await Promise.all(
-      fields.map(async (field) => {
-        const provider = field.provider;
-        if (provider === undefined) return;
-        let byKey = reads.get(provider);
-        if (byKey === undefined) {
-          byKey = new Map();
-          reads.set(provider, byKey);
-        }
-        let read = byKey.get(field.key);
-        if (read === undefined) {
-          read = readOne(provider, field.key, signal);
-          byKey.set(field.key, read);
-        }
-        outcomes.set(field.index, await read);
+  #publish(previous: SettingsOf<S>, current: SettingsOf<S>, changed: readonly PlannedField[]): void {
+    this.#hub.publish(
+      Object.freeze({
+        revision: this.#revision,
+        changed: Object.freeze(changed.map((field) => field.name)),
+        keys: Object.freeze([...new Set(changed.map((field) => field.key))]),
+        previous,
+        current,
+        at: new Date(this.#clock.now()),
       }),
     );
-    return outcomes;
-  }
-
-  /**
-   * Validates the input assembled from `raw`; throws a {@link SettingsError} listing `earlier`
-   * problems (read failures, whose fields are left out of `raw`) and every new one.
-   */
-  async #validate(
-    raw: ReadonlyMap<number, RawValue>,
-    mode: Mode,
-    earlier: SettingsProblem[],
-  ): Promise<SettingsOf<S>> {
-    const { input, problems: parseProblems } = this.#buildInput(raw);
-    const problems = earlier;
-    problems.push(...parseProblems);
-    const unreadable = new Set(problems.map((problem) => problem.field));
-    let result: StandardSchemaV1.Result<unknown>;
-    try {
-      result = await this.#schema['~standard'].validate(input);
-    } catch (error) {
-      problems.push({
-        field: '',
-        code: 'SCHEMA_THREW',
-        reason: `SCHEMA_THREW: the schema threw ${error instanceof Error ? error.name : typeof error}`,
-      });
-      throw new SettingsError(this.name, mode, problems);
-    }
-    if (result.issues !== undefined) {
-      for (const issue of result.issues) {
-        const problem = this.#problemOf(issue, raw);
-        const reported = [...unreadable].some(
-          (name) => problem.field === name || problem.field.startsWith(`${name}.`),
-        );
-        if (!reported) problems.push(problem);
-      }
-    }
-    if (problems.length > 0 || result.issues !== undefined) {
-      throw new SettingsError(this.name, mode === 'live' ? 'update' : mode, problems);
-    }
-    return seal(result.value, this.name) as SettingsOf<S>;
-  }
-
-  #buildInput(raw: ReadonlyMap<number, RawValue>): {
-    input: Record<string, unknown>;
-    problems: SettingsProblem[];
-  } {
-    const input: Record<string, unknown> = {};
-    const problems: SettingsProblem[] = [];
-    for (const field of this.#fields) {
-      const value = raw.get(field.index);
-      if (field.skip || value === undefined || !value.found || value.text === undefined) {
-        if (field.hasDefault)
-          setPath(input, field.path, field.secret ? wrapStrings(field.defaultValue) : field.defaultValue);
-        continue;
-      }
-      if (field.format === 'json') {
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(value.text.reveal());
-        } catch {
-          // V8's message quotes the start of the input: it is not passed on.
-          problems.push({
-            field: field.name,
-            key: field.key,
-            provider: field.providerName,
-            code: 'INVALID_JSON',
-            reason: 'INVALID_JSON: the value is not a valid JSON document',
-          });
-          continue;
-        }
-        setPath(input, field.path, field.secret ? wrapStrings(parsed) : parsed);
-        continue;
-      }
-      if (field.secret) {
-        if (value.handed === undefined || value.handed.disposed) {
-          value.handed = new Secret(value.text.reveal(), value.text.metadata);
-        }
-        setPath(input, field.path, value.handed);
-      } else {
-        setPath(input, field.path, value.text.reveal());
-      }
-    }
-    return { input, problems };
-  }
-
-  #problemOf(issue: StandardSchemaV1.Issue, raw: ReadonlyMap<number, RawValue>): SettingsProblem {
-    const path = issuePath(issue).map(String);
-    const custom = this.#describeIssue?.(issue);
-    const described =
-      custom === undefined ? describeIssue(issue) : { code: describeIssue(issue).code, reason: custom };
-    const name = path.join('.');
-    // The field holding the issue (the issue is at the field or inside its JSON document) ...
-    const owner = this.#fields.find((field) => startsWith(path, field.path));
-    if (owner !== undefined) {
-      const value = raw.get(owner.index);
-      const missing =
-        (value === undefined || !value.found) && !owner.hasDefault && path.length === owner.path.length;
-      // The usual mistake with secret fields: a string schema for what arrives as a Secret.
-      const hint =
-        owner.secret &&
-        owner.format === 'text' &&
-        !missing &&
-        path.length === owner.path.length &&
-        /type|string/.test(described.code)
-          ? ' (a secret field reaches the schema as a Secret<string>: validate it with a custom schema and isSecretString)'
-          : '';
-      return {
-        field: name,
-        key: owner.skip ? undefined : owner.key,
-        provider: owner.skip ? undefined : owner.providerName,
-        code: missing ? 'MISSING' : described.code,
-        reason: missing
-          ? `MISSING: ${owner.skip ? 'the field is skipped' : 'the key does not exist'} (${described.reason})`
-          : `${described.reason}${hint}`,
-      };
-    }
-    // ... or the fields below an object the settings assembled, or the whole object.
-    const below = this.#fields.filter((field) => startsWith(field.path, path) && !field.skip);
-    return {
-      field: name,
-      code: described.code,
-      reason:
-        below.length > 0
-          ? `${described.reason} (keys ${below.map((f) => `"${f.key}"`).join(', ')})`
-          : described.reason,
-    };
-  }
-
-  #publish(previous: SettingsOf<S>, current: SettingsOf<S>, changed: readonly PlannedField[]): void {
-    const update: SettingsUpdate<SettingsOf<S>> = Object.freeze({
-      revision: this.#revision,
-      changed: Object.freeze(changed.map((field) => field.name)),
-      keys: Object.freeze([...new Set(changed.map((field) => field.key))]),
-      previous,
-      current,
-      at: new Date(),
-    });
-    this.#emit('update', update);
-    for (const channel of this.#channels) channel.push(update);
-    const watchers = this.#watchers.filter((watcher) => watcher.matches(changed));
-    if (watchers.length === 0) return;
-    this.#notifying = this.#notifying.then(async () => {
-      for (const watcher of watchers) {
-        try {
-          await watcher.fn(getPath(previous, watcher.path), getPath(current, watcher.path));
-        } catch (error) {
-          const reason = isSecretError(error)
-            ? error.code
-            : error instanceof Error
-              ? error.name
-              : typeof error;
-          this.#reportError(
-            new SecretError(
-              'UNKNOWN',
-              `settings "${this.name}": the watcher of "${watcher.label}" threw ${reason}`,
-              {
-                provider: this.name,
-                cause: error,
-              },
-            ),
-            changed,
-          );
-        }
-      }
-    });
-  }
-
-  #watcherFor(
-    target: string | { readonly key: string },
-    fn: (oldValue: unknown, newValue: unknown) => unknown,
-  ): Watcher {
-    const byKey = (key: string): Watcher | undefined => {
-      const fields = this.#byKey.get(key);
-      const first = fields?.[0];
-      if (fields === undefined || first === undefined) return undefined;
-      return {
-        label: key,
-        path: first.path,
-        fn,
-        matches: (changed) => changed.some((field) => field.key === key),
-      };
-    };
-    if (typeof target === 'string') {
-      const path = target.split('.');
-      const routed = this.#fields.some(
-        (field) => startsWith(field.path, path) || startsWith(path, field.path),
-      );
-      if (routed) {
-        return {
-          label: target,
-          path,
-          fn,
-          matches: (changed) =>
-            changed.some((field) => startsWith(field.path, path) || startsWith(path, field.path)),
-        };
-      }
-      const watcher = byKey(target);
-      if (watcher !== undefined) return watcher;
-    } else if (isRecord(target) && typeof target.key === 'string') {
-      const watcher = byKey(target.key);
-      if (watcher !== undefined) return watcher;
-    }
-    const label = typeof target === 'string' ? target : String((target as { key?: unknown }).key);
-    throw new InvalidConfigError(
-      { provider: this.name },
-      `settings "${this.name}": no routed field or key "${label}" to watch`,
-    );
-  }
-
-  async #startWatching(): Promise<void> {
-    // A field routed to a child of the chain is watched on the child itself: the chain reports
-    // changes of the effective value only, and a child's key may be shadowed by a higher layer.
-    // A change seen both ways falls into one debounce window and makes one reload.
-    const targets = new Set(
-      this.#fields.flatMap((field) => (field.skip || field.provider === undefined ? [] : [field.provider])),
-    );
-    for (const provider of targets) {
-      const emitter = createEmitter();
-      emitter.on('rotated', (event) => this.#changed(event.keys));
-      emitter.on('added', (event) => this.#changed([event.key]));
-      emitter.on('removed', (event) => this.#changed([event.key]));
-      emitter.on('error', (event) => {
-        const fields = event.key === undefined ? [] : (this.#byKey.get(event.key) ?? []);
-        this.#reportError(event.error, fields, event.key);
-      });
-      emitter.on('warning', (event) =>
-        this.#emit('warning', {
-          code: event.code,
-          message: event.message,
-          provider: event.source ?? event.provider,
-          key: event.key,
-          detectedAt: event.detectedAt,
-        }),
-      );
-      this.#handles.push(provider.watch(emitter));
-    }
-    await Promise.all(this.#handles.map((handle) => handle.ready));
-  }
-
-  async #stopWatching(): Promise<void> {
-    const handles = this.#handles.splice(0);
-    await Promise.allSettled(handles.map((handle) => handle.stop()));
-  }
-
-  #changed(keys: readonly string[]): void {
-    const indices = keys.flatMap((key) => (this.#byKey.get(key) ?? []).map((field) => field.index));
-    if (indices.length > 0) this.#scheduler.add(indices);
-  }
-
-  #scheduleRetry(fields: readonly PlannedField[]): void {
-    if (this.#retryDelayMs === 0 || this.#closed) return;
-    let delay = MAX_RETRY_DELAY_MS;
-    for (const field of fields) {
-      const failures = (this.#retryFailures.get(field.index) ?? 0) + 1;
-      this.#retryFailures.set(field.index, failures);
-      delay = Math.min(delay, this.#retryDelayMs * 2 ** (failures - 1));
-    }
-    const timer = setTimeout(() => {
-      this.#retryTimers.delete(timer);
-      this.#scheduler.add(fields.map((field) => field.index));
-    }, delay);
-    timer.unref?.();
-    this.#retryTimers.add(timer);
+    this.#watchers.notify(previous, current, changed);
   }
 
   #reportError(error: SecretError, fields: readonly PlannedField[], key?: string): void {
-    const event: SettingsErrorEvent = Object.freeze({
-      error,
-      fields: Object.freeze(fields.map((field) => field.name)),
-      keys: Object.freeze(key !== undefined ? [key] : [...new Set(fields.map((field) => field.key))]),
-      detectedAt: new Date(),
-    });
-    if (this.#listeners.error.size === 0) {
-      process.emitWarning(error.message, { code: 'SECRET_SETTINGS_ERROR' });
-      return;
-    }
-    this.#emit('error', event);
-  }
-
-  #emit<K extends keyof SettingsEvents<SettingsOf<S>>>(
-    type: K,
-    event: SettingsEvents<SettingsOf<S>>[K],
-  ): void {
-    for (const listener of [...this.#listeners[type]] as Array<
-      (event: SettingsEvents<SettingsOf<S>>[K]) => void
-    >) {
-      try {
-        listener(event);
-      } catch (error) {
-        process.emitWarning(
-          `a listener of the "${type}" settings event threw ${error instanceof Error ? error.name : typeof error}`,
-          { code: 'SECRET_SETTINGS_LISTENER_ERROR' },
-        );
-      }
-    }
+    this.#hub.reportError(
+      Object.freeze({
+        error,
+        fields: Object.freeze(fields.map((field) => field.name)),
+        keys: Object.freeze(key !== undefined ? [key] : [...new Set(fields.map((field) => field.key))]),
+        detectedAt: new Date(this.#clock.now()),
+      }),
+    );
   }
 
   #closedError(operation: string): SecretError {
@@ -838,40 +431,6 @@ export class Settings<S extends StandardSchemaV1> implements AsyncDisposable {
       provider: this.name,
     });
   }
-}
-
-type Mode = 'load' | 'refresh' | 'live';
-
-async function readOne(provider: SecretProvider, key: string, signal: AbortSignal): Promise<ReadOutcome> {
-  try {
-    return { found: true, secret: await provider.get(key, { signal }) };
-  } catch (error) {
-    if (isSecretError(error, 'NOT_FOUND')) return { found: false };
-    // The deadline's own error (or the caller's abort) ends the whole transaction.
-    if (signal.aborted) throw signal.reason;
-    return { error: toSecretError(error, { provider: provider.name, key, operation: 'get' }) };
-  }
-}
-
-function sameRaw(a: RawValue | undefined, b: RawValue | undefined): boolean {
-  if (a === undefined || b === undefined) return a === b;
-  if (a.found !== b.found) return false;
-  if (a.text === undefined || b.text === undefined) return a.text === b.text;
-  return Secret.equals(a.text, b.text);
-}
-
-function startsWith(path: readonly string[], prefix: readonly string[]): boolean {
-  return prefix.length <= path.length && prefix.every((segment, i) => path[i] === segment);
-}
-
-/** Wraps every string of a value (a parsed JSON document, a default) in a `Secret`. */
-function wrapStrings(value: unknown): unknown {
-  if (typeof value === 'string') return new Secret(value);
-  if (Array.isArray(value)) return value.map(wrapStrings);
-  if (isRecord(value) && !Secret.isSecret(value) && Object.getPrototypeOf(value) === Object.prototype) {
-    return Object.fromEntries(Object.entries(value).map(([key, inner]) => [key, wrapStrings(inner)]));
-  }
-  return value;
 }
 
 function positive(value: number | undefined, fallback: number, name: string): number {

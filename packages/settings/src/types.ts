@@ -1,4 +1,5 @@
 import type { Secret, SecretError, SecretProvider, SecretValue } from '@secret-provider/core';
+import type { Clock } from '@secret-provider/core/adapter';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 
 /**
@@ -175,15 +176,32 @@ export interface SettingsOptions<S extends StandardSchemaV1> {
   /** Deadline of `load()` and of each live reload, in ms; `refresh` takes its own. @default 30000 */
   readonly timeoutMs?: number | undefined;
   /**
-   * First wait before fields whose live re-read failed (not "not found": a failure) are read
-   * again; doubles per failure up to 30 s. `0` turns retries off. @default 1000
+   * First wait before a field whose live re-read failed (not "not found": a failure) is read
+   * again; doubles per consecutive failure up to 30 s, with jitter (each wait is between half and
+   * all of its step). When the backend said how long to wait (`Retry-After`, a `RATE_LIMITED`
+   * error's `retryAfterMs`), that wait is used instead. `0` turns retries off. @default 1000
    */
   readonly retryDelayMs?: number | undefined;
   /**
-   * Describes a validation issue for error messages. By default only the issue's path and the
-   * codes and expectations the schema library attaches are kept: libraries' messages can quote
-   * the input (valibot's do: `Invalid length: Expected >=8 but received "hunter2"`). Return
-   * `undefined` to fall back to the default. Whatever this returns is printed as is.
+   * Treat a key whose value is the empty string as not set: the field's `default` (or the
+   * schema's) applies, and a required field is `MISSING`. As t3-env's option of the same name:
+   * an empty environment variable (`APP_PORT=`) usually means "not configured", while
+   * `z.coerce.number()` would read it as `0`. Off by default, so that an empty value a backend
+   * holds on purpose reaches the schema as it is. @default false
+   */
+  readonly emptyStringAsUndefined?: boolean | undefined;
+  /**
+   * The clock of debounce, throttle, retries and deadlines (from `@secret-provider/core/adapter`);
+   * a `ManualClock` runs them in simulated time. @default systemClock
+   */
+  readonly clock?: Clock | undefined;
+  /**
+   * Describes a validation issue for error messages. By default only the issue's path (its
+   * declared names; keys and positions inside a JSON document show as `*`) and the codes and
+   * expectations the schema library attaches are kept: libraries' messages can quote the input
+   * (valibot's do: `Invalid length: Expected >=8 but received "hunter2"`). Return `undefined` to
+   * fall back to the default. Whatever this returns is printed as is; the issue it receives is
+   * the library's own, whose `path` and `message` may hold keys of a secret document.
    */
   readonly describeIssue?: ((issue: StandardSchemaV1.Issue) => string | undefined) | undefined;
 }

@@ -1,23 +1,21 @@
-import { inspect } from 'node:util';
+// Settings-specific test helpers; the shared ones come from @secret-provider/testing.
+import { spawnSync } from 'node:child_process';
 import { ProviderUnavailableError } from '@secret-provider/core';
 import { type HookContext, type StoredSecret, sleep } from '@secret-provider/core/adapter';
 import { MemoryProvider, type MemoryProviderOptions } from '@secret-provider/memory';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
-
-/** Polls `condition` until it holds or `timeoutMs` passes. */
-export async function waitFor(condition: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
+import { build } from 'esbuild';
 
 /** A memory provider whose reads can be slowed down or made to fail. */
 export class ControlledProvider extends MemoryProvider {
   delayMs = 0;
   failing = new Set<string>();
   reads = 0;
+  /** Called at the start of every read (to time reads on a simulated clock). */
+  onRead: ((key: string) => void) | undefined;
+  /** The error a failing key's read throws. */
+  failure: (key: string) => Error = (key) =>
+    new ProviderUnavailableError({ provider: this.name, key, operation: 'get' });
 
   constructor(options: MemoryProviderOptions = {}) {
     super(options);
@@ -25,9 +23,9 @@ export class ControlledProvider extends MemoryProvider {
 
   protected override async readSecret(key: string, context?: HookContext): Promise<StoredSecret | undefined> {
     this.reads++;
+    this.onRead?.(key);
     if (this.delayMs > 0) await sleep(this.delayMs, context?.signal);
-    if (this.failing.has(key))
-      throw new ProviderUnavailableError({ provider: this.name, key, operation: 'get' });
+    if (this.failing.has(key)) throw this.failure(key);
     return super.readSecret(key);
   }
 }
@@ -49,39 +47,35 @@ export function spySchema<S extends StandardSchemaV1>(schema: S): { schema: S; c
   return { schema: spy, calls: () => calls };
 }
 
-/** Every way a value could be shown: message, stack, causes, JSON, util.inspect. */
-export function renderings(...things: unknown[]): string {
-  const out: string[] = [];
-  const seen = new Set<unknown>();
-  const visit = (thing: unknown, depth: number) => {
-    if (thing === null || thing === undefined || seen.has(thing) || depth > 6) return;
-    seen.add(thing);
-    out.push(inspect(thing, { depth: 10, showHidden: true }));
-    try {
-      out.push(JSON.stringify(thing) ?? '');
-    } catch {
-      // cycles: inspect covers them
-    }
-    out.push(String(thing));
-    if (thing instanceof Error) {
-      out.push(thing.message, thing.stack ?? '');
-      visit(thing.cause, depth + 1);
-      const problems = (thing as { problems?: unknown[] }).problems;
-      for (const problem of problems ?? []) visit(problem, depth + 1);
-    }
-    if (typeof thing === 'object') {
-      for (const value of Object.values(thing as Record<string, unknown>)) visit(value, depth + 1);
-    }
-  };
-  for (const thing of things) visit(thing, 0);
-  return out.join('\n');
+/**
+ * Bundles a fixture script (workspace sources included, as an application build would) to
+ * `outfile`, an ES module Node runs as it is. dotenv is CommonJS, hence the `require` banner.
+ */
+export async function bundleFixture(entry: string, outfile: string): Promise<void> {
+  await build({
+    entryPoints: [entry],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    conditions: ['@secret-provider/source'],
+    banner: {
+      js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+    },
+    logLevel: 'silent',
+  });
 }
 
-/** Asserts that none of `values` appears in any rendering of `things`. */
-export function expectNoLeak(values: readonly string[], ...things: unknown[]): void {
-  const text = renderings(...things);
-  for (const value of values) {
-    if (text.includes(value))
-      throw new Error(`leaked a value (length ${value.length}) into an error, event or output`);
-  }
+/** Runs a bundled script in a fresh Node process with only `env` (and PATH) in its environment. */
+export function runScript(
+  script: string,
+  env: Record<string, string> = {},
+): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [script], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }

@@ -1,18 +1,23 @@
 import { inspect } from 'node:util';
 import { isSecretError, Secret, SecretError } from '@secret-provider/core';
+import { AsyncQueue } from '@secret-provider/core/adapter';
+import { EnvProvider } from '@secret-provider/env';
 import { MemoryProvider, MemoryStore } from '@secret-provider/memory';
 import {
   defineSettings,
   isSecretString,
   loadSettings,
+  SETTINGS_ERROR_WARNING,
+  SETTINGS_LISTENER_WARNING,
   SettingsError,
   type SettingsErrorEvent,
   type SettingsUpdate,
 } from '@secret-provider/settings';
+import { expectNoLeak, rejection, until } from '@secret-provider/testing';
 import * as v from 'valibot';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { ControlledProvider, expectNoLeak, spySchema, waitFor } from './helpers.js';
+import { ControlledProvider, spySchema } from './helpers.js';
 
 const PASSWORD = 'hunter2-correct-horse';
 const NEXT_PASSWORD = 'tr0ub4dor-and-3-more';
@@ -151,7 +156,7 @@ describe('load', () => {
     expect((error as SettingsError).message).toContain('db.host (key "DB_HOST", provider "memory"): MISSING');
     expect((error as SettingsError).code).toBe('INVALID_VALUE');
     expect(isSecretError(error)).toBe(true);
-    expectNoLeak([PASSWORD, 'not-a-port', 'hunter2'], error);
+    expectNoLeak([error], [PASSWORD, 'not-a-port', 'hunter2']);
     expect(settings.loaded).toBe(false);
     expect(() => settings.current).toThrow(/not loaded/);
   });
@@ -174,7 +179,7 @@ describe('load', () => {
       ['mode', 'picklist'],
     ]);
     expect((error as SettingsError).message).toContain('min_length: expected >=64');
-    expectNoLeak(['hunter2'], error);
+    expectNoLeak([error], ['hunter2']);
   });
 
   it('uses the problem code of the read failure when nothing else is wrong', async () => {
@@ -277,7 +282,7 @@ describe('secrets in the typed object', () => {
       .load()
       .catch((e: unknown) => e);
     expect((error as SettingsError).message).toContain('reaches the schema as a Secret<string>');
-    expectNoLeak([PASSWORD], error);
+    expectNoLeak([error], [PASSWORD]);
   });
 
   it('never shows a value through util.inspect or JSON of the settings or their snapshot', async () => {
@@ -346,7 +351,7 @@ describe('live updates', () => {
       calls.push([oldValue.reveal(), newValue.reveal()]);
     });
     store.set('DB_PASSWORD', NEXT_PASSWORD);
-    await waitFor(() => calls.length === 1, 2000, 'the watcher');
+    await until(() => calls.length === 1, 2000, 'the watcher');
     expect(calls).toEqual([[PASSWORD, NEXT_PASSWORD]]);
     expect(settings.current.dbPassword.reveal()).toBe(NEXT_PASSWORD);
     expect(settings.current.port).toBe(8080);
@@ -362,7 +367,7 @@ describe('live updates', () => {
       watcherCalls++;
     });
     store.set('PORT', '-hunter2');
-    await waitFor(() => errors.length === 1, 2000, 'the error event');
+    await until(() => errors.length === 1, 2000, 'the error event');
     expect(settings.current).toBe(first);
     expect(settings.current.port).toBe(8080);
     expect(watcherCalls).toBe(0);
@@ -376,10 +381,10 @@ describe('live updates', () => {
       key: 'PORT',
       code: 'invalid_type',
     });
-    expectNoLeak(['hunter2', PASSWORD], errors);
+    expectNoLeak([errors], ['hunter2', PASSWORD]);
     // A later valid value is applied.
     store.set('PORT', '9090');
-    await waitFor(() => settings.current.port === 9090, 2000, 'the valid update');
+    await until(() => settings.current.port === 9090, 2000, 'the valid update');
     expect(watcherCalls).toBe(1);
   });
 
@@ -397,7 +402,7 @@ describe('live updates', () => {
       if (i % 10 === 9) await new Promise((resolve) => setTimeout(resolve, 4));
     }
     const burstMs = Date.now() - started;
-    await waitFor(() => calls.length >= 1, 3000, 'the watcher');
+    await until(() => calls.length >= 1, 3000, 'the watcher');
     await new Promise((resolve) => setTimeout(resolve, 400));
     expect(burstMs).toBeLessThan(150);
     expect(validations()).toBe(2);
@@ -429,7 +434,7 @@ describe('live updates', () => {
     expect(validations).toBeGreaterThanOrEqual(1);
     // minIntervalMs 300 allows at most 4 reloads in 1 s (plus one at the very end).
     expect(validations).toBeLessThanOrEqual(5);
-    await waitFor(() => settings.current.a === String(i), 2000, 'the last value');
+    await until(() => settings.current.a === String(i), 2000, 'the last value');
   });
 
   it('follows added and removed keys through the schema', async () => {
@@ -447,12 +452,12 @@ describe('live updates', () => {
     await settings.load();
     expect(settings.current.b).toBeUndefined();
     store.set('B', 'y');
-    await waitFor(() => settings.current.b === 'y', 2000, 'the added key');
+    await until(() => settings.current.b === 'y', 2000, 'the added key');
     store.delete('B');
-    await waitFor(() => settings.current.b === undefined, 2000, 'the removed key');
+    await until(() => settings.current.b === undefined, 2000, 'the removed key');
     // Removing a required key is an invalid update: the old snapshot stays.
     store.delete('A');
-    await waitFor(() => errors.length === 1, 2000, 'the error event');
+    await until(() => errors.length === 1, 2000, 'the error event');
     expect(settings.current.a).toBe('x');
     expect((errors[0]?.error as SettingsError | undefined)?.problems[0]).toMatchObject({
       field: 'a',
@@ -487,12 +492,12 @@ describe('live updates', () => {
     provider.failing.add('A');
     store.set('A', 'a2');
     store.set('B', 'b2');
-    await waitFor(() => settings.current.b === 'b2', 2000, 'the readable field');
+    await until(() => settings.current.b === 'b2', 2000, 'the readable field');
     expect(settings.current.a).toBe('a1');
     expect(errors[0]?.error.code).toBe('UNAVAILABLE');
     expect(errors[0]?.fields).toEqual(['a']);
     provider.failing.delete('A');
-    await waitFor(() => settings.current.a === 'a2', 3000, 'the retried field');
+    await until(() => settings.current.a === 'a2', 3000, 'the retried field');
   });
 });
 
@@ -528,11 +533,11 @@ describe('watchers and updates', () => {
     removed();
     store.set('A', '10');
     store.set('B', '20');
-    await waitFor(() => log.length === 3, 2000, 'the watchers');
+    await until(() => log.length === 3, 2000, 'the watchers');
     expect(log).toEqual(['first start 1->10', 'first end', 'by key 1->10']);
-    await waitFor(() => errors.length === 1, 2000, 'the watcher error');
+    await until(() => errors.length === 1, 2000, 'the watcher error');
     expect(errors[0]?.error.message).toContain('the watcher of "a" threw Error');
-    expectNoLeak([PASSWORD], errors);
+    expectNoLeak([errors], [PASSWORD]);
   });
 
   it('refuses to watch what is not routed', async () => {
@@ -563,7 +568,7 @@ describe('watchers and updates', () => {
       return 'ended';
     })();
     store.set('A', '2');
-    await waitFor(() => seen.length === 1, 2000, 'the first update');
+    await until(() => seen.length === 1, 2000, 'the first update');
     store.set('A', '3');
     expect(await consumer).toBe('ended');
     expect(
@@ -657,5 +662,140 @@ describe('refresh and lifecycle', () => {
     expect(new SettingsError('s', 'load', [{ field: 'a', code: 'x', reason: 'x' }])).toBeInstanceOf(
       SecretError,
     );
+  });
+});
+
+describe('empty strings', () => {
+  const portSchema = z.object({ port: z.coerce.number().int().min(1).default(8080), name: z.string() });
+
+  it('reach the schema as they are by default: APP_PORT= is 0 to z.coerce.number()', async () => {
+    const env = new EnvProvider({ env: { APP_PORT: '', APP_NAME: 'api' }, prefix: 'APP_' });
+    disposers.push(() => env.close());
+    const error = (await rejection(
+      track(defineSettings({ source: env, schema: portSchema, live: false })).load(),
+    )) as SettingsError;
+    expect(error.problems.map((p) => [p.field, p.code])).toEqual([['port', 'too_small']]);
+  });
+
+  it('are unset with emptyStringAsUndefined: the default applies, a required field is MISSING', async () => {
+    const env = new EnvProvider({ env: { APP_PORT: '', APP_NAME: '' }, prefix: 'APP_' });
+    disposers.push(() => env.close());
+    const error = (await rejection(
+      track(
+        defineSettings({ source: env, schema: portSchema, live: false, emptyStringAsUndefined: true }),
+      ).load(),
+    )) as SettingsError;
+    expect(error.problems.map((p) => [p.field, p.code])).toEqual([['name', 'MISSING']]);
+    expect(error.message).toContain('the key does not exist or is empty');
+
+    const store = new MemoryStore({ PORT: '', NAME: 'api' });
+    const provider = track(new MemoryProvider({ store }));
+    const settings = track(
+      defineSettings({
+        source: provider,
+        schema: portSchema,
+        emptyStringAsUndefined: true,
+        debounceMs: 5,
+        minIntervalMs: 0,
+      }),
+    );
+    expect((await settings.load()).port).toBe(8080);
+    store.set('PORT', '9090');
+    await until(() => settings.current.port === 9090, 2000, 'the set port');
+    // Emptied again: unset, so the default is back.
+    store.set('PORT', '');
+    await until(() => settings.current.port === 8080, 2000, 'the default port');
+  });
+});
+
+describe('process warnings', () => {
+  it('are coded SECRET_PROVIDER_SETTINGS_*, and carry no value', async () => {
+    const warnings: Array<Error & { code?: string }> = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on('warning', onWarning);
+    try {
+      const store = new MemoryStore({ A: '1' });
+      const provider = track(new MemoryProvider({ store }));
+      const settings = track(
+        defineSettings({
+          source: provider,
+          schema: z.object({ a: z.string().min(2) }).or(z.object({ a: z.literal('1') })),
+          fields: { a: {} },
+          debounceMs: 5,
+          minIntervalMs: 0,
+        }),
+      );
+      await settings.load();
+      // No `error` listener: a rejected update becomes a process warning.
+      store.set('A', PASSWORD.slice(0, 1));
+      await until(() => warnings.some((w) => w.code === SETTINGS_ERROR_WARNING), 2000, 'the error warning');
+      // A listener that throws (with a value in its message) is reported by the kind of error only.
+      settings.on('update', () => {
+        throw new Error(`listener saw ${PASSWORD}`);
+      });
+      store.set('A', NEXT_PASSWORD);
+      await until(
+        () => warnings.some((w) => w.code === SETTINGS_LISTENER_WARNING),
+        2000,
+        'the listener warning',
+      );
+      expect(SETTINGS_ERROR_WARNING).toBe('SECRET_PROVIDER_SETTINGS_ERROR');
+      expect(SETTINGS_LISTENER_WARNING).toBe('SECRET_PROVIDER_SETTINGS_LISTENER_ERROR');
+      expect(warnings.find((w) => w.code === SETTINGS_LISTENER_WARNING)?.message).toBe(
+        'a listener of the "update" settings event threw Error',
+      );
+      expectNoLeak(warnings, [PASSWORD, NEXT_PASSWORD]);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+});
+
+describe('the update stream', () => {
+  async function withTwoUpdates() {
+    const store = new MemoryStore({ A: '1' });
+    const provider = track(new MemoryProvider({ store }));
+    const settings = track(
+      defineSettings({
+        source: provider,
+        schema: z.object({ a: z.string() }),
+        debounceMs: 5,
+        minIntervalMs: 0,
+      }),
+    );
+    await settings.load();
+    return { store, settings };
+  }
+
+  it("is core's AsyncQueue, the mechanism of providers' changes()", async () => {
+    const { settings } = await withTwoUpdates();
+    expect(settings.updates()).toBeInstanceOf(AsyncQueue);
+  });
+
+  it('ends on close after the updates already queued', async () => {
+    const { store, settings } = await withTwoUpdates();
+    const stream = settings.updates();
+    store.set('A', '2');
+    await until(() => settings.revision === 2, 2000, 'the first update');
+    store.set('A', '3');
+    await until(() => settings.revision === 3, 2000, 'the second update');
+    await settings.close();
+    const seen: string[] = [];
+    for await (const update of stream) seen.push(update.current.a);
+    expect(seen).toEqual(['2', '3']);
+    // One asked for after the close ends at once.
+    expect(await settings.updates().next()).toEqual({ value: undefined, done: true });
+  });
+
+  it('drops what is queued when its signal aborts', async () => {
+    const { store, settings } = await withTwoUpdates();
+    const controller = new AbortController();
+    const stream = settings.updates({ signal: controller.signal });
+    store.set('A', '2');
+    await until(() => settings.revision === 2, 2000, 'the update');
+    controller.abort();
+    expect(await stream.next()).toEqual({ value: undefined, done: true });
+    const aborted = settings.updates({ signal: AbortSignal.abort() });
+    expect(await aborted.next()).toEqual({ value: undefined, done: true });
   });
 });

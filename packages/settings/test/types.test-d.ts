@@ -1,10 +1,13 @@
 import type { Secret } from '@secret-provider/core';
+import { ManualClock } from '@secret-provider/core/adapter';
 import { MemoryProvider } from '@secret-provider/memory';
 import {
   defineSettings,
   isSecretString,
+  loadSettingsOrExit,
   type Settings,
   type SettingsOf,
+  type SettingsReport,
   type SettingsUpdate,
 } from '@secret-provider/settings';
 import * as v from 'valibot';
@@ -119,5 +122,31 @@ describe('settings inferred from a valibot schema', () => {
     settings.onChange('limits.rps', (_old, rps) => {
       expectTypeOf(rps).toEqualTypeOf<number>();
     });
+  });
+});
+
+describe('start-up and options', () => {
+  const schema = z.object({ port: z.coerce.number() });
+
+  it('loadSettingsOrExit resolves the loaded settings of the schema', async () => {
+    const settings = await loadSettingsOrExit(
+      { source, schema, emptyStringAsUndefined: true, clock: new ManualClock(), timeout: 1000 },
+      {
+        exitCode: 78,
+        reporter: async (report) => {
+          expectTypeOf(report).toEqualTypeOf<SettingsReport>();
+          expectTypeOf(report.problems[0]?.code).toEqualTypeOf<string | undefined>();
+        },
+      },
+    );
+    expectTypeOf(settings).toEqualTypeOf<Settings<typeof schema>>();
+    expectTypeOf(settings.current.port).toEqualTypeOf<number>();
+  });
+
+  it('takes a Clock, not anything with a now()', () => {
+    // @ts-expect-error a clock sets timers too
+    defineSettings({ source, schema, clock: { now: () => 0 } });
+    // @ts-expect-error a boolean
+    defineSettings({ source, schema, emptyStringAsUndefined: 'yes' });
   });
 });
