@@ -1,0 +1,482 @@
+import {
+  type GetOptions,
+  hasKey,
+  isSecretError,
+  type KeysOptions,
+  type OperationOptions,
+  type ProviderCapabilities,
+  type Secret,
+  type SecretError,
+  type SecretEvents,
+  type SecretMetadata,
+  SecretNotFoundError,
+  type SecretProvider,
+  type SecretValue,
+  UnsupportedOperationError,
+} from '@secret-provider/core';
+import { BaseProvider, toSecretError } from '@secret-provider/core/adapter';
+import {
+  type ChainedDeleteOptions,
+  type ChainedSetOptions,
+  type Child,
+  type ChildWatchState,
+  CompositeProvider,
+  type CompositeProviderOptions,
+} from './composite-provider.js';
+import { EffectiveEvents, type LayerState } from './effective-events.js';
+import { KeyIndex } from './key-index.js';
+
+/** Options of {@link LayeredProvider}. */
+export interface LayeredProviderOptions extends CompositeProviderOptions {
+  /**
+   * Which failures move on to the next layer instead of rejecting (see
+   * {@link CompositeProviderOptions.failover}). A missing key always falls through, and so does
+   * `INVALID_KEY` (that layer cannot hold such a key).
+   * @default false
+   */
+  readonly failover?: CompositeProviderOptions['failover'];
+  /**
+   * Keep an index of the keys of each layer that can list and watch but cannot answer `has()`
+   * itself, from its `keys()` and its events, and skip it for keys it lacks without asking it.
+   * The index is as current as the layer's events: exact for layers that report changes as they
+   * happen, behind by the poll interval for layers that poll. It keeps those layers watched.
+   * @default false
+   */
+  readonly index?: boolean | undefined;
+}
+
+/** A layer with what the lookup needs to know of it. */
+interface Layer extends Child {
+  /** Its keys, when `index` is on and it can list and watch but not answer `has()`. */
+  readonly index: KeyIndex | undefined;
+  /**
+   * A synchronous `true` from its `has()` lets its `get`/`metadata` answer through untouched:
+   * it is built on the core base class (typed, sanitized errors, reads in the same tick see
+   * what `has` saw) and no failure would move on.
+   */
+  readonly direct: boolean;
+}
+
+type Read = 'get' | 'metadata';
+type ReadResult<O extends Read> = O extends 'get' ? Secret<string> : SecretMetadata;
+
+const NO_OPTIONS: OperationOptions = Object.freeze({});
+
+/**
+ * Layers: `new LayeredProvider([env, file, vault])`. The first provider that has a key serves it
+ * and a missing key falls through to the next; any other failure rejects unless `failover` says
+ * to move on (and report it). Layers that can tell they lack a key without a read are skipped:
+ * their own `has()` when they answer presence (memory, env), else the key index (`index: true`).
+ *
+ * `keys` is the union in order; `set` and `delete` go to the first layer that can write (or the
+ * one named in the options). `watch` reports what `get` would return: a change shadowed by a
+ * layer before it emits nothing; a removal that uncovers a value further down is a `rotated`, as
+ * is an addition over one (see {@link EffectiveEvents}).
+ *
+ * @example
+ * ```ts
+ * const secrets = new LayeredProvider([new EnvProvider({ prefix: 'APP_' }), files, vault]);
+ * const url = await secrets.get('DATABASE_URL');
+ * console.log(await secrets.explain('DATABASE_URL'));
+ * ```
+ */
+export class LayeredProvider extends CompositeProvider {
+  readonly mode = 'ordered' as const;
+  readonly #layers: readonly Layer[];
+  readonly #indexed: boolean;
+  #indexHeld = false;
+  readonly #events: EffectiveEvents;
+
+  constructor(providers: readonly SecretProvider[], options: LayeredProviderOptions = {}) {
+    super(providers, options, false);
+    this.#layers = this.children.map((child): Layer => {
+      const capabilities = child.provider.capabilities;
+      const indexable =
+        options.index === true && !child.answersHas && capabilities.list && capabilities.watch;
+      return {
+        ...child,
+        index: indexable ? new KeyIndex(() => child.provider.keys()) : undefined,
+        direct: child.answersHas && !this.movesOnAny && child.provider instanceof BaseProvider,
+      };
+    });
+    this.#indexed = this.#layers.some((layer) => layer.index !== undefined);
+    this.#events = new EffectiveEvents({
+      chain: this.name,
+      layers: this.#layers.length,
+      stateOf: (position, key) => this.#stateOf(this.#layers[position] as Layer, key),
+      active: () => this.watched,
+      emit: (type, event) => this.emit(type, event),
+      onFailure: (_position, source, error) =>
+        this.emit('error', {
+          provider: this.name,
+          source,
+          error: toSecretError(error, { provider: this.name, operation: 'watch' }),
+          detectedAt: new Date(),
+        }),
+    });
+  }
+
+  /** The first layer (nothing is ever "down" in layers). */
+  get activeProvider(): SecretProvider {
+    return (this.#layers[0] as Layer).provider;
+  }
+
+  /** What at least one layer can do (write, delete, list, watch...); `metadata`, `versions`, `has` if all can. */
+  get capabilities(): ProviderCapabilities {
+    return this.combineCapabilities('some');
+  }
+
+  // ---- reads --------------------------------------------------------------------------------
+
+  get(key: string, options?: GetOptions): Promise<Secret<string>> {
+    return this.refuse(key, 'get', options?.signal) ?? this.#read('get', key, options);
+  }
+
+  metadata(key: string, options?: OperationOptions): Promise<SecretMetadata> {
+    return this.refuse(key, 'metadata', options?.signal) ?? this.#read('metadata', key, options);
+  }
+
+  /**
+   * Whether any layer has `key`, never reading values where a layer answers presence itself
+   * (else derived from its `get`). A layer that cannot hold such a key does not have it; other
+   * failures reject unless `failover` moves past them. Answers synchronously when every layer
+   * asked does.
+   */
+  has(key: string, options?: OperationOptions): boolean | Promise<boolean> {
+    const refused = this.refuse(key, 'has', options?.signal);
+    if (refused !== undefined) return refused;
+    this.#startIndex();
+    for (let position = 0; position < this.#layers.length; position++) {
+      const known = this.#known(this.#layers[position] as Layer, key, options);
+      if (known === true) return true;
+      if (known !== false) return this.#hasFrom(position, key, options ?? NO_OPTIONS, known);
+    }
+    return false;
+  }
+
+  /** The union of every listing layer's keys, in chain order, without duplicates. */
+  async keys(options: KeysOptions = {}): Promise<string[]> {
+    this.enterWithoutKey('keys', options.signal);
+    const listing = this.#layers.filter((layer) => layer.provider.capabilities.list);
+    if (listing.length === 0) {
+      throw new UnsupportedOperationError(
+        { provider: this.name, operation: 'keys' },
+        `no provider of chain "${this.name}" can list keys`,
+      );
+    }
+    const results = await Promise.allSettled(listing.map((layer) => layer.provider.keys(options)));
+    if (options.signal?.aborted) throw options.signal.reason;
+    const names = new Set<string>();
+    let failure: SecretError | undefined;
+    for (const [i, result] of results.entries()) {
+      const layer = listing[i] as Layer;
+      if (result.status === 'fulfilled') {
+        for (const name of result.value) names.add(name);
+        continue;
+      }
+      const error = this.childError(result.reason, layer, 'keys', undefined, options.signal);
+      if (!this.movesOn(error.code)) throw error;
+      this.reportFailure(layer, error, undefined);
+      failure ??= error;
+    }
+    if (failure !== undefined && results.every((r) => r.status === 'rejected')) throw failure;
+    return [...names];
+  }
+
+  // ---- writes -------------------------------------------------------------------------------
+
+  /**
+   * Writes to the first layer that can write, or to `options.provider`. While the chain is
+   * watched, a write that a layer before the target shadows is reported as a `SHADOWED_WRITE`
+   * warning: `get` will not return the new value.
+   */
+  async set(
+    key: string,
+    value: string | Secret<SecretValue>,
+    options: ChainedSetOptions = {},
+  ): Promise<void> {
+    this.enter(key, 'set', options.signal);
+    const { provider: name, ...rest } = options;
+    const layer = this.target(name, 'write', key, 'set') as Layer;
+    try {
+      await layer.provider.set(key, value, rest);
+    } catch (error) {
+      throw this.childError(error, layer, 'set', key, options.signal);
+    }
+    if (this.watched) void this.#warnIfShadowed(layer, key);
+  }
+
+  /** Removes `key` from the first layer that can delete, or from `options.provider`. */
+  async delete(key: string, options: ChainedDeleteOptions = {}): Promise<void> {
+    this.enter(key, 'delete', options.signal);
+    const { provider: name, ...rest } = options;
+    const layer = this.target(name, 'delete', key, 'delete') as Layer;
+    try {
+      await layer.provider.delete(key, rest);
+    } catch (error) {
+      throw this.childError(error, layer, 'delete', key, options.signal);
+    }
+    if (this.watched) void this.#warnIfShadowed(layer, key);
+  }
+
+  // ---- for the composite base ---------------------------------------------------------------
+
+  protected override explainStatus(_child: Child, first: boolean): 'serving' | 'shadowed' {
+    // A failing layer before this one may hide the real answer: `get` would reject (or move on),
+    // and the failing layer's entry says so.
+    return first ? 'serving' : 'shadowed';
+  }
+
+  protected override onChildChange<K extends 'added' | 'removed' | 'rotated'>(
+    child: Child,
+    type: K,
+    event: SecretEvents[K],
+  ): void {
+    const layer = this.#layers[child.position] as Layer;
+    layer.index?.observe(type, event);
+    if (this.watched) this.#events.push(layer.position, layer.provider.name, type, event);
+  }
+
+  protected override onChildWatch(child: Child, state: ChildWatchState): void {
+    const index = (this.#layers[child.position] as Layer).index;
+    if (index === undefined) return;
+    if (state === 'armed' || state === 'error') void index.rebuild();
+    else if (state === 'failed') index.disable();
+    else index.reset();
+  }
+
+  protected override async stopWork(): Promise<void> {
+    if (!this.#indexHeld) return;
+    this.#indexHeld = false;
+    await this.releaseChildren();
+  }
+
+  // ---- lookups ------------------------------------------------------------------------------
+
+  /**
+   * The hot path of a read: layers known to lack the key are skipped synchronously and the first
+   * candidate's promise is returned as it is (a `direct` layer) or with one reaction that takes
+   * over on failure, so a hit costs no error and no extra step. Anything else continues in
+   * {@link #readFrom}.
+   */
+  #read<O extends Read>(
+    operation: O,
+    key: string,
+    options: OperationOptions | undefined,
+  ): Promise<ReadResult<O>> {
+    if (this.#indexed && !this.#indexHeld) this.#startIndex();
+    const layers = this.#layers;
+    let skipped = false;
+    for (let position = 0; position < layers.length; position++) {
+      const layer = layers[position] as Layer;
+      // What #known does, inlined: this loop runs for every read.
+      let known: boolean | Promise<boolean> | undefined;
+      if (layer.answersHas) {
+        try {
+          known = (layer.provider as Required<SecretProvider>).has(key, options ?? NO_OPTIONS);
+        } catch {
+          known = undefined;
+        }
+      } else if (layer.index !== undefined) known = layer.index.has(key);
+      if (known === false) {
+        skipped = true;
+        continue;
+      }
+      if (known !== true && known !== undefined) {
+        return this.#readFrom(operation, key, options, position, skipped, { presence: known });
+      }
+      if (known === true && layer.direct) return this.#call(layer, operation, key, options);
+      let pending: Promise<ReadResult<O>>;
+      try {
+        pending = this.#call(layer, operation, key, options);
+      } catch (error) {
+        pending = Promise.reject(error);
+      }
+      return pending.then(undefined, (error: unknown) =>
+        this.#readFrom(operation, key, options, position, skipped, { error }),
+      );
+    }
+    return this.#readFrom(operation, key, options, layers.length, skipped);
+  }
+
+  #call<O extends Read>(
+    layer: Layer,
+    operation: O,
+    key: string,
+    options: OperationOptions | undefined,
+  ): Promise<ReadResult<O>> {
+    return (
+      operation === 'get' ? layer.provider.get(key, options) : layer.provider.metadata(key, options)
+    ) as Promise<ReadResult<O>>;
+  }
+
+  /**
+   * A read from layer `start` on. `first` is what the hot path already learned of that layer:
+   * its pending presence, or the failure of asking it. `skipped`: a layer before said it lacks
+   * the key.
+   */
+  async #readFrom<O extends Read>(
+    operation: O,
+    key: string,
+    options: OperationOptions | undefined,
+    start: number,
+    skipped: boolean,
+    first?: { presence: Promise<boolean> } | { error: unknown },
+  ): Promise<ReadResult<O>> {
+    const signal = options?.signal;
+    let failure: SecretError | undefined;
+    let invalid: SecretError | undefined;
+    let missing = skipped;
+    for (let position = start; position < this.#layers.length; position++) {
+      const layer = this.#layers[position] as Layer;
+      let error: unknown;
+      if (first !== undefined && 'error' in first && position === start) {
+        error = first.error;
+      } else {
+        let known =
+          first !== undefined && 'presence' in first && position === start
+            ? first.presence
+            : this.#known(layer, key, options);
+        // A failing `has()` is not an answer: the read below reports the layer's failure.
+        if (known instanceof Promise) known = await known.catch(() => undefined);
+        if (signal?.aborted) throw signal.reason;
+        if (known === false) {
+          missing = true;
+          continue;
+        }
+        try {
+          return await this.#call(layer, operation, key, options);
+        } catch (caught) {
+          error = caught;
+        }
+      }
+      const mapped = this.childError(error, layer, operation, key, signal);
+      if (mapped.code === 'NOT_FOUND') {
+        missing = true;
+        continue;
+      }
+      if (mapped.code === 'INVALID_KEY') {
+        invalid ??= mapped;
+        continue;
+      }
+      if (!this.movesOn(mapped.code)) throw mapped;
+      this.reportFailure(layer, mapped, key);
+      failure ??= mapped;
+    }
+    if (signal?.aborted) throw signal.reason;
+    // A layer that failed might have had the key: that is not "not found".
+    if (failure !== undefined) throw failure;
+    if (invalid !== undefined && !missing) throw invalid;
+    throw new SecretNotFoundError({ provider: this.name, key, operation });
+  }
+
+  /**
+   * {@link has} from layer `start` on, once a layer's answer is pending or unknown; `first` is
+   * what the synchronous part already asked of that layer.
+   */
+  async #hasFrom(
+    start: number,
+    key: string,
+    options: OperationOptions,
+    first: Promise<boolean> | undefined,
+  ): Promise<boolean> {
+    let failure: SecretError | undefined;
+    for (let position = start; position < this.#layers.length; position++) {
+      const layer = this.#layers[position] as Layer;
+      try {
+        const holds =
+          position === start && first !== undefined ? await first : await this.#layerHas(layer, key, options);
+        if (holds) return true;
+      } catch (error) {
+        const mapped = this.childError(error, layer, 'has', key, options.signal);
+        if (mapped.code !== 'INVALID_KEY') {
+          if (!this.movesOn(mapped.code)) throw mapped;
+          this.reportFailure(layer, mapped, key);
+          failure ??= mapped;
+        }
+      }
+      if (options.signal?.aborted) throw options.signal.reason;
+    }
+    if (failure !== undefined) throw failure;
+    return false;
+  }
+
+  /**
+   * Whether `layer` has `key` when it can tell without a read: its own `has()` when it answers
+   * presence, else its index. `undefined` when neither can say.
+   */
+  #known(
+    layer: Layer,
+    key: string,
+    options: OperationOptions | undefined,
+  ): boolean | Promise<boolean> | undefined {
+    if (layer.answersHas) {
+      try {
+        return (layer.provider as Required<SecretProvider>).has(key, options ?? NO_OPTIONS);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    return layer.index?.has(key);
+  }
+
+  /**
+   * Whether `layer` has `key`: {@link #known}, else derived from its `get` (core's `hasKey`). A
+   * layer that cannot hold such a key (`INVALID_KEY`) does not have it; other failures reject.
+   */
+  async #layerHas(layer: Layer, key: string, options: OperationOptions): Promise<boolean> {
+    try {
+      return await (this.#known(layer, key, options) ?? hasKey(layer.provider, key, options));
+    } catch (error) {
+      if (isSecretError(error, 'INVALID_KEY')) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * What `layer` holds for `key` now, with its version, for the effective events; `unknown` (and
+   * its failure reported) when it cannot say.
+   */
+  async #stateOf(layer: Layer, key: string): Promise<LayerState> {
+    const known = await Promise.resolve(this.#known(layer, key, undefined)).catch(() => undefined);
+    if (known === false) return null;
+    try {
+      return { version: (await layer.provider.metadata(key)).version };
+    } catch (error) {
+      const mapped = isSecretError(error)
+        ? error
+        : toSecretError(error, { provider: layer.provider.name, key });
+      if (mapped.code === 'NOT_FOUND' || mapped.code === 'INVALID_KEY') return null;
+      // The change is reported as if this layer did not have the key; the failure is reported too.
+      this.reportFailure(layer, mapped, key);
+      return 'unknown';
+    }
+  }
+
+  async #warnIfShadowed(target: Layer, key: string): Promise<void> {
+    for (const before of this.#layers.slice(0, target.position)) {
+      let holds: boolean;
+      try {
+        holds = await this.#layerHas(before, key, NO_OPTIONS);
+      } catch {
+        // Only a hint: a layer that cannot answer is reported by its own operations.
+        return;
+      }
+      if (holds) {
+        this.warn(target, {
+          code: 'SHADOWED_WRITE',
+          message: `"${key}" was written to provider "${target.provider.name}", but provider "${before.provider.name}" comes first in chain "${this.name}" and serves it`,
+          key,
+        });
+        return;
+      }
+    }
+  }
+
+  /** The index needs every indexed layer watched: from the first read on, until close. */
+  #startIndex(): void {
+    if (!this.#indexed || this.#indexHeld || this.closed) return;
+    this.#indexHeld = true;
+    void this.holdChildren();
+  }
+}
