@@ -10,17 +10,9 @@ import {
 import { BaseProvider, type StoredSecret } from '@secret-provider/core/adapter';
 import { type EnvObject, EnvProvider } from '@secret-provider/env';
 import { MemoryProvider } from '@secret-provider/memory';
+import { expectNoLeak, keysOf, pause, record, rejection, until } from '@secret-provider/testing';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  DashOnlyProvider,
-  expectNoLeak,
-  FlakyProvider,
-  keysOf,
-  pause,
-  record,
-  rejection,
-  until,
-} from './helpers.js';
+import { DashOnlyProvider, FlakyProvider } from './helpers.js';
 
 const codeOf = (error: unknown) =>
   isSecretError(error) ? error.code : `not a SecretError: ${String(error)}`;

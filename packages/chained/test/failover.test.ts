@@ -7,17 +7,17 @@ import {
   type SecretEvents,
   SecretTimeoutError,
 } from '@secret-provider/core';
-import { afterEach, describe, expect, it } from 'vitest';
 import {
   expectNoLeak,
-  FlakyProvider,
   keysOf,
   pause,
   type Recorded,
   record,
   rejection,
   until,
-} from './helpers.js';
+} from '@secret-provider/testing';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FlakyProvider } from './helpers.js';
 
 // A primary and a secondary replica (two vaults): the primary serves while healthy; a failure
 // that says it is not serving moves the chain to the secondary, which serves until a background

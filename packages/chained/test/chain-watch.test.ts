@@ -3,8 +3,9 @@ import type { SecretEvents } from '@secret-provider/core';
 import { ProviderUnavailableError } from '@secret-provider/core';
 import { type EnvObject, EnvProvider } from '@secret-provider/env';
 import { MemoryProvider } from '@secret-provider/memory';
+import { expectNoLeak, keysOf, pause, type Recorded, record, until } from '@secret-provider/testing';
 import { afterEach, describe, expect, it } from 'vitest';
-import { expectNoLeak, FlakyProvider, keysOf, pause, type Recorded, record, until } from './helpers.js';
+import { FlakyProvider } from './helpers.js';
 
 // Events describe what `get` returns through the chain: a change hidden by a provider before the
 // one that changed is no change at all, and a value uncovered or covered is a rotation.
