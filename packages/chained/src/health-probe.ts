@@ -1,5 +1,5 @@
 import { isSecretError, type SecretErrorCode, type SecretProvider } from '@secret-provider/core';
-import { type Clock, Poller, systemClock, withTimeout } from '@secret-provider/core/adapter';
+import { type Clock, Poller, raceSignal, systemClock, withTimeout } from '@secret-provider/core/adapter';
 
 /** Checks that a provider serves; resolving means healthy. */
 export type HealthCheck = (provider: SecretProvider, signal: AbortSignal) => Promise<unknown>;
@@ -110,11 +110,15 @@ export class HealthProbe {
     if (wait > 0) return { nextDelay: wait };
     const { provider, timeout } = this.#options;
     try {
-      await withTimeout(
-        (timedOut) => this.#check(provider, AbortSignal.any([signal, timedOut])),
-        timeout,
-        { provider: provider.name },
-        this.#clock,
+      // Raced against the stop as well: a check that ignores its signal must not hold up `stop()`.
+      await raceSignal(
+        withTimeout(
+          (timedOut) => this.#check(provider, AbortSignal.any([signal, timedOut])),
+          timeout,
+          { provider: provider.name },
+          this.#clock,
+        ),
+        signal,
       );
     } catch (error) {
       // Anything else tells the poller to wait (and to honour a Retry-After) before the next check.
