@@ -24,7 +24,13 @@ import {
   type WatchHandle,
   type WatchOptions,
 } from '@secret-provider/core';
-import { closedWatchHandle, EventHub, toSecretError, validateKey } from '@secret-provider/core/adapter';
+import {
+  closedWatchHandle,
+  EventHub,
+  raceSignal,
+  toSecretError,
+  validateKey,
+} from '@secret-provider/core/adapter';
 
 /** Name of a chain in errors and events unless another is given. */
 export const PROVIDER_NAME = 'chain';
@@ -207,7 +213,10 @@ export abstract class CompositeProvider implements SecretProvider {
    */
   async explain(key: string, options: OperationOptions = {}): Promise<Explanation> {
     this.enter(key, 'metadata', options.signal);
-    const answers = await Promise.allSettled(this.children.map((c) => c.provider.metadata(key, options)));
+    const answers = await raceSignal(
+      Promise.allSettled(this.children.map((c) => c.provider.metadata(key, options))),
+      options.signal,
+    );
     if (options.signal?.aborted) throw options.signal.reason;
     let servedBy: string | undefined;
     const entries = answers.map((answer, position): ExplainEntry => {

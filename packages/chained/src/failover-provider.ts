@@ -15,7 +15,7 @@ import {
   type SecretProvider,
   type SecretValue,
 } from '@secret-provider/core';
-import type { Clock } from '@secret-provider/core/adapter';
+import { type Clock, raceSignal } from '@secret-provider/core/adapter';
 import {
   type ChainedDeleteOptions,
   type ChainedSetOptions,
@@ -117,15 +117,14 @@ export class FailoverProvider extends CompositeProvider {
 
   get(key: string, options?: GetOptions): Promise<Secret<string>> {
     return (
-      this.refuse(key, 'get', options?.signal) ??
-      this.#replicated('get', key, options, (p) => p.get(key, options))
+      this.refuse(key, 'get', options?.signal) ?? this.#read('get', key, options, (p) => p.get(key, options))
     );
   }
 
   metadata(key: string, options?: OperationOptions): Promise<SecretMetadata> {
     return (
       this.refuse(key, 'metadata', options?.signal) ??
-      this.#replicated('metadata', key, options, (p) => p.metadata(key, options))
+      this.#read('metadata', key, options, (p) => p.metadata(key, options))
     );
   }
 
@@ -133,17 +132,19 @@ export class FailoverProvider extends CompositeProvider {
   has(key: string, options?: OperationOptions): Promise<boolean> {
     return (
       this.refuse(key, 'has', options?.signal) ??
-      this.#replicated('has', key, options, (p) => hasKey(p, key, options)).catch((error: unknown) => {
-        if (isSecretError(error, 'INVALID_KEY')) return false;
-        throw error;
-      })
+      this.#read('has', key, options, (p) =>
+        hasKey(p, key, options).catch((error: unknown) => {
+          if (isSecretError(error, 'INVALID_KEY')) return false;
+          throw error;
+        }),
+      )
     );
   }
 
   /** The serving replica's keys. */
   async keys(options: KeysOptions = {}): Promise<string[]> {
     this.enterWithoutKey('keys', options.signal);
-    return this.#replicated('keys', undefined, options, (p) => p.keys(options));
+    return this.#read('keys', undefined, options, (p) => p.keys(options));
   }
 
   /** Writes to the serving replica, or to `options.provider`. */
@@ -209,6 +210,17 @@ export class FailoverProvider extends CompositeProvider {
 
   get #active(): Replica {
     return this.#replicas.find((r) => !r.down) ?? (this.#replicas[0] as Replica);
+  }
+
+  /** A read from the replicas; a caller who gives up is answered at once, whatever the replica does. */
+  #read<T>(
+    operation: SecretOperation,
+    key: string | undefined,
+    options: OperationOptions | undefined,
+    call: (provider: SecretProvider) => Promise<T>,
+  ): Promise<T> {
+    const read = this.#replicated(operation, key, options, call);
+    return options?.signal === undefined ? read : raceSignal(read, options.signal);
   }
 
   async #replicated<T>(

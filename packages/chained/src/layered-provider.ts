@@ -14,7 +14,7 @@ import {
   type SecretValue,
   UnsupportedOperationError,
 } from '@secret-provider/core';
-import { BaseProvider, toSecretError } from '@secret-provider/core/adapter';
+import { BaseProvider, raceSignal, toSecretError } from '@secret-provider/core/adapter';
 import {
   type ChainedDeleteOptions,
   type ChainedSetOptions,
@@ -129,11 +129,18 @@ export class LayeredProvider extends CompositeProvider {
   // ---- reads --------------------------------------------------------------------------------
 
   get(key: string, options?: GetOptions): Promise<Secret<string>> {
-    return this.refuse(key, 'get', options?.signal) ?? this.#read('get', key, options);
+    const refused = this.refuse(key, 'get', options?.signal);
+    if (refused !== undefined) return refused;
+    const read = this.#read('get', key, options);
+    // A layer need not look at the signal: the caller who gives up is answered at once anyway.
+    return options?.signal === undefined ? read : raceSignal(read, options.signal);
   }
 
   metadata(key: string, options?: OperationOptions): Promise<SecretMetadata> {
-    return this.refuse(key, 'metadata', options?.signal) ?? this.#read('metadata', key, options);
+    const refused = this.refuse(key, 'metadata', options?.signal);
+    if (refused !== undefined) return refused;
+    const read = this.#read('metadata', key, options);
+    return options?.signal === undefined ? read : raceSignal(read, options.signal);
   }
 
   /**
@@ -149,7 +156,9 @@ export class LayeredProvider extends CompositeProvider {
     for (let position = 0; position < this.#layers.length; position++) {
       const known = this.#known(this.#layers[position] as Layer, key, options);
       if (known === true) return true;
-      if (known !== false) return this.#hasFrom(position, key, options ?? NO_OPTIONS, known);
+      if (known !== false) {
+        return raceSignal(this.#hasFrom(position, key, options ?? NO_OPTIONS, known), options?.signal);
+      }
     }
     return false;
   }
@@ -164,7 +173,10 @@ export class LayeredProvider extends CompositeProvider {
         `no provider of chain "${this.name}" can list keys`,
       );
     }
-    const results = await Promise.allSettled(listing.map((layer) => layer.provider.keys(options)));
+    const results = await raceSignal(
+      Promise.allSettled(listing.map((layer) => layer.provider.keys(options))),
+      options.signal,
+    );
     if (options.signal?.aborted) throw options.signal.reason;
     const names = new Set<string>();
     let failure: SecretError | undefined;
