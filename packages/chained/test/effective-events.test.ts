@@ -73,6 +73,12 @@ function engine(layers: number, options: { unknown?: Set<number>; throwing?: boo
   };
 }
 
+/** The version changes of a `rotated` event that must be there. */
+const changesOf = (emitted: Emitted | undefined) => {
+  if (emitted?.type !== 'rotated') throw new Error(`expected a rotated event, got ${emitted?.type}`);
+  return (emitted.event as SecretEvents['rotated']).changes;
+};
+
 const brief = (emitted: Emitted[]) =>
   emitted.map(({ type, event }) => {
     const e = event as { source?: string; key?: string; keys?: readonly string[] };
@@ -108,9 +114,7 @@ describe('EffectiveEvents', () => {
     change.added(0, 'K', 'top');
     await events.settled();
     expect(brief(emitted)).toEqual(['rotated:p0:K']);
-    expect((emitted[0]?.event as SecretEvents['rotated']).changes).toEqual([
-      { key: 'K', oldVersion: 'low', newVersion: 'top' },
-    ]);
+    expect(changesOf(emitted[0])).toEqual([{ key: 'K', oldVersion: 'low', newVersion: 'top' }]);
   });
 
   it('turns a removal that uncovers a lower value into a rotation to the lower version', async () => {
@@ -119,9 +123,7 @@ describe('EffectiveEvents', () => {
     state[1] = { K: 'low' };
     change.removed(0, 'K');
     await events.settled();
-    expect((emitted[0]?.event as SecretEvents['rotated']).changes).toEqual([
-      { key: 'K', oldVersion: 'top', newVersion: 'low' },
-    ]);
+    expect(changesOf(emitted[0])).toEqual([{ key: 'K', oldVersion: 'top', newVersion: 'low' }]);
   });
 
   it('passes a removal with nothing below as removed', async () => {
@@ -158,12 +160,8 @@ describe('EffectiveEvents', () => {
     change.removed(1, 'K');
     await events.settled();
     expect(brief(emitted)).toEqual(['added:p1:K', 'rotated:p0:K', 'rotated:p0:K', 'removed:p1:K']);
-    expect((emitted[1]?.event as SecretEvents['rotated']).changes).toEqual([
-      { key: 'K', oldVersion: 'b1', newVersion: 't1' },
-    ]);
-    expect((emitted[2]?.event as SecretEvents['rotated']).changes).toEqual([
-      { key: 'K', oldVersion: 't1', newVersion: 'b1' },
-    ]);
+    expect(changesOf(emitted[1])).toEqual([{ key: 'K', oldVersion: 'b1', newVersion: 't1' }]);
+    expect(changesOf(emitted[2])).toEqual([{ key: 'K', oldVersion: 't1', newVersion: 'b1' }]);
     // Every judgement came from a queued later change, except the last one's view of layer 0.
     expect(asked).toEqual([[0, 'K']]);
   });

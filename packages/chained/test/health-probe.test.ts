@@ -120,7 +120,7 @@ describe('HealthProbe', () => {
     expect(signals[0]?.aborted).toBe(false);
     await clock.advance(300);
     expect(signals[0]?.aborted).toBe(true);
-    expect((signals[0]?.reason as Error).name).toBe('SecretTimeoutError');
+    expect((signals[0]?.reason as Error | undefined)?.name).toBe('SecretTimeoutError');
     expect(healthy).toEqual([]);
     // The next check follows one interval after the failed one.
     await clock.advance(1_000);
