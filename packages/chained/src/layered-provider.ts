@@ -154,7 +154,7 @@ export class LayeredProvider extends CompositeProvider {
     if (refused !== undefined) return refused;
     this.#startIndex();
     for (let position = 0; position < this.#layers.length; position++) {
-      const known = this.#known(this.#layers[position] as Layer, key, options);
+      const known = this.#hasWithoutRead(this.#layers[position] as Layer, key, options);
       if (known === true) return true;
       if (known !== false) {
         return raceSignal(this.#hasFrom(position, key, options ?? NO_OPTIONS, known), options?.signal);
@@ -281,7 +281,7 @@ export class LayeredProvider extends CompositeProvider {
     let skipped = false;
     for (let position = 0; position < layers.length; position++) {
       const layer = layers[position] as Layer;
-      // What #known does, inlined: this loop runs for every read.
+      // What #hasWithoutRead does, inlined: this loop runs for every read.
       let known: boolean | Promise<boolean> | undefined;
       if (layer.answersHas) {
         try {
@@ -348,7 +348,7 @@ export class LayeredProvider extends CompositeProvider {
         let known =
           first !== undefined && 'presence' in first && position === start
             ? first.presence
-            : this.#known(layer, key, options);
+            : this.#hasWithoutRead(layer, key, options);
         // A failing `has()` is not an answer: the read below reports the layer's failure.
         if (known instanceof Promise) known = await known.catch(() => undefined);
         if (signal?.aborted) throw signal.reason;
@@ -397,7 +397,7 @@ export class LayeredProvider extends CompositeProvider {
       const layer = this.#layers[position] as Layer;
       try {
         const holds =
-          position === start && first !== undefined ? await first : await this.#layerHas(layer, key, options);
+          position === start && first !== undefined ? await first : await this.#has(layer, key, options);
         if (holds) return true;
       } catch (error) {
         const mapped = this.childError(error, layer, 'has', key, options.signal);
@@ -417,7 +417,7 @@ export class LayeredProvider extends CompositeProvider {
    * Whether `layer` has `key` when it can tell without a read: its own `has()` when it answers
    * presence, else its index. `undefined` when neither can say.
    */
-  #known(
+  #hasWithoutRead(
     layer: Layer,
     key: string,
     options: OperationOptions | undefined,
@@ -433,12 +433,12 @@ export class LayeredProvider extends CompositeProvider {
   }
 
   /**
-   * Whether `layer` has `key`: {@link #known}, else derived from its `get` (core's `hasKey`). A
+   * Whether `layer` has `key`: {@link #hasWithoutRead}, else derived from its `get` (core's `hasKey`). A
    * layer that cannot hold such a key (`INVALID_KEY`) does not have it; other failures reject.
    */
-  async #layerHas(layer: Layer, key: string, options: OperationOptions): Promise<boolean> {
+  async #has(layer: Layer, key: string, options: OperationOptions): Promise<boolean> {
     try {
-      return await (this.#known(layer, key, options) ?? hasKey(layer.provider, key, options));
+      return await (this.#hasWithoutRead(layer, key, options) ?? hasKey(layer.provider, key, options));
     } catch (error) {
       if (isSecretError(error, 'INVALID_KEY')) return false;
       throw error;
@@ -450,7 +450,7 @@ export class LayeredProvider extends CompositeProvider {
    * its failure reported) when it cannot say.
    */
   async #stateOf(layer: Layer, key: string): Promise<LayerState> {
-    const known = await Promise.resolve(this.#known(layer, key, undefined)).catch(() => undefined);
+    const known = await Promise.resolve(this.#hasWithoutRead(layer, key, undefined)).catch(() => undefined);
     if (known === false) return null;
     try {
       return { version: (await layer.provider.metadata(key)).version };
@@ -469,7 +469,7 @@ export class LayeredProvider extends CompositeProvider {
     for (const before of this.#layers.slice(0, target.position)) {
       let holds: boolean;
       try {
-        holds = await this.#layerHas(before, key, NO_OPTIONS);
+        holds = await this.#has(before, key, NO_OPTIONS);
       } catch {
         // Only a hint: a layer that cannot answer is reported by its own operations.
         return;
