@@ -199,12 +199,17 @@ export abstract class CompositeProvider implements SecretProvider {
   /** What the chain can do, derived from its providers (see each kind). */
   abstract get capabilities(): ProviderCapabilities;
 
+  /** The value of `key`: from the first layer that has it, or from the serving replica. */
   abstract get(key: string, options?: GetOptions): Promise<Secret<string>>;
+  /** The metadata of `key`, from the provider `get` would read. */
   abstract metadata(key: string, options?: OperationOptions): Promise<SecretMetadata>;
   /** Whether the chain has `key` (see each kind); answers synchronously when its providers do. */
   abstract has(key: string, options?: OperationOptions): boolean | Promise<boolean>;
+  /** The keys: the union of the layers, or the serving replica's. */
   abstract keys(options?: KeysOptions): Promise<string[]>;
+  /** Writes to the provider `options.provider` names, else to the one each kind picks. */
   abstract set(key: string, value: string | Secret<SecretValue>, options?: ChainedSetOptions): Promise<void>;
+  /** Removes `key` from the provider `options.provider` names, else from the one each kind picks. */
   abstract delete(key: string, options?: ChainedDeleteOptions): Promise<void>;
 
   /**
