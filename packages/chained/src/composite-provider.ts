@@ -1,5 +1,6 @@
 import { inspect } from 'node:util';
 import {
+  type ChangeStream,
   changeStream,
   createEmitter,
   type GetOptions,
@@ -10,7 +11,6 @@ import {
   ProviderClosedError,
   ReadOnlyError,
   type Secret,
-  type SecretChange,
   type SecretError,
   type SecretErrorCode,
   type SecretEventEmitter,
@@ -272,7 +272,7 @@ export abstract class CompositeProvider implements SecretProvider {
   }
 
   /** The chain's changes as an async iterator (core's `changeStream`). */
-  changes(options: WatchOptions = {}): AsyncIterableIterator<SecretChange> {
+  changes(options: WatchOptions = {}): ChangeStream {
     return changeStream(this, options);
   }
 

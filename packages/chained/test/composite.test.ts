@@ -138,8 +138,7 @@ describe('changes(): the update stream', () => {
     const reading = (async () => {
       for await (const change of stream) seen.push(change);
     })();
-    // The watch is armed by the first read of the stream; give it a moment.
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await stream.ready;
     await top.set('K', 'top-secret');
     await top.delete('K');
     await new Promise((resolve) => setTimeout(resolve, 50));

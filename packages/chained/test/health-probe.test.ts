@@ -19,8 +19,13 @@ afterEach(async () => {
 });
 
 /** A probe whose check does what `answer` says, recording when it ran. */
-function probing(answer: (signal: AbortSignal) => Promise<unknown>, options: { timeout?: number } = {}) {
-  const clock = new ManualClock(0);
+function probing(
+  answer: (signal: AbortSignal) => Promise<unknown>,
+  options: { timeout?: number; hangs?: boolean } = {},
+) {
+  // The clock waits for a check's work before moving on (real I/O should finish first); a check
+  // that never ends would hold each step for the clock's real-time bound, so keep that short.
+  const clock = new ManualClock(0, options.hangs ? { settleTimeoutMs: 20 } : {});
   const checks: number[] = [];
   const healthy: number[] = [];
   const provider = new MemoryProvider({ name: 'replica' });
@@ -113,7 +118,7 @@ describe('HealthProbe', () => {
         signals.push(signal);
         return new Promise(() => {});
       },
-      { timeout: 300 },
+      { timeout: 300, hangs: true },
     );
     probe.start();
     await clock.advance(1_000);
@@ -129,10 +134,13 @@ describe('HealthProbe', () => {
 
   it('stops on stop(): the check in progress is aborted and no other one runs', async () => {
     const signals: AbortSignal[] = [];
-    const { clock, checks, probe } = probing((signal) => {
-      signals.push(signal);
-      return new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason)));
-    });
+    const { clock, checks, probe } = probing(
+      (signal) => {
+        signals.push(signal);
+        return new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason)));
+      },
+      { hangs: true },
+    );
     probe.start();
     await clock.advance(1_000);
     await probe.stop();
@@ -143,7 +151,7 @@ describe('HealthProbe', () => {
   });
 
   it('stops at once even when the check in progress ignores its signal', async () => {
-    const { clock, probe } = probing(() => new Promise(() => {}));
+    const { clock, probe } = probing(() => new Promise(() => {}), { hangs: true });
     probe.start();
     await clock.advance(1_000);
     // Neither the timeout (simulated time stands still) nor the check will end this run.
