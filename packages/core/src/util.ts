@@ -2,6 +2,10 @@ import { type Clock, systemClock, type Timer } from './clock.js';
 import { InvalidKeyError, InvalidValueError, SecretTimeoutError } from './errors.js';
 import { Secret, type SecretValue } from './secret.js';
 
+/** Keys already found free of control characters (a pure property of the string), bounded. */
+const cleanKeys = new Set<string>();
+const CLEAN_KEYS_MAX = 1_024;
+
 /** Default longest key accepted by {@link validateKey}. */
 export const DEFAULT_MAX_KEY_LENGTH = 1024;
 
@@ -22,10 +26,15 @@ export function validateKey(key: unknown, provider?: string, maxLength = DEFAULT
       `invalid key: ${key.length} characters, at most ${maxLength} allowed`,
     );
   }
+  // Keys are few and read again and again (a chain checks each key once per layer): a key seen
+  // free of control characters is remembered, so the scan runs once per key, not once per call.
+  if (cleanKeys.has(key)) return key;
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this rejects
   if (/[\u0000-\u001f\u007f]/.test(key)) {
     throw new InvalidKeyError({ provider }, 'invalid key: contains NUL or another control character');
   }
+  if (cleanKeys.size >= CLEAN_KEYS_MAX) cleanKeys.clear();
+  cleanKeys.add(key);
   return key;
 }
 
