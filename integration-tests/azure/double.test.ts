@@ -275,4 +275,48 @@ describe('Key Vault double with the real SecretClient', () => {
       await limited.stop();
     }
   });
+
+  it('answers a body as given, or its own answer rewritten; what the SDK then makes of it', async () => {
+    const kv = client();
+    const name = fresh();
+    await kv.setSecret(name, 'v');
+    // A 200 without `value`: the SDK hands out `value: undefined`, so a reader must check.
+    const dropped = double.inject({
+      type: 'rewrite',
+      rewrite: (body) => ({ ...body, value: undefined }),
+      match: (r) => r.operation === 'getSecret',
+      times: 1,
+    });
+    const secret = await kv.getSecret(name);
+    expect(dropped.hits).toBe(1);
+    expect(secret.value).toBeUndefined();
+    expect(secret.properties.name).toBe(name);
+    // An HTML page with 200: the SDK cannot parse it.
+    double.inject({ type: 'body', body: '<html>sign in</html>', contentType: 'text/html', times: 1 });
+    const html = await rejection(kv.getSecret(name));
+    expect(html).toBeInstanceOf(Error);
+    expect(double.log.at(-1)).toMatchObject({ status: 200, outcome: 'fault' });
+    // A nextLink to another host: the SDK refuses to send its token there, and sends nothing.
+    const other = await KeyVaultDouble.start();
+    try {
+      double.inject({
+        type: 'rewrite',
+        rewrite: (body) => ({ ...body, nextLink: `${other.url}/secrets?api-version=2025-07-01` }),
+        match: (r) => r.operation === 'listSecrets',
+        times: 1,
+      });
+      const pages = kv.listPropertiesOfSecrets().byPage({ maxPageSize: 1 });
+      const error = await rejection(
+        (async () => {
+          for await (const _page of pages) {
+            // drain
+          }
+        })(),
+      );
+      expect(error).toBeInstanceOf(Error);
+      expect(other.log).toHaveLength(0);
+    } finally {
+      await other.stop();
+    }
+  });
 });
