@@ -1,4 +1,3 @@
-import { inspect } from 'node:util';
 import { RestError } from '@azure/keyvault-secrets';
 import {
   KeyVaultDeletedSecretConflictError,
@@ -7,6 +6,7 @@ import {
   mapKeyVaultError,
 } from '@secret-provider/azure';
 import { AccessDeniedError, isSecretError, SecretError, SecretNotFoundError } from '@secret-provider/core';
+import { expectNoLeak } from '@secret-provider/testing';
 import { describe, expect, it } from 'vitest';
 
 // Each native failure the SDK or a credential can throw, mapped one by one. Every RestError here
@@ -66,19 +66,7 @@ const context = {
 };
 
 function expectClean(error: SecretError): void {
-  const forms = [
-    String(error),
-    error.stack ?? '',
-    JSON.stringify(error),
-    inspect(error, { depth: Infinity, showHidden: true }),
-    String(error.cause),
-    inspect(error.cause, { depth: Infinity, showHidden: true }),
-  ];
-  for (const form of forms) {
-    expect(form).not.toContain(TOKEN);
-    expect(form).not.toContain(VALUE);
-    expect(form).not.toContain('Bearer');
-  }
+  expectNoLeak([error, error.cause], [TOKEN, VALUE, 'Bearer']);
   expect(error.cause).not.toBeInstanceOf(RestError);
 }
 
