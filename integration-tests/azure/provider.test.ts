@@ -5,6 +5,7 @@ import {
   KeyVaultSecretUnusableError,
 } from '@secret-provider/azure';
 import { isSecretError, type SecretError } from '@secret-provider/core';
+import { ManualClock } from '@secret-provider/core/adapter';
 import { FakeCredential, KeyVaultDouble } from '@secret-provider/doubles/key-vault';
 import { rejection } from '@secret-provider/testing';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -398,6 +399,68 @@ describe('failures', () => {
       expect(((await rejection(pending)) as Error).message).toBe('caller gave up');
     } finally {
       await provider.close();
+    }
+  });
+});
+
+describe('capabilities and time', () => {
+  it('honours expiresAt, tags and contentType; refuses ifVersion with UNSUPPORTED and writes nothing', async () => {
+    const { provider, double } = await open();
+    expect(provider.capabilities).toMatchObject({
+      expiry: true,
+      tags: true,
+      contentType: true,
+      checkAndSet: false,
+    });
+    await provider.set('K', 'v1', {
+      expiresAt: new Date(Date.now() + 60_000),
+      tags: { a: 'b' },
+      contentType: 'x/y',
+    });
+    const metadata = await provider.metadata('K');
+    expect(metadata).toMatchObject({ tags: { a: 'b' }, contentType: 'x/y' });
+    expect(metadata.expiresAt).toBeInstanceOf(Date);
+    double.clearLog();
+    const refused = (await rejection(
+      provider.set('K', 'v2', { ifVersion: metadata.version as string }),
+    )) as SecretError;
+    expect(refused.code).toBe('UNSUPPORTED');
+    expect(refused.message).toContain('ifVersion');
+    expect(double.count({ operation: 'setSecret' })).toBe(0);
+    expect(double.valueOf('K')).toBe('v1');
+  });
+
+  it('checks expiry and activation on the provider clock (and on the deprecated now option)', async () => {
+    const { double } = await open();
+    const start = Date.now();
+    double.setSecret('LATER', 'v', { notBefore: new Date(start + 3_600_000) });
+    double.setSecret('SOON', 'v', { expiresOn: new Date(start + 3_600_000) });
+    const clock = new ManualClock(start);
+    const common = {
+      vaultUrl: double.url,
+      credential: new FakeCredential(double),
+      clientOptions: clientOptionsFor(double),
+      cache: false,
+    };
+    const timed = new AzureKeyVaultProvider({ ...common, clock });
+    const legacy = new AzureKeyVaultProvider({ ...common, now: () => clock.now() });
+    try {
+      for (const provider of [timed, legacy]) {
+        expect((await rejection(provider.get('LATER'))) as KeyVaultSecretUnusableError).toMatchObject({
+          reason: 'not-yet-valid',
+        });
+        expect((await provider.get('SOON')).reveal()).toBe('v');
+      }
+      await clock.advance(2 * 3_600_000);
+      for (const provider of [timed, legacy]) {
+        expect((await provider.get('LATER')).reveal()).toBe('v');
+        expect((await rejection(provider.get('SOON'))) as KeyVaultSecretUnusableError).toMatchObject({
+          reason: 'expired',
+        });
+      }
+    } finally {
+      await timed.close();
+      await legacy.close();
     }
   });
 });

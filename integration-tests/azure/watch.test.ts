@@ -1,5 +1,6 @@
 import { AzureKeyVaultProvider } from '@secret-provider/azure';
 import type { SecretEvents } from '@secret-provider/core';
+import { ManualClock } from '@secret-provider/core/adapter';
 import { FakeCredential, KeyVaultDouble } from '@secret-provider/doubles/key-vault';
 import { record, until, waitFor } from '@secret-provider/testing';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -215,6 +216,58 @@ describe('watch', () => {
       await provider.close();
       await app.stop();
       await billing.stop();
+    }
+  });
+
+  it('polls on the provider clock, and after a throttled poll waits out Retry-After before the next', async () => {
+    const clock = new ManualClock(Date.now());
+    const double = await KeyVaultDouble.start();
+    const provider = new AzureKeyVaultProvider({
+      vaultUrl: double.url,
+      credential: new FakeCredential(double),
+      clientOptions: { ...clientOptionsFor(double), retryOptions: { maxRetries: 0 } },
+      pollInterval: 10_000,
+      pollJitter: 0,
+      clock,
+    });
+    const lists = () => double.count({ operation: 'listSecrets', status: 200 });
+    try {
+      double.setSecret('A', 'v');
+      const { events: seen, handle } = await record(provider);
+      const baseline = lists();
+      // Real time passes, simulated time does not: no poll.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(lists()).toBe(baseline);
+      // Without jitter the first poll comes after exactly one interval.
+      await clock.advance(10_000);
+      expect(lists()).toBe(baseline + 1);
+      double.inject({
+        type: 'status',
+        status: 429,
+        retryAfter: 120,
+        times: 1,
+        match: (r) => r.operation === 'listSecrets',
+      });
+      await clock.advance(10_000);
+      expect(
+        seen.filter((s) => s.type === 'error').map((s) => (s.event as SecretEvents['error']).error.code),
+      ).toEqual(['RATE_LIMITED']);
+      const throttledAt = lists();
+      const throttled = seen.find((e) => e.type === 'error')?.event as SecretEvents['error'] | undefined;
+      const throttledOn = throttled?.detectedAt.getTime() ?? Number.NaN;
+      // Step through simulated time until the next list: not before the vault's 120 s, and at
+      // most half of it later (the spread that keeps a fleet from returning at one instant).
+      while (lists() === throttledAt && clock.now() - throttledOn < 300_000) await clock.advance(1_000);
+      const waited = clock.now() - throttledOn;
+      expect(waited).toBeGreaterThanOrEqual(120_000);
+      expect(waited).toBeLessThanOrEqual(181_000);
+      // Then polling goes on at the interval.
+      await clock.advance(10_000);
+      expect(lists()).toBe(throttledAt + 2);
+      await handle.stop();
+    } finally {
+      await provider.close();
+      await double.stop();
     }
   });
 });
