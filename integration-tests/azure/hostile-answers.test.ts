@@ -214,7 +214,7 @@ describe('a list whose answer cannot be understood is UNAVAILABLE', () => {
 });
 
 describe('error bodies and headers the server writes', () => {
-  const hostile = (status: number, code: string, inner?: string): Fault => ({
+  const hostile = (status: number, code: string, inner?: string): Extract<Fault, { type: 'body' }> => ({
     type: 'body',
     status,
     body: JSON.stringify({
