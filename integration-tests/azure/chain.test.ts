@@ -7,8 +7,9 @@ import { createEmitter, type SecretEvents } from '@secret-provider/core';
 import { FakeCredential, KeyVaultDouble } from '@secret-provider/doubles/key-vault';
 import { EnvProvider } from '@secret-provider/env';
 import { FileProvider } from '@secret-provider/file';
+import { rejection, until } from '@secret-provider/testing';
 import { afterEach, describe, expect, it } from 'vitest';
-import { clientOptionsFor, rejectionOf, waitFor } from './fixtures.js';
+import { clientOptionsFor } from './fixtures.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 
@@ -58,9 +59,9 @@ describe('env + file + Azure in one chain', () => {
     // Only the key no other layer has reached the vault.
     expect(double.count({ operation: 'getSecret', name: 'SHARED' })).toBe(0);
     expect(double.count({ operation: 'getSecret', name: 'FILE-ONLY' })).toBe(0);
-    const missing = await rejectionOf(chain.get('NOWHERE'));
+    const missing = await rejection(chain.get('NOWHERE'));
     expect(missing).toMatchObject({ code: 'NOT_FOUND' });
-    const disabled = await rejectionOf(chain.get('OFF'));
+    const disabled = await rejection(chain.get('OFF'));
     expect(disabled).toMatchObject({ code: 'ACCESS_DENIED', reason: 'disabled' });
     expect((await chain.keys()).sort()).toEqual(['ENV_ONLY', 'FILE_ONLY', 'SHARED', 'VAULT_ONLY']);
   });
@@ -93,7 +94,7 @@ describe('failover between two vaults', () => {
 
     const servedBySecondary = secondary.double.count({ operation: 'getSecret', status: 200 });
     outage.remove();
-    await waitFor(() => (chain.activeProvider === primary.provider ? true : undefined));
+    await until(() => chain.activeProvider === primary.provider);
     expect((await chain.get('DB_PASSWORD')).reveal()).toBe('primary-copy');
     expect(secondary.double.count({ operation: 'getSecret', status: 200 })).toBe(servedBySecondary);
     expect(warnings.map((w) => w.code)).toContain('FAILBACK');

@@ -1,5 +1,6 @@
 import { type RestError, SecretClient, type SecretClientOptions } from '@azure/keyvault-secrets';
 import { FakeCredential, KeyVaultDouble } from '@secret-provider/doubles/key-vault';
+import { rejection } from '@secret-provider/testing';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 // The double is checked here with the real SecretClient, as the adapter will use it: if the SDK
@@ -29,14 +30,9 @@ function client(credential = new FakeCredential(double), options: SecretClientOp
   });
 }
 
-async function rejection(promise: Promise<unknown>): Promise<RestError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as RestError;
-  }
-  throw new Error('expected a rejection');
-}
+/** The RestError a call of the real client rejects with. */
+const restError = async (promise: Promise<unknown>): Promise<RestError> =>
+  (await rejection(promise)) as RestError;
 
 let counter = 0;
 const fresh = (prefix = 'double') => `${prefix}-${Date.now().toString(36)}-${++counter}`;
@@ -83,7 +79,7 @@ describe('Key Vault double with the real SecretClient', () => {
   });
 
   it('answers a missing secret with 404 SecretNotFound', async () => {
-    const error = await rejection(client().getSecret(fresh('missing')));
+    const error = await restError(client().getSecret(fresh('missing')));
     expect(error.statusCode).toBe(404);
     expect(error.code).toBe('SecretNotFound');
   });
@@ -96,7 +92,7 @@ describe('Key Vault double with the real SecretClient', () => {
       enabled: false,
     });
     expect(updated.enabled).toBe(false);
-    const error = await rejection(kv.getSecret(name));
+    const error = await restError(kv.getSecret(name));
     expect(error.statusCode).toBe(403);
     expect((error.details as { error?: { innerError?: { code?: string } } }).error?.innerError?.code).toBe(
       'SecretDisabled',
@@ -142,8 +138,8 @@ describe('Key Vault double with the real SecretClient', () => {
     const poller = await kv.beginDeleteSecret(name, { intervalInMs: 10 });
     const deleted = await poller.pollUntilDone();
     expect(deleted.recoveryId).toContain(`/deletedsecrets/${name}`);
-    expect((await rejection(kv.getSecret(name))).statusCode).toBe(404);
-    const conflict = await rejection(kv.setSecret(name, 'again'));
+    expect((await restError(kv.getSecret(name))).statusCode).toBe(404);
+    const conflict = await restError(kv.setSecret(name, 'again'));
     expect(conflict.statusCode).toBe(409);
     expect((conflict.details as { error?: { innerError?: { code?: string } } }).error?.innerError?.code).toBe(
       'ObjectIsDeletedButRecoverable',
@@ -168,7 +164,7 @@ describe('Key Vault double with the real SecretClient', () => {
       });
       slow.setSecret('gone', 'v');
       await kv.beginDeleteSecret('gone');
-      const error = await rejection(kv.setSecret('gone', 'x'));
+      const error = await restError(kv.setSecret('gone', 'x'));
       expect(error.statusCode).toBe(409);
       expect((error.details as { error?: { innerError?: { code?: string } } }).error?.innerError?.code).toBe(
         'ObjectIsBeingDeleted',
@@ -185,7 +181,7 @@ describe('Key Vault double with the real SecretClient', () => {
     await kv.getSecret(name);
     double.clearLog();
     double.inject({ type: 'status', status: 429, times: 1 });
-    const bare = await rejection(kv.getSecret(name));
+    const bare = await restError(kv.getSecret(name));
     expect(bare.statusCode).toBe(429);
     expect(double.count({ operation: 'getSecret' })).toBe(1);
     double.clearLog();
@@ -214,7 +210,7 @@ describe('Key Vault double with the real SecretClient', () => {
     expect(double.count({ operation: 'getSecret', outcome: 'reset' })).toBe(1);
     double.clearLog();
     double.inject({ type: 'status', status: 503 });
-    const error = await rejection(kv.getSecret(name));
+    const error = await restError(kv.getSecret(name));
     expect(error.statusCode).toBe(503);
     expect(double.count({ operation: 'getSecret' })).toBe(4);
   });
@@ -234,7 +230,7 @@ describe('Key Vault double with the real SecretClient', () => {
       return token;
     };
     double.clearLog();
-    const error = await rejection(stale.getSecret(name));
+    const error = await restError(stale.getSecret(name));
     expect(error.statusCode).toBe(401);
     expect(double.count({ operation: 'getSecret' })).toBe(2);
     expect(double.count({ operation: 'getSecret', status: 401 })).toBe(2);
@@ -243,7 +239,7 @@ describe('Key Vault double with the real SecretClient', () => {
   it('answers a missing permission with 403 naming it, and RestError.request carries the bearer token', async () => {
     const kv = client(new FakeCredential(double, { permissions: ['get'] }));
     const name = fresh();
-    const error = await rejection(kv.setSecret(name, 'do-not-leak-this-value'));
+    const error = await restError(kv.setSecret(name, 'do-not-leak-this-value'));
     expect(error.statusCode).toBe(403);
     expect(error.message).toContain('secrets set permission');
     // Why the adapter must never pass a RestError on: the request is right there.
@@ -268,11 +264,55 @@ describe('Key Vault double with the real SecretClient', () => {
       await kv.getSecret('a');
       await kv.getSecret('a');
       await kv.getSecret('a');
-      const error = await rejection(kv.getSecret('a'));
+      const error = await restError(kv.getSecret('a'));
       expect(error.statusCode).toBe(429);
       expect(error.response?.headers.get('retry-after')).toBe('30');
     } finally {
       await limited.stop();
+    }
+  });
+
+  it('answers a body as given, or its own answer rewritten; what the SDK then makes of it', async () => {
+    const kv = client();
+    const name = fresh();
+    await kv.setSecret(name, 'v');
+    // A 200 without `value`: the SDK hands out `value: undefined`, so a reader must check.
+    const dropped = double.inject({
+      type: 'rewrite',
+      rewrite: (body) => ({ ...body, value: undefined }),
+      match: (r) => r.operation === 'getSecret',
+      times: 1,
+    });
+    const secret = await kv.getSecret(name);
+    expect(dropped.hits).toBe(1);
+    expect(secret.value).toBeUndefined();
+    expect(secret.properties.name).toBe(name);
+    // An HTML page with 200: the SDK cannot parse it.
+    double.inject({ type: 'body', body: '<html>sign in</html>', contentType: 'text/html', times: 1 });
+    const html = await restError(kv.getSecret(name));
+    expect(html).toBeInstanceOf(Error);
+    expect(double.log.at(-1)).toMatchObject({ status: 200, outcome: 'fault' });
+    // A nextLink to another host: the SDK refuses to send its token there, and sends nothing.
+    const other = await KeyVaultDouble.start();
+    try {
+      double.inject({
+        type: 'rewrite',
+        rewrite: (body) => ({ ...body, nextLink: `${other.url}/secrets?api-version=2025-07-01` }),
+        match: (r) => r.operation === 'listSecrets',
+        times: 1,
+      });
+      const pages = kv.listPropertiesOfSecrets().byPage({ maxPageSize: 1 });
+      const error = await restError(
+        (async () => {
+          for await (const _page of pages) {
+            // drain
+          }
+        })(),
+      );
+      expect(error).toBeInstanceOf(Error);
+      expect(other.log).toHaveLength(0);
+    } finally {
+      await other.stop();
     }
   });
 });

@@ -1,9 +1,9 @@
-import { inspect } from 'node:util';
 import { AzureKeyVaultProvider } from '@secret-provider/azure';
 import { createEmitter, isSecretError } from '@secret-provider/core';
 import { FakeCredential, KeyVaultDouble } from '@secret-provider/doubles/key-vault';
+import { renderings, until } from '@secret-provider/testing';
 import { afterAll, describe, expect, it } from 'vitest';
-import { clientOptionsFor, waitFor } from './fixtures.js';
+import { clientOptionsFor } from './fixtures.js';
 
 // A run under injected faults: every error and event it produces is printed every way a logger
 // could print it, and searched for the bearer tokens and the values. The SDK's RestError carries
@@ -43,18 +43,9 @@ function reachableStrings(thing: unknown, seen = new Set<unknown>(), depth = 0):
   return out;
 }
 
-function forms(thing: unknown, depth = 0): string[] {
-  const out = [
-    String(thing),
-    JSON.stringify(thing) ?? '',
-    inspect(thing, { depth: Infinity, showHidden: true }),
-    ...reachableStrings(thing),
-  ];
-  if (thing instanceof Error) {
-    out.push(thing.stack ?? '');
-    if (thing.cause !== undefined && depth < 5) out.push(...forms(thing.cause, depth + 1));
-  }
-  return out;
+/** What a logger could print: the shared renderings plus every reachable string. */
+function forms(thing: unknown): string[] {
+  return [...renderings(thing), ...reachableStrings(thing)];
 }
 
 describe('leak scan of a fault-injection run', () => {
@@ -122,17 +113,13 @@ describe('leak scan of a fault-injection run', () => {
     // The watch sees rotations, additions and removals, and a failing list.
     double.setSecret('CANARY-3', `${values[3]}-rotated`);
     double.setSecret('NEW-CANARY', values[0] as string);
-    await waitFor(() =>
-      events.some((e) => (e as { keys?: string[] }).keys?.includes('CANARY_3')) ? true : undefined,
-    );
+    await until(() => events.some((e) => (e as { keys?: string[] }).keys?.includes('CANARY_3')));
     const outage = double.inject({
       type: 'status',
       status: 503,
       match: (r) => r.operation === 'listSecrets',
     });
-    await waitFor(() =>
-      events.some((e) => isSecretError((e as { error?: unknown }).error)) ? true : undefined,
-    );
+    await until(() => events.some((e) => isSecretError((e as { error?: unknown }).error)));
     outage.remove();
     await handle.stop();
     await provider.close();

@@ -5,9 +5,11 @@ import {
   KeyVaultSecretUnusableError,
 } from '@secret-provider/azure';
 import { isSecretError, type SecretError } from '@secret-provider/core';
+import { ManualClock } from '@secret-provider/core/adapter';
 import { FakeCredential, KeyVaultDouble } from '@secret-provider/doubles/key-vault';
+import { rejection } from '@secret-provider/testing';
 import { afterEach, describe, expect, it } from 'vitest';
-import { clientOptionsFor, rejectionOf, type SingleVault, singleVault } from './fixtures.js';
+import { clientOptionsFor, type SingleVault, singleVault } from './fixtures.js';
 
 // The provider over the Key Vault double, through the real SecretClient: reads, writes, soft
 // delete, listing, names, and how each failure of the service reaches the caller.
@@ -89,9 +91,9 @@ describe('reads and writes', () => {
       onWarning: () => {},
     });
     try {
-      expect(isSecretError(await rejectionOf(provider.get('app/missing')), 'NOT_FOUND')).toBe(true);
-      expect(isSecretError(await rejectionOf(provider.get('nowhere')), 'NOT_FOUND')).toBe(true);
-      const write = await rejectionOf(provider.set('nowhere', 'v'));
+      expect(isSecretError(await rejection(provider.get('app/missing')), 'NOT_FOUND')).toBe(true);
+      expect(isSecretError(await rejection(provider.get('nowhere')), 'NOT_FOUND')).toBe(true);
+      const write = await rejection(provider.set('nowhere', 'v'));
       expect(isSecretError(write, 'INVALID_KEY')).toBe(true);
       expect((write as Error).message).toContain('no vault is routed');
       await provider.set('other/x', 'v');
@@ -125,7 +127,7 @@ describe('secrets that exist but may not be used', () => {
   it('rejects a disabled secret with a typed ACCESS_DENIED (reason disabled), not NOT_FOUND', async () => {
     const { provider, double } = await open();
     double.setSecret('FLAG', 'v', { enabled: false });
-    const error = (await rejectionOf(provider.get('FLAG'))) as KeyVaultSecretUnusableError;
+    const error = (await rejection(provider.get('FLAG'))) as KeyVaultSecretUnusableError;
     expect(error).toBeInstanceOf(KeyVaultSecretUnusableError);
     expect(error.reason).toBe('disabled');
     expect(error.code).toBe('ACCESS_DENIED');
@@ -138,7 +140,7 @@ describe('secrets that exist but may not be used', () => {
     const { provider, double } = await open();
     const expiresOn = new Date(Date.now() - 60_000);
     double.setSecret('OLD', 'v', { expiresOn });
-    const error = (await rejectionOf(provider.get('OLD'))) as KeyVaultSecretUnusableError;
+    const error = (await rejection(provider.get('OLD'))) as KeyVaultSecretUnusableError;
     expect(error).toBeInstanceOf(KeyVaultSecretUnusableError);
     expect(error.reason).toBe('expired');
     expect(error.expiresAt?.getTime()).toBe(Math.floor(expiresOn.getTime() / 1000) * 1000);
@@ -157,7 +159,7 @@ describe('secrets that exist but may not be used', () => {
   it('rejects a secret before its activation date (reason not-yet-valid) unless notYetValid: "allow"', async () => {
     const { provider, double } = await open();
     double.setSecret('SOON', 'v', { notBefore: new Date(Date.now() + 3_600_000) });
-    const error = (await rejectionOf(provider.get('SOON'))) as KeyVaultSecretUnusableError;
+    const error = (await rejection(provider.get('SOON'))) as KeyVaultSecretUnusableError;
     expect(error.reason).toBe('not-yet-valid');
     expect(error.notBefore).toBeInstanceOf(Date);
     const lenient = new AzureKeyVaultProvider({
@@ -177,8 +179,8 @@ describe('soft delete', () => {
     await provider.set('SESSION_KEY', 'v1');
     await provider.delete('SESSION_KEY');
     expect(double.isDeleted('SESSION-KEY')).toBe(true);
-    expect(isSecretError(await rejectionOf(provider.get('SESSION_KEY')), 'NOT_FOUND')).toBe(true);
-    const conflict = (await rejectionOf(
+    expect(isSecretError(await rejection(provider.get('SESSION_KEY')), 'NOT_FOUND')).toBe(true);
+    const conflict = (await rejection(
       provider.set('SESSION_KEY', 'v2'),
     )) as KeyVaultDeletedSecretConflictError;
     expect(conflict).toBeInstanceOf(KeyVaultDeletedSecretConflictError);
@@ -221,7 +223,7 @@ describe('soft delete', () => {
     const { provider } = await open({}, { deleteDelayMs: 60_000 });
     await provider.set('SLOW', 'v');
     await provider.delete('SLOW');
-    const error = (await rejectionOf(provider.set('SLOW', 'v2'))) as KeyVaultDeletedSecretConflictError;
+    const error = (await rejection(provider.set('SLOW', 'v2'))) as KeyVaultDeletedSecretConflictError;
     expect(error.beingDeleted).toBe(true);
     expect(error.retryable).toBe(true);
   });
@@ -274,7 +276,7 @@ describe('name collisions', () => {
   it('refuses to write a key whose Key Vault name another key already uses (case-insensitive)', async () => {
     const { provider, double, warnings } = await open();
     await provider.set('DATABASE_URL', 'v');
-    const error = (await rejectionOf(provider.set('database_url', 'other'))) as KeyVaultNameCollisionError;
+    const error = (await rejection(provider.set('database_url', 'other'))) as KeyVaultNameCollisionError;
     expect(error).toBeInstanceOf(KeyVaultNameCollisionError);
     expect(error.code).toBe('CONFLICT');
     expect(error.keys).toEqual(['DATABASE_URL', 'database_url']);
@@ -317,13 +319,13 @@ describe('failures', () => {
     await opened.provider.metadata('K'); // past the challenge
     opened.double.clearLog();
     opened.double.inject({ type: 'status', status, ...extra } as never);
-    const error = (await rejectionOf(opened.provider.get('K'))) as SecretError;
+    const error = (await rejection(opened.provider.get('K'))) as SecretError;
     return { error, requests: opened.double.count({ operation: 'getSecret' }) };
   };
 
   it('403 names the missing permission; no retry', async () => {
     const { provider, double } = await open({}, {}, ['get', 'list']);
-    const error = (await rejectionOf(provider.set('K', 'v'))) as SecretError;
+    const error = (await rejection(provider.set('K', 'v'))) as SecretError;
     expect(error.code).toBe('ACCESS_DENIED');
     expect(error.message).toContain('secrets/set');
     expect(error.retryable).toBe(false);
@@ -341,7 +343,7 @@ describe('failures', () => {
       credential.revokeAll();
       return token;
     };
-    const error = (await rejectionOf(provider.get('K'))) as SecretError;
+    const error = (await rejection(provider.get('K'))) as SecretError;
     expect(error.code).toBe('ACCESS_DENIED');
     expect(error.status).toBe(401);
   });
@@ -371,7 +373,7 @@ describe('failures', () => {
     await reset.provider.metadata('K');
     reset.double.clearLog();
     reset.double.inject({ type: 'reset' });
-    const error = (await rejectionOf(reset.provider.get('K'))) as SecretError;
+    const error = (await rejection(reset.provider.get('K'))) as SecretError;
     expect(error.code).toBe('UNAVAILABLE');
     expect(reset.double.count({ operation: 'getSecret', outcome: 'reset' })).toBe(4);
   });
@@ -388,15 +390,77 @@ describe('failures', () => {
       double.setSecret('SLOW', 'v');
       await provider.metadata('SLOW');
       double.inject({ type: 'latency', ms: 1_000 });
-      const timedOut = (await rejectionOf(provider.get('SLOW'))) as SecretError;
+      const timedOut = (await rejection(provider.get('SLOW'))) as SecretError;
       expect(timedOut.code).toBe('TIMEOUT');
       expect(timedOut.retryable).toBe(true);
       const controller = new AbortController();
       const pending = provider.get('SLOW', { signal: controller.signal });
       setTimeout(() => controller.abort(new Error('caller gave up')), 20);
-      expect(((await rejectionOf(pending)) as Error).message).toBe('caller gave up');
+      expect(((await rejection(pending)) as Error).message).toBe('caller gave up');
     } finally {
       await provider.close();
+    }
+  });
+});
+
+describe('capabilities and time', () => {
+  it('honours expiresAt, tags and contentType; refuses ifVersion with UNSUPPORTED and writes nothing', async () => {
+    const { provider, double } = await open();
+    expect(provider.capabilities).toMatchObject({
+      expiry: true,
+      tags: true,
+      contentType: true,
+      checkAndSet: false,
+    });
+    await provider.set('K', 'v1', {
+      expiresAt: new Date(Date.now() + 60_000),
+      tags: { a: 'b' },
+      contentType: 'x/y',
+    });
+    const metadata = await provider.metadata('K');
+    expect(metadata).toMatchObject({ tags: { a: 'b' }, contentType: 'x/y' });
+    expect(metadata.expiresAt).toBeInstanceOf(Date);
+    double.clearLog();
+    const refused = (await rejection(
+      provider.set('K', 'v2', { ifVersion: metadata.version as string }),
+    )) as SecretError;
+    expect(refused.code).toBe('UNSUPPORTED');
+    expect(refused.message).toContain('ifVersion');
+    expect(double.count({ operation: 'setSecret' })).toBe(0);
+    expect(double.valueOf('K')).toBe('v1');
+  });
+
+  it('checks expiry and activation on the provider clock (and on the deprecated now option)', async () => {
+    const { double } = await open();
+    const start = Date.now();
+    double.setSecret('LATER', 'v', { notBefore: new Date(start + 3_600_000) });
+    double.setSecret('SOON', 'v', { expiresOn: new Date(start + 3_600_000) });
+    const clock = new ManualClock(start);
+    const common = {
+      vaultUrl: double.url,
+      credential: new FakeCredential(double),
+      clientOptions: clientOptionsFor(double),
+      cache: false,
+    };
+    const timed = new AzureKeyVaultProvider({ ...common, clock });
+    const legacy = new AzureKeyVaultProvider({ ...common, now: () => clock.now() });
+    try {
+      for (const provider of [timed, legacy]) {
+        expect((await rejection(provider.get('LATER'))) as KeyVaultSecretUnusableError).toMatchObject({
+          reason: 'not-yet-valid',
+        });
+        expect((await provider.get('SOON')).reveal()).toBe('v');
+      }
+      await clock.advance(2 * 3_600_000);
+      for (const provider of [timed, legacy]) {
+        expect((await provider.get('LATER')).reveal()).toBe('v');
+        expect((await rejection(provider.get('SOON'))) as KeyVaultSecretUnusableError).toMatchObject({
+          reason: 'expired',
+        });
+      }
+    } finally {
+      await timed.close();
+      await legacy.close();
     }
   });
 });

@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { inspect } from 'node:util';
 import { FakeCredential, KeyVaultDouble } from '@secret-provider/doubles/key-vault';
+import { until } from '@secret-provider/testing';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { clientOptionsFor, waitFor } from './fixtures.js';
+import { clientOptionsFor } from './fixtures.js';
 import { connections, example } from './readme-example.js';
 
 const readme = readFileSync(new URL('../../packages/azure/README.md', import.meta.url), 'utf8');
@@ -37,7 +38,7 @@ describe('packages/azure/README.md', () => {
       expect(double.valueOf('DATABASE-URL')).toBe('postgres://app:s3cret@db/prod');
       expect(connections).toEqual(['postgres://app:s3cret@db/prod']);
       double.setSecret('DATABASE-URL', 'postgres://app:rotated@db/prod');
-      await waitFor(() => (log.mock.calls.length >= 2 ? true : undefined));
+      await until(() => log.mock.calls.length >= 2);
       await watching.stop();
       await secrets.close();
       const printed = log.mock.calls

@@ -1,13 +1,13 @@
 import { AzureKeyVaultProvider } from '@secret-provider/azure';
-import { createEmitter, type SecretEvents } from '@secret-provider/core';
+import type { SecretEvents } from '@secret-provider/core';
+import { ManualClock } from '@secret-provider/core/adapter';
 import { FakeCredential, KeyVaultDouble } from '@secret-provider/doubles/key-vault';
+import { record, until, waitFor } from '@secret-provider/testing';
 import { afterEach, describe, expect, it } from 'vitest';
-import { clientOptionsFor, type SingleVault, singleVault, waitFor } from './fixtures.js';
+import { clientOptionsFor, type SingleVault, singleVault } from './fixtures.js';
 
 // Rotation is detected from properties: the list (no versions, whole-second `updated`) says
 // what changed, the versions list of the changed secret says to which version. No value is read.
-
-type Seen = { type: keyof SecretEvents; event: SecretEvents[keyof SecretEvents] };
 
 let vault: SingleVault | undefined;
 
@@ -16,17 +16,10 @@ afterEach(async () => {
   vault = undefined;
 });
 
-function record(): { emitter: ReturnType<typeof createEmitter>; seen: Seen[] } {
-  const emitter = createEmitter();
-  const seen: Seen[] = [];
-  emitter.on('*', (type, event) => seen.push({ type, event } as Seen));
-  return { emitter, seen };
-}
-
 /** Waits until the provider has listed `polls` more times. */
 async function polls(double: KeyVaultDouble, count: number): Promise<void> {
   const start = double.count({ operation: 'listSecrets' });
-  await waitFor(() => (double.count({ operation: 'listSecrets' }) >= start + count ? true : undefined));
+  await until(() => double.count({ operation: 'listSecrets' }) >= start + count);
 }
 
 describe('watch', () => {
@@ -34,9 +27,7 @@ describe('watch', () => {
     vault = await singleVault({ pollInterval: 50 });
     const { provider, double } = vault;
     const v1 = double.setSecret('DATABASE-URL', 'one');
-    const { emitter, seen } = record();
-    const handle = provider.watch(emitter);
-    await handle.ready;
+    const { events: seen, handle } = await record(provider);
     await polls(double, 1);
     const v2 = double.setSecret('DATABASE-URL', 'two');
     await waitFor(() => seen.find((s) => s.type === 'rotated'));
@@ -65,9 +56,7 @@ describe('watch', () => {
     try {
       const v1 = double.setSecret('TOKEN', 'one');
       clock += 5_000;
-      const { emitter, seen } = record();
-      const handle = provider.watch(emitter);
-      await handle.ready;
+      const { events: seen, handle } = await record(provider);
       await polls(double, 2);
       // Settled and unchanged: only the list is read.
       expect(double.count({ operation: 'listVersions' })).toBe(0);
@@ -97,9 +86,7 @@ describe('watch', () => {
     });
     try {
       const v1 = double.setSecret('FAST', 'one');
-      const { emitter, seen } = record();
-      const handle = provider.watch(emitter);
-      await handle.ready;
+      const { events: seen, handle } = await record(provider);
       double.setSecret('FAST', 'two');
       const v3 = double.setSecret('FAST', 'three');
       await waitFor(() => seen.find((s) => s.type === 'rotated'));
@@ -117,9 +104,7 @@ describe('watch', () => {
     vault = await singleVault({ pollInterval: 50 });
     const { provider, double } = vault;
     double.setSecret('STAYS', 'v');
-    const { emitter, seen } = record();
-    const handle = provider.watch(emitter);
-    await handle.ready;
+    const { events: seen, handle } = await record(provider);
     const added = double.setSecret('NEW-ONE', 'v');
     await waitFor(() => seen.find((s) => s.type === 'added'));
     expect(seen[0]?.event).toMatchObject({ key: 'NEW_ONE', version: added });
@@ -128,9 +113,9 @@ describe('watch', () => {
     await waitFor(() => seen.find((s) => s.type === 'removed'));
     expect(seen[1]?.event).toMatchObject({ key: 'NEW_ONE', version: added });
     double.updateSecret('NEW-ONE', { enabled: true });
-    await waitFor(() => (seen.length >= 3 ? true : undefined));
+    await until(() => seen.length >= 3);
     double.deleteSecret('NEW-ONE');
-    await waitFor(() => (seen.length >= 4 ? true : undefined));
+    await until(() => seen.length >= 4);
     await polls(double, 2);
     await handle.stop();
     expect(seen.map((s) => `${s.type}:${(s.event as { key: string }).key}`)).toEqual([
@@ -146,9 +131,7 @@ describe('watch', () => {
     vault = await singleVault({ pollInterval: 50 });
     const { provider, double } = vault;
     double.setSecret('API-KEY', 'old');
-    const { emitter, seen } = record();
-    const handle = provider.watch(emitter);
-    await handle.ready;
+    const { events: seen, handle } = await record(provider);
     expect((await provider.get('API_KEY')).reveal()).toBe('old');
     expect((await provider.get('API_KEY')).reveal()).toBe('old');
     double.setSecret('API-KEY', 'new');
@@ -161,11 +144,9 @@ describe('watch', () => {
     vault = await singleVault({ pollInterval: 30 });
     const { provider, double } = vault;
     double.setSecret('KEEP', 'v');
-    const { emitter, seen } = record();
-    const handle = provider.watch(emitter);
-    await handle.ready;
+    const { events: seen, handle } = await record(provider);
     const fault = double.inject({ type: 'status', status: 503, match: (r) => r.operation === 'listSecrets' });
-    await waitFor(() => (seen.filter((s) => s.type === 'error').length >= 2 ? true : undefined));
+    await until(() => seen.filter((s) => s.type === 'error').length >= 2);
     const failedPolls = fault.hits;
     fault.remove();
     const rotated = double.setSecret('KEEP', 'v2');
@@ -190,9 +171,7 @@ describe('watch', () => {
       status: 503,
       match: (r) => r.operation === 'listSecrets',
     });
-    const { emitter, seen } = record();
-    const handle = provider.watch(emitter);
-    await handle.ready;
+    const { events: seen, handle } = await record(provider);
     expect(seen.map((s) => s.type)).toEqual(['error']);
     outage.remove();
     await polls(double, 2);
@@ -225,9 +204,7 @@ describe('watch', () => {
     try {
       const v1 = billing.setSecret('STRIPE-KEY', 'one');
       app.setSecret('DB-URL', 'x');
-      const { emitter, seen } = record();
-      const handle = provider.watch(emitter);
-      await handle.ready;
+      const { events: seen, handle } = await record(provider);
       const v2 = billing.setSecret('STRIPE-KEY', 'two');
       await waitFor(() => seen.find((s) => s.type === 'rotated'));
       await handle.stop();
@@ -239,6 +216,58 @@ describe('watch', () => {
       await provider.close();
       await app.stop();
       await billing.stop();
+    }
+  });
+
+  it('polls on the provider clock, and after a throttled poll waits out Retry-After before the next', async () => {
+    const clock = new ManualClock(Date.now());
+    const double = await KeyVaultDouble.start();
+    const provider = new AzureKeyVaultProvider({
+      vaultUrl: double.url,
+      credential: new FakeCredential(double),
+      clientOptions: { ...clientOptionsFor(double), retryOptions: { maxRetries: 0 } },
+      pollInterval: 10_000,
+      pollJitter: 0,
+      clock,
+    });
+    const lists = () => double.count({ operation: 'listSecrets', status: 200 });
+    try {
+      double.setSecret('A', 'v');
+      const { events: seen, handle } = await record(provider);
+      const baseline = lists();
+      // Real time passes, simulated time does not: no poll.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(lists()).toBe(baseline);
+      // Without jitter the first poll comes after exactly one interval.
+      await clock.advance(10_000);
+      expect(lists()).toBe(baseline + 1);
+      double.inject({
+        type: 'status',
+        status: 429,
+        retryAfter: 120,
+        times: 1,
+        match: (r) => r.operation === 'listSecrets',
+      });
+      await clock.advance(10_000);
+      expect(
+        seen.filter((s) => s.type === 'error').map((s) => (s.event as SecretEvents['error']).error.code),
+      ).toEqual(['RATE_LIMITED']);
+      const throttledAt = lists();
+      const throttled = seen.find((e) => e.type === 'error')?.event as SecretEvents['error'] | undefined;
+      const throttledOn = throttled?.detectedAt.getTime() ?? Number.NaN;
+      // Step through simulated time until the next list: not before the vault's 120 s, and at
+      // most half of it later (the spread that keeps a fleet from returning at one instant).
+      while (lists() === throttledAt && clock.now() - throttledOn < 300_000) await clock.advance(1_000);
+      const waited = clock.now() - throttledOn;
+      expect(waited).toBeGreaterThanOrEqual(120_000);
+      expect(waited).toBeLessThanOrEqual(181_000);
+      // Then polling goes on at the interval.
+      await clock.advance(10_000);
+      expect(lists()).toBe(throttledAt + 2);
+      await handle.stop();
+    } finally {
+      await provider.close();
+      await double.stop();
     }
   });
 });

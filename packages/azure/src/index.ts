@@ -1,20 +1,12 @@
+export { KeyVaultAnswerError, keyVaultAnswerPolicy } from './answers.js';
+export { AzureKeyVaultProvider } from './azure-key-vault-provider.js';
+export { type ErrorContext, mapKeyVaultError } from './error-mapping.js';
 export {
-  AzureKeyVaultProvider,
-  type AzureKeyVaultProviderOptions,
-  DEFAULT_VAULT,
-  type KeyVaultConnectionOptions,
-  type KeyVaultPrefixRoute,
-  type KeyVaultRoutes,
-  PROVIDER_NAME,
-} from './azure-key-vault-provider.js';
-export {
-  type ErrorContext,
   KEY_VAULT_PERMISSIONS,
   type KeyVaultAction,
   KeyVaultDeletedSecretConflictError,
   KeyVaultNameCollisionError,
   KeyVaultSecretUnusableError,
-  mapKeyVaultError,
   type UnusableReason,
 } from './errors.js';
 export {
@@ -25,3 +17,11 @@ export {
   type KeyVaultNameMapper,
   UnmappableKeyError,
 } from './names.js';
+export {
+  type AzureKeyVaultProviderOptions,
+  DEFAULT_VAULT,
+  type KeyVaultConnectionOptions,
+  type KeyVaultPrefixRoute,
+  type KeyVaultRoutes,
+  PROVIDER_NAME,
+} from './options.js';

@@ -120,6 +120,17 @@ describe('configuration', () => {
     });
   });
 
+  it('caches by default with core defaults (cacheStats), and not with cache: false', () => {
+    const cached = new AzureKeyVaultProvider({ vaultUrl: 'https://kv.vault.azure.net', credential });
+    expect(cached.cacheStats()).toMatchObject({ hits: 0, misses: 0, size: 0 });
+    const uncached = new AzureKeyVaultProvider({
+      vaultUrl: 'https://kv.vault.azure.net',
+      credential,
+      cache: false,
+    });
+    expect(uncached.cacheStats()).toBeUndefined();
+  });
+
   it('never shows credentials in util.inspect or JSON', () => {
     const provider = new AzureKeyVaultProvider({
       vaults: { a: { vaultUrl: 'https://a.vault.azure.net', credential } },

@@ -1,4 +1,3 @@
-import { inspect } from 'node:util';
 import { RestError } from '@azure/keyvault-secrets';
 import {
   KeyVaultDeletedSecretConflictError,
@@ -7,6 +6,7 @@ import {
   mapKeyVaultError,
 } from '@secret-provider/azure';
 import { AccessDeniedError, isSecretError, SecretError, SecretNotFoundError } from '@secret-provider/core';
+import { expectNoLeak } from '@secret-provider/testing';
 import { describe, expect, it } from 'vitest';
 
 // Each native failure the SDK or a credential can throw, mapped one by one. Every RestError here
@@ -66,19 +66,7 @@ const context = {
 };
 
 function expectClean(error: SecretError): void {
-  const forms = [
-    String(error),
-    error.stack ?? '',
-    JSON.stringify(error),
-    inspect(error, { depth: Infinity, showHidden: true }),
-    String(error.cause),
-    inspect(error.cause, { depth: Infinity, showHidden: true }),
-  ];
-  for (const form of forms) {
-    expect(form).not.toContain(TOKEN);
-    expect(form).not.toContain(VALUE);
-    expect(form).not.toContain('Bearer');
-  }
+  expectNoLeak([error, error.cause], [TOKEN, VALUE, 'Bearer']);
   expect(error.cause).not.toBeInstanceOf(RestError);
 }
 
@@ -193,6 +181,71 @@ describe('mapKeyVaultError', () => {
     const mapped = mapKeyVaultError(new TypeError(`bad ${VALUE}`), context);
     expect(mapped.code).toBe('UNKNOWN');
     expectClean(mapped);
+  });
+
+  it('keeps only documented codes: a server-chosen code, inner code, message or name reads as neutral text', () => {
+    const marker = 'PWNED-code-from-the-server';
+    const error = restError(403, { code: `Forbidden ${marker}`, inner: marker });
+    error.name = marker;
+    (error.details as { error: { message: string } }).error.message = marker;
+    for (const [status, action] of [
+      [403, 'get'],
+      [400, 'set'],
+      [400, 'get'],
+      [409, 'set'],
+      [404, 'get'],
+      [503, 'get'],
+    ] as const) {
+      error.statusCode = status;
+      const mapped = mapKeyVaultError(error, { ...context, action, operation: action });
+      expectNoLeak([mapped], [marker]);
+      expect(JSON.stringify(mapped.cause)).not.toContain(marker);
+      expectClean(mapped);
+    }
+    const known = mapKeyVaultError(restError(409, { code: 'Conflict', inner: 'ObjectIsBeingDeleted' }), {
+      ...context,
+      action: 'set',
+      operation: 'set',
+    });
+    expect(String(known.cause)).toContain('RestError 409 Conflict/ObjectIsBeingDeleted');
+    const unknown = mapKeyVaultError(restError(403, { code: 'Forbidden', inner: marker }), context);
+    expect(unknown.message).toContain('[unrecognised code]');
+    expect(unknown.cause).toMatchObject({ originalName: 'RestError', code: 'Forbidden', status: 403 });
+  });
+
+  it('keeps x-ms-request-id only when it is a GUID', () => {
+    const guid = '0F1E2D3C-4B5A-6978-8796-A5B4C3D2E1F0';
+    const kept = mapKeyVaultError(restError(503, { headers: { 'x-ms-request-id': guid } }), context);
+    expect(String(kept.cause)).toContain(`x-ms-request-id ${guid.toLowerCase()}`);
+    const dropped = mapKeyVaultError(
+      restError(503, {
+        headers: { 'x-ms-request-id': `${guid} ${VALUE}`, 'www-authenticate': `Bearer ${TOKEN}` },
+      }),
+      context,
+    );
+    expect(String(dropped.cause)).not.toContain('x-ms-request-id');
+    expectClean(dropped);
+  });
+
+  it('a 404 without Key Vault not-found code, and a 2xx that could not be parsed, are UNAVAILABLE', () => {
+    expect(mapKeyVaultError(restError(404), context).code).toBe('UNAVAILABLE');
+    expect(mapKeyVaultError(restError(404, { code: 'SecretNotFound' }), context).code).toBe('NOT_FOUND');
+    const parse = mapKeyVaultError(restError(200, { code: 'PARSE_ERROR' }), context);
+    expect(parse.code).toBe('UNAVAILABLE');
+    expect(parse.retryable).toBe(true);
+    expectClean(parse);
+  });
+
+  it('measures an HTTP-date Retry-After on the given clock', () => {
+    const now = Date.UTC(2030, 5, 1, 12, 0, 0);
+    const headers = { 'retry-after': new Date(now + 90_000).toUTCString() };
+    const mapped = mapKeyVaultError(restError(429, { code: 'Throttled', headers }), {
+      ...context,
+      clock: { now: () => now, setTimer: () => ({ cancel: () => {} }) },
+    });
+    expect(mapped.retryAfterMs).toBe(90_000);
+    const garbage = mapKeyVaultError(restError(429, { headers: { 'retry-after': `${VALUE}` } }), context);
+    expect(garbage.retryAfterMs).toBeUndefined();
   });
 
   it('passes SecretErrors through', () => {

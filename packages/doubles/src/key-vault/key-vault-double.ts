@@ -15,7 +15,9 @@
  * - Soft delete, `deletedsecrets`, recover, purge, and the 409 states (`ObjectIsBeingDeleted`,
  *   `ObjectIsDeletedButRecoverable`).
  * - Injected faults: any status (429 with or without `Retry-After`, 503, …), connection resets,
- *   latency; an optional per-window request limit as Key Vault's throttling.
+ *   latency, any body as it is (an HTML page, truncated JSON, hostile error codes), or the
+ *   double's own answer rewritten (no `value`, a foreign `nextLink`, broken ids, wrong types);
+ *   an optional per-window request limit as Key Vault's throttling.
  * - A request log, so tests count what crossed the wire (value reads, lists, challenges).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -92,6 +94,32 @@ export type Fault =
   | {
       readonly type: 'latency';
       readonly ms: number;
+      readonly times?: number;
+      readonly match?: (request: RequestInfo) => boolean;
+    }
+  | {
+      /**
+       * Answers this text as it is, as a proxy or a broken server would: an HTML page with 200,
+       * truncated JSON, an error body whose codes and message the server chose, any headers.
+       */
+      readonly type: 'body';
+      /** @default 200 */
+      readonly status?: number;
+      readonly body: string;
+      /** @default 'application/json; charset=utf-8' */
+      readonly contentType?: string;
+      readonly headers?: Readonly<Record<string, string>>;
+      readonly times?: number;
+      readonly match?: (request: RequestInfo) => boolean;
+    }
+  | {
+      /**
+       * The double's own successful answer, rewritten before it is sent: drop `value`, point
+       * `nextLink` at another host, break ids, change the types of properties. A string result is
+       * sent as the body text as it is (truncated JSON); anything else as JSON.
+       */
+      readonly type: 'rewrite';
+      readonly rewrite: (body: Record<string, unknown>, request: RequestInfo) => unknown;
       readonly times?: number;
       readonly match?: (request: RequestInfo) => boolean;
     };
@@ -468,10 +496,15 @@ export class KeyVaultDouble {
 
     let latency = this.#latencyMs;
     let answered: { status: number; fault: Fault } | undefined;
+    let rewrite: Extract<Fault, { type: 'rewrite' }> | undefined;
     for (const active of [...this.#faults]) {
       if (active.remaining <= 0 || (active.fault.match !== undefined && !active.fault.match(info))) continue;
       if (active.fault.type === 'latency') {
         latency += active.fault.ms;
+      } else if (active.fault.type === 'rewrite') {
+        // Only a request the double answers itself has a body to rewrite.
+        if (answered !== undefined || rewrite !== undefined || !info.authorized) continue;
+        rewrite = active.fault;
       } else if (answered === undefined) {
         answered = { status: active.fault.type === 'status' ? active.fault.status : 0, fault: active.fault };
       } else {
@@ -502,6 +535,17 @@ export class KeyVaultDouble {
         );
         return;
       }
+      if (fault.type === 'body') {
+        const status = fault.status ?? 200;
+        record(status, 'fault');
+        res.writeHead(status, {
+          'content-type': fault.contentType ?? 'application/json; charset=utf-8',
+          'content-length': Buffer.byteLength(fault.body),
+          ...fault.headers,
+        });
+        res.end(fault.body);
+        return;
+      }
     }
 
     try {
@@ -528,6 +572,12 @@ export class KeyVaultDouble {
       }
       this.#throttle();
       const answer = this.#route(info, url, body, base, grant);
+      if (rewrite !== undefined && typeof answer.body === 'object' && answer.body !== null) {
+        const rewritten = rewrite.rewrite(structuredClone(answer.body) as Record<string, unknown>, info);
+        record(answer.status, 'fault');
+        sendText(res, answer.status, typeof rewritten === 'string' ? rewritten : JSON.stringify(rewritten));
+        return;
+      }
       record(answer.status, 'ok');
       send(res, answer.status, answer.body);
     } catch (error) {
@@ -988,7 +1038,15 @@ function send(
     res.end();
     return;
   }
-  const text = JSON.stringify(body);
+  sendText(res, status, JSON.stringify(body), headers);
+}
+
+function sendText(
+  res: ServerResponse,
+  status: number,
+  text: string,
+  headers: Record<string, string> = {},
+): void {
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(text),
