@@ -290,7 +290,7 @@ export abstract class BaseProvider implements SecretProvider {
       const loaded = await raceSignal(load(), options.signal);
       return new Secret(loaded.value, loaded.metadata);
     }
-    return this.#cache.read(key, options.version, options.signal, load);
+    return this.#cache.read(key, options.version, options.signal, load, options);
   }
 
   async #load(key: string, options: GetOptions): Promise<LoadedSecret> {

@@ -1,11 +1,12 @@
 import {
   type CacheOptions,
   type CacheStats,
+  type Freshness,
   type LoadedSecret,
   SecretCache,
   versionedCacheKey,
 } from './cache.js';
-import type { SecretError } from './errors.js';
+import { InvalidConfigError, type SecretError } from './errors.js';
 import type { Secret } from './secret.js';
 import type { SecretEvents } from './types.js';
 import { raceSignal } from './util.js';
@@ -49,9 +50,10 @@ export class CacheFront {
     version: string | undefined,
     signal: AbortSignal | undefined,
     load: () => Promise<LoadedSecret>,
+    freshness?: Freshness,
   ): Promise<Secret<string>> {
     const cacheKey = version === undefined ? key : versionedCacheKey(key, version);
-    return raceSignal(this.#cache.get(cacheKey, key, load), signal);
+    return raceSignal(this.#cache.get(cacheKey, key, load, checkedFreshness(freshness)), signal);
   }
 
   /** Runs a write or delete of `key` with the cache invalidated before and after. */
@@ -89,4 +91,15 @@ export class CacheFront {
 export function cacheOptionsOf(option: CacheOptions | boolean | undefined): CacheOptions | undefined {
   if (option === undefined || option === false) return undefined;
   return option === true ? {} : option;
+}
+
+/** `maxAge`/`forceFetch` of a call, checked; `undefined` when the call asks nothing special. */
+function checkedFreshness(freshness: Freshness | undefined): Freshness | undefined {
+  if (freshness === undefined || (freshness.maxAge === undefined && freshness.forceFetch !== true))
+    return undefined;
+  const { maxAge } = freshness;
+  if (maxAge !== undefined && (typeof maxAge !== 'number' || Number.isNaN(maxAge) || maxAge < 0)) {
+    throw new InvalidConfigError({}, 'invalid get option maxAge: must be a number of ms >= 0');
+  }
+  return freshness;
 }

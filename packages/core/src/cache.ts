@@ -41,6 +41,14 @@ export interface CacheOptions {
   readonly random?: (() => number) | undefined;
 }
 
+/** What a caller asks of a cached value, per call (`GetOptions.maxAge` / `forceFetch`). */
+export interface Freshness {
+  /** Serve a cached value only if the backend gave it at most this many ms ago. */
+  readonly maxAge?: number | undefined;
+  /** Ask the backend whatever the cache holds (joining a request already in flight). */
+  readonly forceFetch?: boolean | undefined;
+}
+
 /** Counters of a cache; sizes and counts only, never keys' values. */
 export interface CacheStats {
   /** Reads answered from a fresh entry. */
@@ -83,12 +91,15 @@ class CacheEntry {
   readonly freshUntil: number;
   /** The secret's own expiry (minus the margin), or -1 when it has none. */
   readonly hardUntil: number;
+  /** When the backend answered, for callers that ask for a value no older than some age. */
+  readonly loadedAt: number;
 
-  constructor(secret: Secret<string> | undefined, freshUntil: number, hardUntil: number) {
+  constructor(secret: Secret<string> | undefined, freshUntil: number, hardUntil: number, loadedAt: number) {
     this.#secret = secret;
     this.#resolved = secret === undefined ? undefined : Promise.resolve(secret);
     this.freshUntil = freshUntil;
     this.hardUntil = hardUntil;
+    this.loadedAt = loadedAt;
   }
 
   static {
@@ -225,10 +236,22 @@ export class SecretCache {
    * The value of `cacheKey`, from the cache when fresh, else from `load`, with every protection
    * of this cache. `key` names the secret in errors.
    */
-  async get(cacheKey: string, key: string, load: () => Promise<LoadedSecret>): Promise<Secret<string>> {
+  async get(
+    cacheKey: string,
+    key: string,
+    load: () => Promise<LoadedSecret>,
+    freshness?: Freshness,
+  ): Promise<Secret<string>> {
     const now = this.#now();
     const entry = this.#lru.get(cacheKey);
-    if (entry !== undefined) {
+    // A caller that asks for a newer value than an entry holds does not get that entry (nor a
+    // stale one while it revalidates); it still gets the last good value if the backend fails
+    // within `staleIfError`.
+    const usable =
+      entry !== undefined &&
+      freshness?.forceFetch !== true &&
+      (freshness?.maxAge === undefined || now - entry.loadedAt < freshness.maxAge);
+    if (entry !== undefined && usable) {
       if (entry.freshUntil > now) {
         if (entry.negative) {
           this.#stats.negativeHits++;
@@ -334,7 +357,7 @@ export class SecretCache {
           (error: unknown) => {
             const now = this.#now();
             if (isSecretError(error, 'NOT_FOUND')) {
-              const negative = new CacheEntry(undefined, now + this.#negativeTtl, -1);
+              const negative = new CacheEntry(undefined, now + this.#negativeTtl, -1, now);
               if (inflight.valid) {
                 if (this.#negativeTtl > 0) this.#lru.set(cacheKey, negative);
                 else this.#lru.delete(cacheKey);
@@ -377,7 +400,7 @@ export class SecretCache {
       hard = Math.max(0, expiry - this.#expiryMargin - this.#epoch);
       fresh = Math.min(fresh, hard);
     }
-    return new CacheEntry(shareSecret(new Secret(loaded.value, loaded.metadata)), fresh, hard);
+    return new CacheEntry(shareSecret(new Secret(loaded.value, loaded.metadata)), fresh, hard, now);
   }
 }
 

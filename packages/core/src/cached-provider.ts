@@ -46,12 +46,16 @@ export class CachedProvider extends WrappingProvider {
   async #get(rawKey: string, options: GetOptions): Promise<Secret<string>> {
     const key = this.#enter(rawKey, 'get');
     throwIfAborted(options.signal);
-    const innerOptions = options.version === undefined ? undefined : { version: options.version };
+    // A forced or bounded read reaches the wrapped provider's own cache too, if it has one.
+    const innerOptions =
+      options.version === undefined && options.forceFetch === undefined && options.maxAge === undefined
+        ? undefined
+        : { version: options.version, forceFetch: options.forceFetch, maxAge: options.maxAge };
     const load = async () => {
       const secret = await this.provider.get(key, innerOptions);
       return { value: secret.reveal(), metadata: secret.metadata };
     };
-    return this.#cache.read(key, options.version, options.signal, load);
+    return this.#cache.read(key, options.version, options.signal, load, options);
   }
 
   /** Answered by the cache when it knows, else by the wrapped provider. */

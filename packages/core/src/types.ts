@@ -68,6 +68,13 @@ export interface OperationOptions {
 export interface GetOptions extends OperationOptions {
   /** Read this version instead of the latest (needs the `versions` capability). */
   readonly version?: string | undefined;
+  /**
+   * Accept a cached value only if the backend gave it at most this many ms ago; else ask it.
+   * Providers without a cache ask the backend on every call, which satisfies this anyway.
+   */
+  readonly maxAge?: number | undefined;
+  /** Ask the backend whatever a cache holds (the answer refreshes the cache). */
+  readonly forceFetch?: boolean | undefined;
 }
 
 export interface SetOptions extends OperationOptions {
