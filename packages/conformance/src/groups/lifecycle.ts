@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { createEmitter, isSecretError, type WatchHandle } from '@secret-provider/core';
+import { assertCode, assertQuiet, hasOf, rejection, type TestContext } from '../context.js';
+import type { GroupSpec } from '../group.js';
+
+/** Every operation of a closed provider rejects with `CLOSED`, and nothing is written. */
+async function assertClosed(ctx: TestContext, key: string): Promise<void> {
+  const { provider } = ctx;
+  assertCode(await rejection(provider.get(key)), 'CLOSED', 'get() after close()');
+  assertCode(await rejection(provider.metadata(key)), 'CLOSED', 'metadata() after close()');
+  assertCode(await rejection(provider.set(key, ctx.value('closed'))), 'CLOSED', 'set() after close()');
+  assertCode(await rejection(provider.delete(key)), 'CLOSED', 'delete() after close()');
+  assertCode(await rejection(provider.keys()), 'CLOSED', 'keys() after close()');
+  const has = hasOf(provider);
+  if (has !== undefined) assertCode(await rejection(has(key)), 'CLOSED', 'has() after close()');
+  const read = ctx.subject.backend?.read;
+  if (read !== undefined)
+    assert.equal(await read(key), undefined, 'a write after close() reached the backend');
+}
+
+/** `watch()` on a closed provider: a stopped handle whose `ready` rejects with `CLOSED`. */
+async function assertClosedWatch(ctx: TestContext): Promise<void> {
+  let handle: WatchHandle;
+  try {
+    handle = ctx.provider.watch(createEmitter());
+  } catch (error) {
+    assert.fail(
+      `watch() on a closed provider threw synchronously (${isSecretError(error) ? error.code : typeof error}) instead of returning a stopped handle`,
+    );
+  }
+  assert.equal(handle.stopped, true, 'the handle of watch() on a closed provider is not stopped');
+  assertCode(await rejection(handle.ready), 'CLOSED', 'watch().ready on a closed provider');
+  await handle.stop();
+}
+
+/** Closing: idempotent, final, and tidy with watches and calls in flight. */
+export const lifecycleGroup: GroupSpec = {
+  name: 'lifecycle',
+  tests: [
+    {
+      title: 'closes idempotently and rejects every later call with CLOSED, writing nothing',
+      body: async (ctx) => {
+        const key = ctx.key(400);
+        await ctx.provider.close();
+        await ctx.provider.close();
+        await assertClosed(ctx, key);
+      },
+    },
+    {
+      title: 'watch() on a closed provider returns a stopped handle whose ready rejects with CLOSED',
+      body: async (ctx) => {
+        await ctx.provider.close();
+        await assertClosedWatch(ctx);
+      },
+    },
+    {
+      title: 'close() ends running watches: no event after it, and stop() still resolves',
+      body: async (ctx) => {
+        const handle = ctx.provider.watch(createEmitter());
+        await handle.ready;
+        await ctx.provider.close();
+        // Only a backend of the harness can still change after the provider closed.
+        if (ctx.subject.backend !== undefined)
+          await ctx.subject.backend.set(ctx.key(401), ctx.value('after-close'));
+        await assertQuiet(ctx, 'after close()', 2 * ctx.settings.quietPeriod);
+        await handle.stop();
+        assert.equal(handle.stopped, true, 'handle.stopped after stop()');
+      },
+    },
+    {
+      title: 'Symbol.asyncDispose closes the provider',
+      body: async (ctx) => {
+        const disposable = ctx.provider as unknown as Partial<AsyncDisposable>;
+        assert.equal(
+          typeof (ctx.raw as Partial<AsyncDisposable>)[Symbol.asyncDispose],
+          'function',
+          'the provider is not AsyncDisposable',
+        );
+        await disposable[Symbol.asyncDispose]?.();
+        assertCode(await rejection(ctx.provider.get(ctx.key(402))), 'CLOSED', 'get() after asyncDispose');
+      },
+    },
+    {
+      title: 'close() while calls are in flight settles each of them',
+      body: async (ctx) => {
+        const key = ctx.key(403);
+        await ctx.seed(key, ctx.value('in-flight-close'));
+        const calls: Promise<unknown>[] = [ctx.provider.get(key), ctx.provider.metadata(key)];
+        if (ctx.provider.capabilities.list) calls.push(ctx.provider.keys());
+        if (ctx.provider.capabilities.write)
+          calls.push(ctx.provider.set(ctx.key(404), ctx.value('racing-close')));
+        await ctx.provider.close();
+        const outcomes = await Promise.allSettled(calls);
+        for (const outcome of outcomes) {
+          if (outcome.status === 'rejected')
+            assert.ok(
+              isSecretError(outcome.reason),
+              `a call in flight during close() rejected with a non-SecretError`,
+            );
+        }
+        await assertClosed(ctx, ctx.key(405));
+      },
+    },
+  ],
+};
