@@ -304,22 +304,22 @@ export function describeEvents(events: readonly SeenEvent[]): string {
 }
 
 /**
- * Waits for an event matching `match` that arrived at or after `since`; returns how long it
- * took and records that as the test's detection latency.
+ * Waits for an event matching `match` (one that arrived at or after `since`, when given: then
+ * how long it took is recorded as the test's detection latency).
  */
 export async function waitForEvent(
   ctx: TestContext,
   match: (type: keyof SecretEvents, event: unknown) => boolean,
   what: string,
-  since = performance.now(),
+  since?: number,
 ): Promise<SeenEvent> {
   const { eventTimeout } = ctx.settings;
   const seen = await waitUntil(
-    () => ctx.events.find((e) => e.at >= since && match(e.type, e.event)),
+    () => ctx.events.find((e) => (since === undefined || e.at >= since) && match(e.type, e.event)),
     eventTimeout,
     () => `${what} did not arrive within ${eventTimeout} ms; events seen: ${describeEvents(ctx.events)}`,
   );
-  ctx.latency = Math.max(ctx.latency, seen.at - since);
+  if (since !== undefined) ctx.latency = Math.max(ctx.latency, seen.at - since);
   return seen;
 }
 

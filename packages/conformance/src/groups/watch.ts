@@ -42,8 +42,9 @@ export const watchGroup: GroupSpec = {
       const handle = ctx.provider.watch(createEmitter());
       await handle.ready;
       const key = ctx.key(40);
+      const addedSince = performance.now();
       await ctx.change.set(key, ctx.value('watch-added'));
-      await waitForEvent(ctx, changeOf(key), `an "added" event for ${key}`);
+      await waitForEvent(ctx, changeOf(key), `an "added" event for ${key}`, addedSince);
       const since = performance.now();
       await ctx.change.set(key, ctx.value('watch-rotated'));
       await waitForEvent(
