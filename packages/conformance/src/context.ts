@@ -249,6 +249,17 @@ export async function rejection(promise: Promise<unknown>, what = 'the call'): P
   throw new assert.AssertionError({ message: `expected ${what} to reject, it resolved` });
 }
 
+/** Awaits a promise that must reject with a `SecretError` of one of `codes`; returns the error. */
+export async function rejectsWith(
+  promise: Promise<unknown>,
+  codes: SecretErrorCode | readonly SecretErrorCode[],
+  what = 'the call',
+): Promise<unknown> {
+  const error = await rejection(promise, what);
+  assertCode(error, codes, what);
+  return error;
+}
+
 export function assertCode(
   error: unknown,
   code: SecretErrorCode | readonly SecretErrorCode[],

@@ -8,7 +8,7 @@ import {
   hasOf,
   mentions,
   quietWindow,
-  rejection,
+  rejectsWith,
   type TestContext,
   waitForEvent,
   waitUntil,
@@ -98,8 +98,8 @@ export const failureGroup: GroupSpec = {
         const key = ctx.key(200);
         if (!ctx.provider.capabilities.write) {
           // A read-only provider refuses before any backend call; the read test covers its failures.
-          assertCode(
-            await rejection(ctx.provider.set(key, ctx.value('ro'))),
+          await rejectsWith(
+            ctx.provider.set(key, ctx.value('ro')),
             'READ_ONLY',
             'set() on a read-only provider',
           );

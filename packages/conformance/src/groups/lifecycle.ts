@@ -1,26 +1,18 @@
 import assert from 'node:assert/strict';
 import { createEmitter, isSecretError, type WatchHandle } from '@secret-provider/core';
-import {
-  assertCode,
-  assertQuiet,
-  hasOf,
-  mentions,
-  rejection,
-  type TestContext,
-  waitForEvent,
-} from '../context.js';
+import { assertQuiet, hasOf, mentions, rejectsWith, type TestContext, waitForEvent } from '../context.js';
 import type { GroupSpec } from '../group.js';
 
 /** Every operation of a closed provider rejects with `CLOSED`, and nothing is written. */
 async function assertClosed(ctx: TestContext, key: string): Promise<void> {
   const { provider } = ctx;
-  assertCode(await rejection(provider.get(key)), 'CLOSED', 'get() after close()');
-  assertCode(await rejection(provider.metadata(key)), 'CLOSED', 'metadata() after close()');
-  assertCode(await rejection(provider.set(key, ctx.value('closed'))), 'CLOSED', 'set() after close()');
-  assertCode(await rejection(provider.delete(key)), 'CLOSED', 'delete() after close()');
-  assertCode(await rejection(provider.keys()), 'CLOSED', 'keys() after close()');
+  await rejectsWith(provider.get(key), 'CLOSED', 'get() after close()');
+  await rejectsWith(provider.metadata(key), 'CLOSED', 'metadata() after close()');
+  await rejectsWith(provider.set(key, ctx.value('closed')), 'CLOSED', 'set() after close()');
+  await rejectsWith(provider.delete(key), 'CLOSED', 'delete() after close()');
+  await rejectsWith(provider.keys(), 'CLOSED', 'keys() after close()');
   const has = hasOf(provider);
-  if (has !== undefined) assertCode(await rejection(has(key)), 'CLOSED', 'has() after close()');
+  if (has !== undefined) await rejectsWith(has(key), 'CLOSED', 'has() after close()');
   const read = ctx.subject.backend?.read;
   if (read !== undefined)
     assert.equal(await read(key), undefined, 'a write after close() reached the backend');
@@ -37,7 +29,7 @@ async function assertClosedWatch(ctx: TestContext): Promise<void> {
     );
   }
   assert.equal(handle.stopped, true, 'the handle of watch() on a closed provider is not stopped');
-  assertCode(await rejection(handle.ready), 'CLOSED', 'watch().ready on a closed provider');
+  await rejectsWith(handle.ready, 'CLOSED', 'watch().ready on a closed provider');
   await handle.stop();
 }
 
@@ -96,7 +88,7 @@ export const lifecycleGroup: GroupSpec = {
           'the provider is not AsyncDisposable',
         );
         await disposable[Symbol.asyncDispose]?.();
-        assertCode(await rejection(ctx.provider.get(ctx.key(402))), 'CLOSED', 'get() after asyncDispose');
+        await rejectsWith(ctx.provider.get(ctx.key(402)), 'CLOSED', 'get() after asyncDispose');
       },
     },
     {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { assertCode, hasOf, rejection, waitUntil } from '../context.js';
+import { assertCode, hasOf, rejection, rejectsWith, waitUntil } from '../context.js';
 import type { GroupSpec } from '../group.js';
 
 /** Listing names: by the names given, once each, filtered by prefix. */
@@ -10,11 +10,7 @@ export const listGroup: GroupSpec = {
       title: 'lists seeded keys once each by the names given, and filters by prefix',
       body: async (ctx) => {
         if (!ctx.provider.capabilities.list) {
-          assertCode(
-            await rejection(ctx.provider.keys()),
-            'UNSUPPORTED',
-            'keys() without the list capability',
-          );
+          await rejectsWith(ctx.provider.keys(), 'UNSUPPORTED', 'keys() without the list capability');
           return;
         }
         const keys = [ctx.key(20), ctx.key(21), ctx.key(22)];
@@ -45,11 +41,7 @@ export const listGroup: GroupSpec = {
       title: 'stops listing a key once it is deleted',
       body: async (ctx) => {
         if (!ctx.provider.capabilities.list) {
-          assertCode(
-            await rejection(ctx.provider.keys()),
-            'UNSUPPORTED',
-            'keys() without the list capability',
-          );
+          await rejectsWith(ctx.provider.keys(), 'UNSUPPORTED', 'keys() without the list capability');
           return;
         }
         const key = ctx.key(23);
@@ -83,8 +75,8 @@ export const deleteGroup: GroupSpec = {
         const key = ctx.key(30);
         await ctx.seed(key, ctx.value('delete'));
         if (!ctx.provider.capabilities.delete) {
-          assertCode(
-            await rejection(ctx.provider.delete(key)),
+          await rejectsWith(
+            ctx.provider.delete(key),
             ['UNSUPPORTED', 'READ_ONLY'],
             'delete() without the capability',
           );
@@ -96,8 +88,8 @@ export const deleteGroup: GroupSpec = {
           return;
         }
         await ctx.provider.delete(key);
-        assertCode(await rejection(ctx.provider.get(key)), 'NOT_FOUND', 'get() after delete()');
-        assertCode(await rejection(ctx.provider.metadata(key)), 'NOT_FOUND', 'metadata() after delete()');
+        await rejectsWith(ctx.provider.get(key), 'NOT_FOUND', 'get() after delete()');
+        await rejectsWith(ctx.provider.metadata(key), 'NOT_FOUND', 'metadata() after delete()');
         const has = hasOf(ctx.provider);
         if (has !== undefined) assert.equal(await has(key), false, 'has() after delete()');
         if (ctx.provider.capabilities.list)
@@ -105,7 +97,7 @@ export const deleteGroup: GroupSpec = {
         const read = ctx.subject.backend?.read;
         if (read !== undefined)
           assert.equal(await read(key), undefined, 'the backend still holds a deleted key');
-        assertCode(await rejection(ctx.provider.delete(key)), 'NOT_FOUND', 'delete() of a deleted key');
+        await rejectsWith(ctx.provider.delete(key), 'NOT_FOUND', 'delete() of a deleted key');
       },
     },
     {

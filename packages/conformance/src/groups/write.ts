@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { Secret } from '@secret-provider/core';
-import { assertCode, rejection, type TestContext } from '../context.js';
+import { assertCode, rejection, rejectsWith, type TestContext } from '../context.js';
 import type { GroupSpec } from '../group.js';
 
 /**
@@ -19,12 +19,12 @@ function writeTest(title: string, body: (ctx: TestContext) => Promise<void>) {
 
 /** `set` refuses with `READ_ONLY` and the key stays missing. */
 export async function assertReadOnly(ctx: TestContext, key: string): Promise<void> {
-  assertCode(
-    await rejection(ctx.provider.set(key, ctx.value('read-only'))),
+  await rejectsWith(
+    ctx.provider.set(key, ctx.value('read-only')),
     'READ_ONLY',
     'set() on a read-only provider',
   );
-  assertCode(await rejection(ctx.provider.get(key)), 'NOT_FOUND', 'a refused write is not readable');
+  await rejectsWith(ctx.provider.get(key), 'NOT_FOUND', 'a refused write is not readable');
   const read = ctx.subject.backend?.read;
   if (read !== undefined) assert.equal(await read(key), undefined, 'a refused write reached the backend');
 }
@@ -42,11 +42,7 @@ export function optionTest(
       return honoured(ctx, key);
     const error = await rejection(ctx.provider.set(key, ctx.value(`refused-${capability}`), options()));
     assertCode(error, 'UNSUPPORTED', `set() with ${capability} the provider does not declare`);
-    assertCode(
-      await rejection(ctx.provider.get(key)),
-      'NOT_FOUND',
-      `a write refused for ${capability} was stored`,
-    );
+    await rejectsWith(ctx.provider.get(key), 'NOT_FOUND', `a write refused for ${capability} was stored`);
   });
 }
 
@@ -70,13 +66,13 @@ export const writeGroup: GroupSpec = {
       async (ctx) => {
         const key = ctx.key(11);
         for (const bad of [42, { value: 'x' }, null, undefined]) {
-          assertCode(
-            await rejection(ctx.provider.set(key, bad as unknown as string)),
+          await rejectsWith(
+            ctx.provider.set(key, bad as unknown as string),
             'INVALID_VALUE',
             `set() of ${bad === null ? 'null' : typeof bad}`,
           );
         }
-        assertCode(await rejection(ctx.provider.get(key)), 'NOT_FOUND', 'a refused value was stored');
+        await rejectsWith(ctx.provider.get(key), 'NOT_FOUND', 'a refused value was stored');
       },
     ),
     {
