@@ -13,6 +13,9 @@ async function exercise(ctx: TestContext): Promise<void> {
   if (ctx.provider.capabilities.write) await ctx.provider.set(ctx.key(301), ctx.value('exercise-write'));
 }
 
+/** Resource types of connections (`process.getActiveResourcesInfo()` names). */
+const CONNECTION = /Socket|Pipe|TLS/;
+
 /** Types whose count went up between `before` and any of `samples`, with how many more. */
 function grown(
   before: ReadonlyMap<string, number>,
@@ -33,13 +36,14 @@ async function assertReleased(
   before: ReadonlyMap<string, number>,
   during: ReadonlyMap<string, number>,
   what: string,
+  counted: (type: string) => boolean = () => true,
 ): Promise<void> {
   let left = new Map<string, number>();
-  const types = new Set(grown(before, during).keys());
+  const types = new Set([...grown(before, during).keys()].filter(counted));
   await waitUntil(
     () => {
       const now = activeResources();
-      for (const type of grown(before, now).keys()) types.add(type);
+      for (const type of grown(before, now).keys()) if (counted(type)) types.add(type);
       left = new Map(
         [...types]
           .map((t) => [t, (now.get(t) ?? 0) - (before.get(t) ?? 0)] as const)
@@ -115,7 +119,15 @@ export const leaksGroup: GroupSpec = {
         const during = activeResources();
         await one.stop();
         await two.stop();
-        await assertReleased(ctx, before, during, 'after every watch was stopped');
+        // Connections are left out: an open provider may keep idle ones pooled for its next call.
+        // close() must release them, which the test above checks.
+        await assertReleased(
+          ctx,
+          before,
+          during,
+          'after every watch was stopped',
+          (type) => !CONNECTION.test(type),
+        );
       },
     },
   ],

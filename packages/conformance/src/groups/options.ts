@@ -181,7 +181,9 @@ export const expiryGroup: GroupSpec = {
           (secret) => secret,
           (error: unknown) => error,
         );
-        if (!Secret.isSecret(read)) return assertCode(read, 'NOT_FOUND', 'get() of an expired value');
+        // Refused as missing, or as unusable (Key Vault answers 403 for an expired secret): not served.
+        if (!Secret.isSecret(read))
+          return assertCode(read, ['NOT_FOUND', 'ACCESS_DENIED'], 'get() of an expired value');
         const reported = read.metadata?.expiresAt ?? (await ctx.provider.metadata(key)).expiresAt;
         assert.ok(
           reported instanceof Date && reported.getTime() <= Date.now(),
