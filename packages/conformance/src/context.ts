@@ -342,10 +342,17 @@ export function quietWindow(ctx: TestContext): number {
   );
 }
 
-/** Waits a quiet window and fails if any event but a warning arrived in it. */
-export async function assertQuiet(ctx: TestContext, what: string, ms = quietWindow(ctx)): Promise<void> {
-  const since = performance.now();
-  await delay(ms);
+/**
+ * Waits until a quiet window from `since` (default now) has passed and fails if any event but a
+ * warning arrived in it. Pass `since` from before a change that must not be reported: a push
+ * source reports synchronously, inside the call that made the change.
+ */
+export async function assertQuiet(
+  ctx: TestContext,
+  what: string,
+  { since = performance.now(), ms = quietWindow(ctx) }: { since?: number; ms?: number } = {},
+): Promise<void> {
+  await delay(Math.max(0, since + ms - performance.now()));
   const during = ctx.events.filter((e) => e.at >= since && e.type !== 'warning');
   assert.equal(
     during.length,

@@ -236,8 +236,9 @@ export const failureGroup: GroupSpec = {
           // Nothing to report: a provider without watch hands out a silent handle even in an outage.
           const handle = ctx.provider.watch(createEmitter());
           await handle.ready;
+          const since = performance.now();
           const restore = await goDown(ctx);
-          await assertQuiet(ctx, 'an unwatchable provider during an outage');
+          await assertQuiet(ctx, 'an unwatchable provider during an outage', { since });
           await restore();
           await handle.stop();
           return;
@@ -252,8 +253,8 @@ export const failureGroup: GroupSpec = {
           `a "rotated" event for ${key}`,
           since,
         );
-        const restore = await goDown(ctx);
         since = performance.now();
+        const restore = await goDown(ctx);
         try {
           // Long enough for several polls (four detection latencies), or until the error is reported.
           const window = quietWindow(ctx);

@@ -71,9 +71,10 @@ export const lifecycleGroup: GroupSpec = {
           );
         }
         await ctx.provider.close();
+        const closedAt = performance.now();
         // Only a backend of the harness can still change after the provider closed.
         if (ctx.subject.backend !== undefined) await ctx.subject.backend.set(key, ctx.value('after-close'));
-        await assertQuiet(ctx, 'after close()');
+        await assertQuiet(ctx, 'after close()', { since: closedAt });
         await handle.stop();
         assert.equal(handle.stopped, true, 'handle.stopped after stop()');
       },
