@@ -2,10 +2,12 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import {
   isSecretError,
+  type OperationOptions,
   type SecretErrorCode,
   type SecretEventEmitter,
   type SecretEvents,
   type SecretProvider,
+  type WatchHandle,
   type WatchOptions,
 } from '@secret-provider/core';
 import type { ConformanceBackend, ConformanceOptions, ConformanceSubject } from './options.js';
@@ -217,15 +219,14 @@ function recorder(
       handle.ready.catch((error: unknown) => receive('the rejection of watch().ready', error));
       return handle;
     },
-    [Symbol.asyncDispose]: () =>
-      call('[Symbol.asyncDispose]', async () =>
-        (provider as unknown as AsyncDisposable)[Symbol.asyncDispose](),
-      ),
+    [Symbol.asyncDispose]: () => call('[Symbol.asyncDispose]', async () => provider[Symbol.asyncDispose]()),
   } as SecretProvider;
-  const has = (provider as { has?: (key: string, options?: unknown) => boolean | Promise<boolean> }).has;
+  const has = provider.has;
   if (typeof has === 'function') {
+    // Awaited: `has` may answer synchronously, and a synchronous throw becomes a rejection.
     Object.defineProperty(facade, 'has', {
-      value: (key: string, options?: unknown) => call('has', async () => has.call(provider, key, options)),
+      value: (key: string, options?: OperationOptions) =>
+        call('has', async () => has.call(provider, key, options)),
     });
   }
   return facade;
@@ -234,9 +235,9 @@ function recorder(
 /** The provider's `has`, awaited, or `undefined` when it has none. */
 export function hasOf(
   provider: SecretProvider,
-): ((key: string, options?: { signal?: AbortSignal }) => Promise<boolean>) | undefined {
-  const has = (provider as { has?: (key: string, options?: unknown) => Promise<boolean> }).has;
-  return typeof has === 'function' ? (key, options) => has.call(provider, key, options) : undefined;
+): ((key: string, options?: OperationOptions) => Promise<boolean>) | undefined {
+  const has = provider.has;
+  return typeof has === 'function' ? async (key, options) => has.call(provider, key, options) : undefined;
 }
 
 /** Awaits a promise that must reject and returns the error. */
@@ -359,6 +360,22 @@ export async function assertQuiet(
     0,
     `${what}: expected no event within ${Math.round(ms)} ms, got ${describeEvents(during)}`,
   );
+}
+
+/** Fails unless the handle's `done` (when it has one) resolves within the event timeout. */
+export async function assertEnded(ctx: TestContext, handle: WatchHandle, what: string): Promise<void> {
+  if (handle.done === undefined) return;
+  const limit = ctx.settings.eventTimeout;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => {
+    timer = setTimeout(() => resolve('late'), limit);
+  });
+  try {
+    const outcome = await Promise.race([handle.done.then(() => 'done' as const), late]);
+    assert.equal(outcome, 'done', `${what}: handle.done did not resolve within ${limit} ms`);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** `process.getActiveResourcesInfo()` as counts per type. */

@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { createEmitter, isSecretError, type WatchHandle } from '@secret-provider/core';
-import { assertQuiet, hasOf, mentions, rejectsWith, type TestContext, waitForEvent } from '../context.js';
+import {
+  assertEnded,
+  assertQuiet,
+  hasOf,
+  mentions,
+  rejectsWith,
+  type TestContext,
+  waitForEvent,
+} from '../context.js';
 import type { GroupSpec } from '../group.js';
 
 /** Every operation of a closed provider rejects with `CLOSED`, and nothing is written. */
@@ -75,6 +83,7 @@ export const lifecycleGroup: GroupSpec = {
         // Only a backend of the harness can still change after the provider closed.
         if (ctx.subject.backend !== undefined) await ctx.subject.backend.set(key, ctx.value('after-close'));
         await assertQuiet(ctx, 'after close()', { since: closedAt });
+        await assertEnded(ctx, handle, 'a watch its provider closed');
         await handle.stop();
         assert.equal(handle.stopped, true, 'handle.stopped after stop()');
       },
@@ -82,13 +91,10 @@ export const lifecycleGroup: GroupSpec = {
     {
       title: 'Symbol.asyncDispose closes the provider',
       body: async (ctx) => {
-        const disposable = ctx.provider as unknown as Partial<AsyncDisposable>;
-        assert.equal(
-          typeof (ctx.raw as Partial<AsyncDisposable>)[Symbol.asyncDispose],
-          'function',
-          'the provider is not AsyncDisposable',
-        );
-        await disposable[Symbol.asyncDispose]?.();
+        // Checked at run time: an adapter written in JavaScript may lack it.
+        const dispose: unknown = (ctx.raw as Partial<AsyncDisposable>)[Symbol.asyncDispose];
+        assert.equal(typeof dispose, 'function', 'the provider is not AsyncDisposable');
+        await ctx.provider[Symbol.asyncDispose]();
         await rejectsWith(ctx.provider.get(ctx.key(402)), 'CLOSED', 'get() after asyncDispose');
       },
     },

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { Secret } from '@secret-provider/core';
+import { type ProviderCapabilities, Secret } from '@secret-provider/core';
 import { assertCode, rejection, rejectsWith, type TestContext } from '../context.js';
 import type { GroupSpec } from '../group.js';
 import { assertReadOnly } from './write.js';
 
-const flag = (ctx: TestContext, name: string): boolean =>
-  (ctx.provider.capabilities as unknown as Record<string, unknown>)[name] === true;
+const flag = (ctx: TestContext, name: keyof ProviderCapabilities): boolean =>
+  ctx.provider.capabilities[name] === true;
 
 /** Writes `value` the way the group can: through the provider when it writes, else the backend. */
 async function put(ctx: TestContext, key: string, value: string): Promise<void> {

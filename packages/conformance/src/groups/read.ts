@@ -75,7 +75,7 @@ export const readGroup: GroupSpec = {
         const has = hasOf(ctx.provider);
         if (has === undefined) {
           assert.notEqual(
-            (ctx.provider.capabilities as unknown as Record<string, unknown>).has,
+            ctx.provider.capabilities.has,
             true,
             'capabilities.has is true but has() is missing',
           );

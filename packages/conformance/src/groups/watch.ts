@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { createEmitter, type SecretEvents } from '@secret-provider/core';
-import { assertQuiet, describeEvents, mentions, type TestContext, waitForEvent } from '../context.js';
+import {
+  assertEnded,
+  assertQuiet,
+  describeEvents,
+  mentions,
+  type TestContext,
+  waitForEvent,
+} from '../context.js';
 import type { GroupSpec } from '../group.js';
 
 /**
@@ -108,6 +115,9 @@ export const watchGroup: GroupSpec = {
       await byDispose[Symbol.asyncDispose]();
       assert.equal(byDispose.stopped, true, 'handle.stopped after asyncDispose');
       await byAbort.stop();
+      await assertEnded(ctx, byAbort, 'an aborted watch');
+      await assertEnded(ctx, byStop, 'a stopped watch');
+      await assertEnded(ctx, byDispose, 'a disposed watch');
       const stoppedAt = performance.now();
       await ctx.change.set(key, ctx.value('after-stop'));
       await assertQuiet(ctx, 'after every watch was stopped', { since: stoppedAt });
