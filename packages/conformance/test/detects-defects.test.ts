@@ -317,8 +317,8 @@ const DEFECTS: readonly Defect[] = [
     name: 'ifVersion is declared but silently ignored (an unconditional overwrite)',
     make: (o) =>
       new (class extends StoreProvider {
-        protected override async writeSecret(key: string, value: string) {
-          await this.store.client.write(key, value);
+        protected override async writeSecret(key: string, value: string, context: HookContext & SetOptions) {
+          await this.store.client.write(key, value, { ...context, ifVersion: undefined });
         }
       })(o),
     caughtBy: title('checkAndSet', 'writes with ifVersion only over that version'),
