@@ -348,6 +348,7 @@ export class SecretCache {
           (error: unknown) => {
             const now = this.#now();
             if (isSecretError(error, 'NOT_FOUND')) {
+              this.#holdOff.succeed(cacheKey, now);
               const negative = new CacheEntry(undefined, now + this.#negativeTtl, -1);
               if (inflight.valid) {
                 if (this.#negativeTtl > 0) this.#lru.set(cacheKey, negative);
