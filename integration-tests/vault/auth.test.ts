@@ -155,6 +155,7 @@ describe('AppRole', () => {
       endpoint: s.double.url,
       auth: { method: 'approle', roleId, secretIdFile: file },
       env: {},
+      cache: false,
     });
     const { createEmitter } = await import('@secret-provider/core');
     const emitter = createEmitter();
