@@ -113,7 +113,14 @@ describe('answers that are not Vault responses are UNAVAILABLE', () => {
       auth: { method: 'approle', roleId, secretId },
       env: {},
     });
-    current = { ...s, provider, close: async () => (await provider.close(), await s.double.close()) };
+    current = {
+      ...s,
+      provider,
+      close: async () => {
+        await provider.close();
+        await s.double.close();
+      },
+    };
     s.double.fail({ ...answers['truncated JSON (200)'], match: on('POST', 'auth/approle/login') });
     expectOutage(await rejection(provider.connect()));
   });
@@ -130,7 +137,13 @@ describe('background work reports answers it cannot understand as UNAVAILABLE', 
     const handle = s.provider.watch(emitter);
     await handle.ready;
     const close = s.close;
-    current = { ...s, close: async () => (await handle.stop(), await close()) };
+    current = {
+      ...s,
+      close: async () => {
+        await handle.stop();
+        await close();
+      },
+    };
     return { s, clock, errors };
   }
 
