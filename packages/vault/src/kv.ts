@@ -62,6 +62,26 @@ function tags(value: unknown): Record<string, string> | undefined {
   >;
 }
 
+/**
+ * A request body with the given fields as its own properties, whatever their names. axios
+ * deep-copies plain-object bodies and drops keys named `__proto__`, `constructor` and
+ * `prototype` on the way (at every depth): a field of that name would be lost, silently, and so
+ * would another client's field of that name when a field next to it is written. An instance of
+ * this class is not a plain object, so axios serializes it as it is.
+ */
+class JsonBody {
+  constructor(fields: Readonly<Record<string, unknown>>) {
+    for (const [name, value] of Object.entries(fields)) {
+      Object.defineProperty(this, name, {
+        value: isRecord(value) ? new JsonBody(value) : value,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    }
+  }
+}
+
 /** Vault's own "nothing here" (404 with a Vault body); a 404 page from a proxy is an outage. */
 const missing = (failure: VaultFailure) => failure.status === 404 && failure.understood;
 
@@ -205,10 +225,10 @@ export async function writeKv(
     accept: written,
     send: (options) =>
       address.version === 1
-        ? client.write(`${address.mount}/${encodePath(address.path)}`, data, options)
+        ? client.write(`${address.mount}/${encodePath(address.path)}`, new JsonBody(data), options)
         : client.write(
             `${address.mount}/data/${encodePath(address.path)}`,
-            cas === undefined ? { data } : { data, options: { cas } },
+            new JsonBody(cas === undefined ? { data } : { data, options: { cas } }),
             options,
           ),
   });
