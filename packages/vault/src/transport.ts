@@ -1,6 +1,7 @@
 import { type ClientRequest, Agent as HttpAgent, type AgentOptions as HttpAgentOptions } from 'node:http';
 import { Agent as HttpsAgent, type AgentOptions as HttpsAgentOptions } from 'node:https';
 import { createSecureContext } from 'node:tls';
+import { inspect } from 'node:util';
 import {
   isSecretError,
   ProviderUnavailableError,
@@ -275,6 +276,11 @@ function observe(
   sink: Map<string, number>,
   tokens: ReadonlyMap<string, string> | undefined,
 ): void {
+  // Client libraries print request options, which hold the agent; inspected deeply (`DEBUG_DEPTH`)
+  // its pooled sockets lead to earlier requests and the headers they wrote, tokens included.
+  Object.defineProperty(agent, inspect.custom, {
+    value: () => `${agent.constructor.name} { secret-provider vault agent }`,
+  });
   const target = agent as unknown as AgentWithAddRequest;
   const original = target.addRequest.bind(agent);
   target.addRequest = (req: ClientRequest, options: unknown) => {
