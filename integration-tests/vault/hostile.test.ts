@@ -21,7 +21,7 @@ afterEach(async () => {
 
 const PAGE = '<html><body>Please sign in to continue</body></html>';
 const TRUNCATED = '{"data":{"data":{"value":"hunter2-trunc';
-const answers: Record<string, Omit<FaultSpec, 'match'>> = {
+const answers = {
   'a 200 HTML page': { kind: 'status', status: 200, raw: PAGE, count: 5 },
   'truncated JSON (200)': {
     kind: 'status',
@@ -31,7 +31,7 @@ const answers: Record<string, Omit<FaultSpec, 'match'>> = {
     count: 5,
   },
   'a 404 HTML page': { kind: 'status', status: 404, raw: PAGE, count: 5 },
-};
+} satisfies Record<string, Omit<FaultSpec, 'match'>>;
 
 type Match = (request: { method: string; path: string }) => boolean;
 const on =
@@ -127,7 +127,7 @@ describe('answers that are not Vault responses are UNAVAILABLE', () => {
 });
 
 describe('background work reports answers it cannot understand as UNAVAILABLE', () => {
-  async function onClock(provider: Parameters<typeof setup>[0]['provider'] = () => ({})) {
+  async function onClock(provider: NonNullable<Parameters<typeof setup>[0]>['provider'] = () => ({})) {
     const clock = new ManualClock();
     const s = await setup({ clock, watch: false, provider });
     current = s;

@@ -1,7 +1,8 @@
 import { isSecretError, type RotatedEvent, type WarningEvent } from '@secret-provider/core';
+import { rejection } from '@secret-provider/testing';
 import { ManualClock, type VaultProviderOptions } from '@secret-provider/vault';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { rejection, type Setup, setup, trackUnhandledRejections } from './helpers.js';
+import { type Setup, setup, trackUnhandledRejections } from './helpers.js';
 
 trackUnhandledRejections({ beforeAll, afterAll });
 
