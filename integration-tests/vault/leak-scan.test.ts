@@ -58,7 +58,7 @@ describe('leak scan', () => {
       requestTimeoutMs: 200,
       retry: { retries: 1, baseDelayMs: 10 },
       staticRefresh: { intervals: { 'secret/app/*': 60 }, loopIntervalMs: 5_000 },
-      watch: { intervalMs: 5_000 },
+      pollInterval: 5_000,
       leases: { revokeGraceMs: 1_000 },
     });
     const errors: unknown[] = [];

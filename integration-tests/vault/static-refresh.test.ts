@@ -17,7 +17,7 @@ async function onClock(options: VaultProviderOptions = {}, watch = true) {
   const s = await setup({
     clock,
     watch,
-    provider: () => ({ random: () => 0.5, watch: { intervalMs: 3_600_000 }, ...options }),
+    provider: () => ({ random: () => 0.5, pollInterval: 3_600_000, ...options }),
   });
   current = s;
   s.double.kvPut('secret', 'app/a', { value: 'a1' });
