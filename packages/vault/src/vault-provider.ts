@@ -697,7 +697,7 @@ export class VaultProvider extends BaseProvider {
     return this.#list(context.prefix, context.recursive ?? this.#listRecursive, context.signal);
   }
 
-  protected override async startWatch(emit: EmitFunction): Promise<() => void> {
+  protected override async startWatch(emit: EmitFunction): Promise<() => Promise<void>> {
     for (const warning of this.#configWarnings) {
       emit('warning', {
         provider: this.name,
