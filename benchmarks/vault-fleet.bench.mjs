@@ -204,8 +204,11 @@ function lower(headers = {}) {
 // ---- runs -----------------------------------------------------------------------------------------
 
 const VaultState = await loadVaultState();
-const refresh = (jitter, spreadFirst) => () => ({
+const refresh = (jitter, spreadFirst) => (_clock, random) => ({
   staticRefresh: { intervals: { 'secret/**': TTL_S }, jitter, spreadFirst, loopIntervalMs: 10_000 },
+  // The provider's default cache sits in front; its random source is seeded too (its misses
+  // reach the refresh loop and reorder what it holds, so an unseeded cache makes runs differ).
+  cache: { random },
   // Watching only to count background error events: no prefixes to list, no polls in the hour.
   watch: { prefixes: [] },
   pollInterval: HOUR_MS * 10,
