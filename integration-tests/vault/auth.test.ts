@@ -3,9 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isSecretError, type WarningEvent } from '@secret-provider/core';
 import type { VaultDouble } from '@secret-provider/doubles/vault';
+import { rejection } from '@secret-provider/testing';
 import { ManualClock } from '@secret-provider/vault';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { rejection, type Setup, setup, trackUnhandledRejections } from './helpers.js';
+import { type Setup, setup, trackUnhandledRejections } from './helpers.js';
 
 trackUnhandledRejections({ beforeAll, afterAll });
 
@@ -155,6 +156,7 @@ describe('AppRole', () => {
       endpoint: s.double.url,
       auth: { method: 'approle', roleId, secretIdFile: file },
       env: {},
+      cache: false,
     });
     const { createEmitter } = await import('@secret-provider/core');
     const emitter = createEmitter();

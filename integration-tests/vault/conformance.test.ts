@@ -18,7 +18,7 @@ for (const version of [2, 1] as const) {
         auth: { method: 'token', token: double.rootToken },
         mounts: { [mount]: { version } },
         env: {},
-        watch: { intervalMs: 100 },
+        pollInterval: 100,
         retry: { baseDelayMs: 5, maxDelayMs: 50 },
       });
       const path = (key: string) => key.slice(mount.length + 1);

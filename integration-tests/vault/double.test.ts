@@ -1,5 +1,6 @@
 import { request as httpRequest } from 'node:http';
 import { VaultDouble } from '@secret-provider/doubles/vault';
+import { rejection } from '@secret-provider/testing';
 import nodeVault from 'node-vault';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
@@ -14,14 +15,7 @@ interface VaultFailure {
   code?: string;
 }
 
-async function failure(promise: Promise<unknown>): Promise<VaultFailure> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as VaultFailure;
-  }
-  throw new Error('expected a rejection');
-}
+const failure = async (promise: Promise<unknown>) => (await rejection(promise)) as VaultFailure;
 
 function rawRequest(
   url: string,

@@ -1,13 +1,8 @@
-import { inspect } from 'node:util';
-import { createEmitter, type SecretEvents } from '@secret-provider/core';
+// Vault-specific helpers; the shared ones (`rejection`, `waitFor`, `record`, `expectNoLeak`...)
+// come from @secret-provider/testing.
 import { VaultDouble, type VaultDoubleOptions } from '@secret-provider/doubles/vault';
+import { type Recorded, record } from '@secret-provider/testing';
 import { type ManualClock, VaultProvider, type VaultProviderOptions } from '@secret-provider/vault';
-
-/** One recorded event. */
-export interface Recorded {
-  readonly type: keyof SecretEvents;
-  readonly event: SecretEvents[keyof SecretEvents];
-}
 
 /** A double, a provider on it (token auth with the root token unless told), and their events. */
 export interface Setup {
@@ -33,15 +28,16 @@ export async function setup(
     endpoint: double.url,
     auth: { method: 'token', token: double.rootToken },
     env: {},
+    // These tests are about Vault's protocol: every get reaches the double unless a test turns
+    // the (default) cache on; the cache's own tests do.
+    cache: false,
     retry: { baseDelayMs: 5, maxDelayMs: 50 },
     ...(clock ? { clock } : {}),
     ...extra,
   });
-  const events: Recorded[] = [];
-  const emitter = createEmitter();
-  emitter.on('*', (type, event) => events.push({ type, event } as Recorded));
-  const handle = options.watch === false ? undefined : provider.watch(emitter);
-  await handle?.ready;
+  const recorded = options.watch === false ? undefined : await record(provider);
+  const events: Recorded[] = recorded?.events ?? [];
+  const handle = recorded?.handle;
   return {
     double,
     provider,
@@ -54,53 +50,6 @@ export async function setup(
       await double.close();
     },
   };
-}
-
-/** Polls `probe` (real time) until it returns something other than undefined. */
-export async function waitFor<T>(
-  probe: () => T | undefined | Promise<T | undefined>,
-  timeoutMs = 5_000,
-  what = 'condition',
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = await probe();
-    if (found !== undefined && found !== false) return found;
-    if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
-/** Awaits a promise that must reject and returns the error. */
-export async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection');
-}
-
-/** Every printable form of `thing`, for leak scans. */
-export function forms(thing: unknown): string[] {
-  const out = [inspect(thing, { depth: Number.POSITIVE_INFINITY, showHidden: true })];
-  try {
-    out.push(JSON.stringify(thing) ?? '');
-  } catch {
-    // circular: inspect covers it
-  }
-  if (thing instanceof Error) out.push(String(thing), thing.stack ?? '');
-  return out;
-}
-
-/** The needles (tokens, values) found in any printable form of `things`. */
-export function leaks(things: readonly unknown[], needles: readonly string[]): string[] {
-  const found = new Set<string>();
-  for (const thing of things) {
-    for (const form of forms(thing))
-      for (const needle of needles) if (needle !== '' && form.includes(needle)) found.add(needle);
-  }
-  return [...found];
 }
 
 /**

@@ -1,6 +1,7 @@
 import { isSecretError } from '@secret-provider/core';
+import { rejection } from '@secret-provider/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { rejection, type Setup, setup, trackUnhandledRejections } from './helpers.js';
+import { type Setup, setup, trackUnhandledRejections } from './helpers.js';
 
 trackUnhandledRejections({ beforeAll, afterAll });
 

@@ -4,10 +4,11 @@ import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { createEmitter, isSecretError, Secret } from '@secret-provider/core';
 import { VaultDouble } from '@secret-provider/doubles/vault';
+import { expectNoLeak, rejection } from '@secret-provider/testing';
 import { ManualClock, VaultProvider } from '@secret-provider/vault';
 import nodeVault from 'node-vault';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { leaks, rejection, settle, trackUnhandledRejections } from './helpers.js';
+import { settle, trackUnhandledRejections } from './helpers.js';
 
 trackUnhandledRejections({ beforeAll, afterAll });
 
@@ -57,7 +58,7 @@ describe('leak scan', () => {
       requestTimeoutMs: 200,
       retry: { retries: 1, baseDelayMs: 10 },
       staticRefresh: { intervals: { 'secret/app/*': 60 }, loopIntervalMs: 5_000 },
-      watch: { intervalMs: 5_000 },
+      pollInterval: 5_000,
       leases: { revokeGraceMs: 1_000 },
     });
     const errors: unknown[] = [];
@@ -139,11 +140,9 @@ describe('leak scan', () => {
     expect(errors.length).toBeGreaterThan(10);
     expect(events.length).toBeGreaterThan(10);
     expect(errors.every((e) => isSecretError(e))).toBe(true);
-    expect(leaks(errors, needles)).toEqual([]);
-    expect(leaks(events, needles)).toEqual([]);
-    expect(leaks([provider, provider.options, provider.stats(), provider.configWarnings], needles)).toEqual(
-      [],
-    );
+    expectNoLeak(errors, needles);
+    expectNoLeak(events, needles);
+    expectNoLeak([provider, provider.options, provider.stats(), provider.configWarnings], needles);
     // The run did exercise what it claims to: several codes, leases, re-logins.
     const codes = new Set(errors.map((e) => (e as { code: string }).code));
     expect(codes.size).toBeGreaterThanOrEqual(4);

@@ -1,7 +1,8 @@
 import { isSecretError } from '@secret-provider/core';
+import { rejection, waitFor } from '@secret-provider/testing';
 import { ManualClock } from '@secret-provider/vault';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { rejection, type Setup, settle, setup, waitFor } from './helpers.js';
+import { type Setup, settle, setup } from './helpers.js';
 
 const unhandled: unknown[] = [];
 const onUnhandled = (reason: unknown) => unhandled.push(reason);

@@ -1,7 +1,8 @@
 import { isSecretError, type RotatedEvent, type WarningEvent } from '@secret-provider/core';
+import { rejection } from '@secret-provider/testing';
 import { ManualClock, type VaultProviderOptions } from '@secret-provider/vault';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { rejection, type Setup, setup, trackUnhandledRejections } from './helpers.js';
+import { type Setup, setup, trackUnhandledRejections } from './helpers.js';
 
 trackUnhandledRejections({ beforeAll, afterAll });
 
@@ -16,7 +17,7 @@ async function onClock(options: VaultProviderOptions = {}, watch = true) {
   const s = await setup({
     clock,
     watch,
-    provider: () => ({ random: () => 0.5, watch: { intervalMs: 3_600_000 }, ...options }),
+    provider: () => ({ random: () => 0.5, pollInterval: 3_600_000, ...options }),
   });
   current = s;
   s.double.kvPut('secret', 'app/a', { value: 'a1' });

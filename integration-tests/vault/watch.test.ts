@@ -17,7 +17,7 @@ async function watched(options: VaultProviderOptions = {}, seed?: (s: Setup) => 
     clock,
     provider: (double) => {
       if (seed) seed({ double } as Setup);
-      return { random: () => 0.5, watch: { intervalMs: 10_000 }, ...options };
+      return { random: () => 0.5, pollInterval: 10_000, ...options };
     },
   });
   current = s;
@@ -74,7 +74,8 @@ describe('watch (KV v2 metadata polling)', () => {
 
   it('polls with jitter, only the configured prefixes, and keeps going after failures', async () => {
     const { s, clock } = await watched({
-      watch: { intervalMs: 10_000, prefixes: ['secret/app/'] },
+      pollInterval: 10_000,
+      watch: { prefixes: ['secret/app/'] },
       random: () => 0.5,
     });
     s.double.clearLog();
@@ -102,7 +103,7 @@ describe('watch (KV v2 metadata polling)', () => {
     const s = await setup({
       clock,
       double: { kv: { kv: { version: 1 } } },
-      provider: () => ({ mounts: { kv: { version: 1 } }, watch: { intervalMs: 10_000 } }),
+      provider: () => ({ mounts: { kv: { version: 1 } }, pollInterval: 10_000 }),
     });
     current = s;
     s.double.kvPut('kv', 'a', { value: '1' });

@@ -1,7 +1,7 @@
 // The adapter authors' entry: the base classes, the one poller, the one clock, the one cache
 // front end, the event hub and the helpers every adapter shares. Applications import
 // `@secret-provider/core`.
-export { type BackoffOptions, backoffDelay, parseRetryAfter, retryDelay } from './backoff.js';
+export { type BackoffOptions, backoffDelay, HoldOff, parseRetryAfter, retryDelay } from './backoff.js';
 export {
   BaseProvider,
   type BaseProviderOptions,

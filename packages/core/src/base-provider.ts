@@ -155,7 +155,10 @@ export abstract class BaseProvider implements SecretProvider {
   /** Removes a key; resolves `false` when it did not exist. Without it, `delete` is unsupported. */
   protected deleteSecret?(key: string, context: HookContext): Promise<boolean>;
 
-  /** Lists names. Without it, `keys` is unsupported. */
+  /**
+   * Lists names. Without it, `keys` is unsupported. The context holds every option the caller
+   * passed to `keys`, so an adapter may accept more than `prefix` (declare them on its `keys`).
+   */
   protected listKeys?(context: HookContext & { prefix?: string | undefined }): Promise<string[]>;
 
   /**
@@ -181,7 +184,14 @@ export abstract class BaseProvider implements SecretProvider {
    */
   protected startWatch?(emit: EmitFunction): Promise<() => Promise<void> | void>;
 
-  /** Releases the adapter's resources; called once by `close`. */
+  /**
+   * Work of `close` whose events watchers should still receive (revoking leases, a last flush);
+   * called once by `close`, before watches stop and before `onClose`. New operations are already
+   * refused with `ProviderClosedError`.
+   */
+  protected onClosing?(): Promise<void>;
+
+  /** Releases the adapter's resources; called once by `close`, after watches have stopped. */
   protected onClose?(): Promise<void>;
 
   /**
@@ -414,7 +424,7 @@ export abstract class BaseProvider implements SecretProvider {
     let names: string[];
     try {
       names = await raceSignal(
-        this.listKeys({ operation: 'keys', signal: options.signal, prefix: options.prefix }),
+        this.listKeys({ ...options, operation: 'keys', signal: options.signal, prefix: options.prefix }),
         options.signal,
       );
     } catch (error) {
@@ -446,7 +456,11 @@ export abstract class BaseProvider implements SecretProvider {
     if (this.#closing === undefined) {
       this.#closed = true;
       this.#closing = (async () => {
-        await this.#hub.close();
+        try {
+          await this.onClosing?.();
+        } finally {
+          await this.#hub.close();
+        }
         this.#cache?.clear();
         await this.onClose?.();
       })();

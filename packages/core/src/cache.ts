@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import { retryDelay } from './backoff.js';
+import { HoldOff } from './backoff.js';
 import { InvalidConfigError, isSecretError, type SecretError, SecretNotFoundError } from './errors.js';
 import { Secret, shareSecret } from './secret.js';
 import type { SecretMetadata } from './types.js';
@@ -21,6 +21,14 @@ export interface CacheOptions {
    */
   readonly jitter?: number | undefined;
   /**
+   * Draw the first TTL of an entry (a key loaded while none was held) from the whole TTL
+   * (`[0, 1] × ttl`) instead of shortening it by `jitter`: instances started together (a fleet
+   * restarted at once) then refresh each secret at different times from the first round on, instead
+   * of in step for hours. Later TTLs follow `jitter`.
+   * @default false
+   */
+  readonly spreadFirst?: boolean | undefined;
+  /**
    * After the TTL, serve the old value for this long while one background request refreshes it.
    * @default 0 (off)
    */
@@ -28,6 +36,9 @@ export interface CacheOptions {
   /**
    * When a refresh fails (anything but not-found), keep serving the last good value until it is
    * this old past its TTL; after that the error surfaces. Never past the secret's own expiry.
+   * While it serves a stale value the key is held off (not asked again) for the backend's
+   * `Retry-After` or a back-off; after a throttling (`RATE_LIMITED`) the keys held come back
+   * spread over one TTL, as the core `HoldOff` does.
    * @default 0 (off)
    */
   readonly staleIfError?: number | undefined;
@@ -145,13 +156,14 @@ export class SecretCache {
   readonly #lru: LRUCache<string, CacheEntry>;
   readonly #inflight = new Map<string, InFlight>();
   /**
-   * Keys whose last refresh failed while a last good value was served: until `until`, that value
-   * is served without asking the backend again, so an outage (or a 429) does not turn every read
-   * into a request, and recovery is not met by every reader at once.
+   * Keys whose last refresh failed while a last good value was served: until they may be tried
+   * again, that value is served without asking the backend, so an outage (or a 429) does not turn
+   * every read into a request, and recovery is not met by every reader at once.
    */
-  readonly #holdOff = new Map<string, { until: number; failures: number }>();
+  readonly #holdOff: HoldOff<string>;
   readonly #ttl: number;
   readonly #jitter: number;
+  readonly #spreadFirst: boolean;
   readonly #swr: number;
   readonly #staleIfError: number;
   readonly #negativeTtl: number;
@@ -178,6 +190,7 @@ export class SecretCache {
   ) {
     this.#ttl = nonNegative(options.ttl, 3_600_000, 'ttl');
     this.#jitter = Math.min(1, nonNegative(options.jitter, 0.1, 'jitter'));
+    this.#spreadFirst = options.spreadFirst === true;
     this.#swr = nonNegative(options.staleWhileRevalidate, 0, 'staleWhileRevalidate');
     this.#staleIfError = nonNegative(options.staleIfError, 0, 'staleIfError');
     this.#negativeTtl = nonNegative(options.negativeTtl, 5_000, 'negativeTtl');
@@ -187,6 +200,7 @@ export class SecretCache {
     this.#epoch = epoch;
     this.#now = () => clock() - epoch;
     this.#random = options.random ?? Math.random;
+    this.#holdOff = new HoldOff({ random: this.#random });
     this.#provider = provider;
     this.#onBackgroundError = onBackgroundError;
     const max = Math.max(1, Math.floor(nonNegative(options.max, 500, 'max')));
@@ -265,8 +279,8 @@ export class SecretCache {
         this.#refreshInBackground(cacheKey, key, load, entry);
         return secretOf(entry) as Secret<string>;
       }
-      const holdOff = this.#holdOff.get(cacheKey);
-      if (holdOff !== undefined && holdOff.until > now && this.#until(entry, this.#staleIfError) > now) {
+      const heldUntil = this.#holdOff.until(cacheKey);
+      if (heldUntil !== undefined && heldUntil > now && this.#until(entry, this.#staleIfError) > now) {
         this.#stats.staleServed++;
         return secretOf(entry) as Secret<string>;
       }
@@ -349,14 +363,15 @@ export class SecretCache {
         .then(load)
         .then(
           (loaded) => {
-            const entry = this.#entryFor(loaded);
-            this.#holdOff.delete(cacheKey);
+            const entry = this.#entryFor(loaded, previous === undefined);
+            this.#holdOff.succeed(cacheKey, this.#now());
             if (inflight.valid) this.#lru.set(cacheKey, entry);
             return entry;
           },
           (error: unknown) => {
             const now = this.#now();
             if (isSecretError(error, 'NOT_FOUND')) {
+              this.#holdOff.succeed(cacheKey, now);
               const negative = new CacheEntry(undefined, now + this.#negativeTtl, -1, now);
               if (inflight.valid) {
                 if (this.#negativeTtl > 0) this.#lru.set(cacheKey, negative);
@@ -371,11 +386,9 @@ export class SecretCache {
               this.#until(previous, this.#staleIfError) > now
             ) {
               this.#stats.staleServed++;
-              // Wait before asking again: as long as the backend said (spread at random, so that
-              // every key and instance told the same instant do not return in it), else back off.
-              const failures = (this.#holdOff.get(cacheKey)?.failures ?? 0) + 1;
-              const wait = retryDelay(failures, error, { random: this.#random });
-              this.#holdOff.set(cacheKey, { until: now + wait, failures });
+              // Wait before asking again (the backend's Retry-After or a back-off; after a
+              // throttling, spread over the shortest TTL so that a backlog does not return at once).
+              this.#holdOff.fail(cacheKey, error, now, this.#ttl * (1 - this.#jitter));
               return previous;
             }
             this.#holdOff.delete(cacheKey);
@@ -390,9 +403,10 @@ export class SecretCache {
     return inflight;
   }
 
-  #entryFor(loaded: LoadedSecret): CacheEntry {
+  #entryFor(loaded: LoadedSecret, first: boolean): CacheEntry {
     const now = this.#now();
-    let fresh = Math.round(now + this.#ttl * (1 - this.#jitter * this.#random()));
+    const share = first && this.#spreadFirst ? this.#random() : 1 - this.#jitter * this.#random();
+    let fresh = Math.round(now + this.#ttl * share);
     let hard = -1;
     const expiry = expiryOf(loaded.metadata);
     if (expiry !== undefined) {

@@ -7,10 +7,10 @@ import {
   type SecretError,
   type SecretOperation,
 } from '@secret-provider/core';
-import type { Clock, Timer } from '@secret-provider/core/adapter';
-import { isInvalidToken } from './errors.js';
+import { backoffDelay, type Clock, type Timer } from '@secret-provider/core/adapter';
+import { isInvalidToken, isRecord } from './errors.js';
 import type { Credential, NodeVaultClient, VaultAuthOptions } from './options.js';
-import type { AuthSession, RequestOptions, SessionSource, VaultTransport } from './transport.js';
+import type { AuthSession, SessionSource, VaultTransport } from './transport.js';
 
 /** Default file of a Kubernetes service-account token. */
 export const DEFAULT_KUBERNETES_JWT_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/token';
@@ -176,11 +176,8 @@ export class AuthManager implements SessionSource {
           }
           const count = (this.#loginFailure?.count ?? 0) + 1;
           // Refusing logins for a while keeps a fleet with bad credentials from hammering Vault.
-          this.#loginFailure = {
-            error: mapped,
-            count,
-            until: this.#config.clock.now() + Math.min(60_000, 1_000 * 2 ** (count - 1)),
-          };
+          const wait = backoffDelay(count, { base: 1_000, max: 60_000, random: this.#config.random });
+          this.#loginFailure = { error: mapped, count, until: this.#config.clock.now() + wait };
           throw mapped;
         },
       )
@@ -196,13 +193,13 @@ export class AuthManager implements SessionSource {
     this.logins++;
     if (auth.method === 'token') {
       const token = await this.#tokenValue();
-      const body =
-        (await transport.call<LookupBody>({
-          operation: 'auth',
-          authenticated: false,
-          send: (options) =>
-            client.tokenLookupSelf({ requestOptions: withToken(options, token) }) as Promise<LookupBody>,
-        })) ?? {};
+      const body = await transport.call<LookupBody>({
+        operation: 'auth',
+        authenticated: false,
+        token,
+        send: (options) => client.tokenLookupSelf({ requestOptions: options }) as Promise<LookupBody>,
+        accept: (answer) => isRecord(answer) && isRecord(answer.data),
+      });
       const ttl = typeof body.data?.ttl === 'number' ? body.data.ttl * 1000 : 0;
       const renewable = body.data?.renewable === true;
       // Renewals ask for the token's period or creation TTL, not what happened to be left at lookup.
@@ -213,6 +210,7 @@ export class AuthManager implements SessionSource {
     const body = await transport.call<LoginBody>({
       operation: 'auth',
       authenticated: false,
+      accept: (answer) => isRecord(answer) && isRecord(answer.auth),
       send: async (options) => {
         if (auth.method === 'approle') {
           const secretId =
@@ -325,12 +323,14 @@ export class AuthManager implements SessionSource {
       const body = await transport.call<LoginBody | null>({
         operation: 'auth',
         authenticated: false,
+        token: session.token,
         retries: 0,
         send: (options) =>
           client.tokenRenewSelf({
             increment: Math.max(1, Math.round(session.ttlMs / 1000)),
-            requestOptions: withToken(options, session.token),
+            requestOptions: options,
           }) as Promise<LoginBody>,
+        accept: (answer) => isRecord(answer) && isRecord(answer.auth),
         onFailure: (failure) => {
           if (isInvalidToken(failure)) invalid = true;
           else if (
@@ -371,7 +371,7 @@ export class AuthManager implements SessionSource {
       if (this.#closed || session !== this.#current) return;
       this.#reportError(error);
       const remaining = session.expiresAt - clock.now();
-      const retryIn = Math.min(transport.backoff(2), remaining / 4);
+      const retryIn = Math.min(transport.retryDelay(3), remaining / 4);
       if (remaining > 2_000 && retryIn > 0) this.#timer = clock.setTimer(() => this.#renew(session), retryIn);
       else if (this.#config.auth.method !== 'token')
         this.#timer = clock.setTimer(() => this.#relogin(session), 0);
@@ -389,7 +389,7 @@ export class AuthManager implements SessionSource {
       if (remaining > 0) {
         this.#timer = this.#config.clock.setTimer(
           () => this.#relogin(session),
-          Math.max(500, Math.min(this.#config.transport.backoff(3), remaining / 4)),
+          Math.max(500, Math.min(this.#config.transport.retryDelay(4), remaining / 4)),
         );
       }
     }
@@ -398,10 +398,6 @@ export class AuthManager implements SessionSource {
   #reportError(error: unknown): void {
     this.#config.error(isSecretError(error) ? error : this.#config.transport.map(error, 'auth'));
   }
-}
-
-function withToken(options: RequestOptions, token: string): RequestOptions {
-  return { ...options, headers: { ...options.headers, 'X-Vault-Token': token } };
 }
 
 async function readCredentialFile(path: string, what: string, provider: string): Promise<string> {

@@ -10,7 +10,20 @@ import {
   SecretTimeoutError,
   UnsupportedOperationError,
 } from '@secret-provider/core';
-import { sanitizeCause } from '@secret-provider/core/adapter';
+import { parseRetryAfter, sanitizeCause } from '@secret-provider/core/adapter';
+
+/** Core's `Retry-After` parser, re-exported under the name this package always had. */
+export { parseRetryAfter };
+
+/** A JSON object as Vault sends them (not an array, not a string such as an HTML page). */
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** An answer with no content (a 204, or an empty 200). */
+export function isEmptyBody(value: unknown): boolean {
+  return value === undefined || value === null || value === '';
+}
 
 /**
  * What the provider learned from a failed request, read from node-vault's errors without
@@ -31,6 +44,12 @@ export interface VaultFailure {
   readonly kind: 'http' | 'network' | 'timeout' | 'tls' | 'validation' | 'unknown';
   /** From `Retry-After`, when the response had one. */
   readonly retryAfterMs: number | undefined;
+  /**
+   * Whether the body is a Vault answer: a JSON object (for a 404: with `errors`, or with `data`
+   * as KV v2 sends for deleted versions). A proxy's HTML page or truncated JSON is not, and is
+   * mapped to `UNAVAILABLE` (a 404 page is never "not found").
+   */
+  readonly understood: boolean;
 }
 
 const TIMEOUT_CODES = new Set([
@@ -71,9 +90,8 @@ export function describeFailure(error: unknown, retryAfterMs?: number): VaultFai
         : undefined;
   const code = typeof fields.code === 'string' ? fields.code : undefined;
   if (status !== undefined) {
-    const body = (
-      typeof response?.body === 'object' && response.body !== null ? response.body : {}
-    ) as Record<string, unknown>;
+    const raw = response?.body;
+    const body = isRecord(raw) ? raw : {};
     const retryAfter = retryAfterMs ?? parseRetryAfter(headerValue(response?.headers, 'retry-after'));
     return {
       status,
@@ -83,9 +101,19 @@ export function describeFailure(error: unknown, retryAfterMs?: number): VaultFai
       networkCode: undefined,
       kind: 'http',
       retryAfterMs: retryAfter,
+      // Any JSON object is Vault's (or at least JSON); a 404 must look like Vault's own to mean
+      // "not found": `errors`, or `data` as KV v2 sends for deleted versions.
+      understood: isRecord(raw) && (status !== 404 || Array.isArray(raw.errors) || isRecord(raw.data)),
     };
   }
-  const base = { status: undefined, errors: [], warnings: [], data: undefined, retryAfterMs: undefined };
+  const base = {
+    status: undefined,
+    errors: [],
+    warnings: [],
+    data: undefined,
+    retryAfterMs: undefined,
+    understood: false,
+  };
   if (code !== undefined) {
     if (TIMEOUT_CODES.has(code)) return { ...base, networkCode: code, kind: 'timeout' };
     if (isTlsCode(code)) return { ...base, networkCode: code, kind: 'tls' };
@@ -111,14 +139,6 @@ function headerValue(headers: unknown, name: string): string | undefined {
     if (key.toLowerCase() === name) return Array.isArray(value) ? String(value[0]) : String(value);
   }
   return undefined;
-}
-
-/** `Retry-After` as ms: delay-seconds or an HTTP date. */
-export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
-  if (value === undefined || value.trim() === '') return undefined;
-  if (/^\d+(\.\d+)?$/.test(value.trim())) return Math.round(Number(value) * 1000);
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
 /**
@@ -224,6 +244,11 @@ export function mapFailure(error: unknown, failure: VaultFailure, context: MapCo
   const message = (text: string) => `${text}: ${what(context)}${answered === '' ? '' : `: ${answered}`}`;
 
   if (status !== undefined) {
+    // An answer that is not Vault's (a proxy's page, truncated JSON) is an outage, whatever its
+    // status claims, except where the status alone is meaningful (auth, throttling, 5xx).
+    if (!failure.understood && status !== 401 && status !== 403 && status !== 429 && status < 500) {
+      return new ProviderUnavailableError(details, message('Vault unavailable: not a Vault response'));
+    }
     if (status === 404) return new SecretNotFoundError(details, message('secret not found'));
     if (status === 401 || status === 403) {
       const reason = isInvalidToken(failure) ? 'the Vault token is invalid or expired' : 'access denied';

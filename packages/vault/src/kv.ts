@@ -1,6 +1,7 @@
 import type { SecretOperation } from '@secret-provider/core';
 import { fingerprint } from '@secret-provider/core/adapter';
 import { encodePath, type KvAddress, type ListStart } from './addressing.js';
+import { isEmptyBody, isRecord, type VaultFailure } from './errors.js';
 import type { NodeVaultClient } from './options.js';
 import type { VaultTransport } from './transport.js';
 
@@ -53,11 +54,42 @@ function date(value: unknown): Date | undefined {
 }
 
 function tags(value: unknown): Record<string, string> | undefined {
-  if (typeof value !== 'object' || value === null) return undefined;
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(value)) if (typeof v === 'string') out[k] = v;
-  return out;
+  if (!isRecord(value)) return undefined;
+  // fromEntries defines own properties: a tag named `__proto__` is kept as a tag.
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => typeof v === 'string')) as Record<
+    string,
+    string
+  >;
 }
+
+/**
+ * A request body with the given fields as its own properties, whatever their names. axios
+ * deep-copies plain-object bodies and drops keys named `__proto__`, `constructor` and
+ * `prototype` on the way (at every depth): a field of that name would be lost, silently, and so
+ * would another client's field of that name when a field next to it is written. An instance of
+ * this class is not a plain object, so axios serializes it as it is.
+ */
+class JsonBody {
+  constructor(fields: Readonly<Record<string, unknown>>) {
+    for (const [name, value] of Object.entries(fields)) {
+      Object.defineProperty(this, name, {
+        value: isRecord(value) ? new JsonBody(value) : value,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    }
+  }
+}
+
+/** Vault's own "nothing here" (404 with a Vault body); a 404 page from a proxy is an outage. */
+const missing = (failure: VaultFailure) => failure.status === 404 && failure.understood;
+
+/** A read's answer: a JSON object whose `data` is an object. */
+const hasData = (body: unknown) => isRecord(body) && isRecord(body.data);
+
+/** A write's or delete's answer: nothing (204) or a JSON object. */
+const written = (body: unknown) => isEmptyBody(body) || isRecord(body);
 
 /** Fingerprint of a KV v1 secret's fields, independent of key order. */
 export function dataFingerprint(data: Readonly<Record<string, unknown>>): string {
@@ -95,10 +127,10 @@ export async function readKv(
         client.read(`${address.mount}/${encodePath(address.path)}`, options) as Promise<{
           data?: Record<string, unknown>;
         }>,
-      onFailure: (failure) => (failure.status === 404 ? NOT_FOUND : undefined),
+      accept: hasData,
+      onFailure: (failure) => (missing(failure) ? NOT_FOUND : undefined),
     });
-    if (body === NOT_FOUND || typeof body?.data !== 'object' || body.data === null)
-      return { read: undefined, currentVersion: 0 };
+    if (body === NOT_FOUND || !isRecord(body?.data)) return { read: undefined, currentVersion: 0 };
     return { read: { data: body.data, version: dataFingerprint(body.data) }, currentVersion: 0 };
   }
   let deletedBody: V2DataBody | undefined;
@@ -110,8 +142,16 @@ export async function readKv(
         `${address.mount}/data/${encodePath(address.path)}${query}`,
         options,
       ) as Promise<V2DataBody>,
+    // A 200 holds the fields and their metadata (or, from older Vaults, no fields and the
+    // metadata of a deleted version); anything else is not understood, never "not found".
+    accept: (answer) => {
+      if (!hasData(answer)) return false;
+      const { data, metadata } = (answer as V2DataBody).data ?? {};
+      if (!isRecord(metadata)) return false;
+      return isRecord(data) || (data === null && (metadata.destroyed === true || !!metadata.deletion_time));
+    },
     onFailure: (failure) => {
-      if (failure.status !== 404) return undefined;
+      if (!missing(failure)) return undefined;
       deletedBody = (failure.data === undefined ? {} : { data: failure.data }) as V2DataBody;
       return NOT_FOUND;
     },
@@ -150,15 +190,17 @@ export async function readKvMetadata(
       client.read(`${address.mount}/metadata/${encodePath(address.path)}`, options) as Promise<{
         data?: Record<string, unknown>;
       }>,
-    onFailure: (failure) => (failure.status === 404 ? NOT_FOUND : undefined),
+    accept: hasData,
+    onFailure: (failure) => (missing(failure) ? NOT_FOUND : undefined),
   });
-  if (body === NOT_FOUND || typeof body?.data !== 'object' || body.data === null) return undefined;
+  if (body === NOT_FOUND || !isRecord(body?.data)) return undefined;
   const meta = body.data;
   const current = typeof meta.current_version === 'number' ? meta.current_version : 0;
-  const versions = (
-    typeof meta.versions === 'object' && meta.versions !== null ? meta.versions : {}
-  ) as Record<string, { created_time?: string; deletion_time?: string; destroyed?: boolean }>;
-  const entry = versions[String(current)];
+  const versions = (isRecord(meta.versions) ? meta.versions : {}) as Record<
+    string,
+    { created_time?: string; deletion_time?: string; destroyed?: boolean }
+  >;
+  const entry = Object.hasOwn(versions, String(current)) ? versions[String(current)] : undefined;
   return {
     currentVersion: current,
     currentReadable: entry !== undefined && !entry.destroyed && (entry.deletion_time ?? '') === '',
@@ -180,12 +222,13 @@ export async function writeKv(
     ...base(call, 'set', address.key),
     // A write that may have reached Vault is not sent again: it could land twice.
     idempotent: false,
+    accept: written,
     send: (options) =>
       address.version === 1
-        ? client.write(`${address.mount}/${encodePath(address.path)}`, data, options)
+        ? client.write(`${address.mount}/${encodePath(address.path)}`, new JsonBody(data), options)
         : client.write(
             `${address.mount}/data/${encodePath(address.path)}`,
-            cas === undefined ? { data } : { data, options: { cas } },
+            new JsonBody(cas === undefined ? { data } : { data, options: { cas } }),
             options,
           ),
   });
@@ -200,6 +243,7 @@ export async function deleteKv(call: Call, address: KvAddress, mode: 'latest' | 
       : `${address.mount}/${mode === 'all' ? 'metadata' : 'data'}/${encodePath(address.path)}`;
   await transport.call({
     ...base(call, 'delete', address.key),
+    accept: written,
     send: (options) => client.delete(path, options),
   });
 }
@@ -218,7 +262,8 @@ export async function listFolder(
   const body = await transport.call<{ data?: { keys?: unknown } } | null>({
     ...base(call, operation, `${start.mount}/${start.folder}`),
     send: (options) => client.list(path, options) as Promise<{ data?: { keys?: unknown } }>,
-    onFailure: (failure) => (failure.status === 404 ? NOT_FOUND : undefined),
+    accept: (answer) => hasData(answer) && Array.isArray((answer as { data: { keys?: unknown } }).data.keys),
+    onFailure: (failure) => (missing(failure) ? NOT_FOUND : undefined),
   });
   if (body === NOT_FOUND) return [];
   const keys = body?.data?.keys;

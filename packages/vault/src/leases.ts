@@ -1,7 +1,7 @@
 import { isSecretError, type SecretError, type SecretEvents } from '@secret-provider/core';
 import type { Clock, Timer } from '@secret-provider/core/adapter';
 import { encodePath } from './addressing.js';
-import { isLeaseGone } from './errors.js';
+import { isEmptyBody, isLeaseGone, isRecord } from './errors.js';
 import type { NodeVaultClient } from './options.js';
 import type { AuthSession, VaultTransport } from './transport.js';
 
@@ -170,11 +170,9 @@ export class LeaseManager {
         usedSession = session;
         return client.read(encodePath(path), options) as Promise<ReadBody>;
       },
+      accept: (answer) => isRecord(answer) && isRecord(answer.data),
     });
-    const data = (typeof body?.data === 'object' && body.data !== null ? body.data : {}) as Record<
-      string,
-      unknown
-    >;
+    const data = body.data as Record<string, unknown>;
     const leaseId = typeof body?.lease_id === 'string' ? body.lease_id : '';
     const duration = typeof body?.lease_duration === 'number' ? body.lease_duration * 1000 : 0;
     if (leaseId === '' || duration <= 0) return { data, lease: undefined };
@@ -255,6 +253,7 @@ export class LeaseManager {
             increment: Math.max(1, Math.round(lease.requestedMs / 1000)),
             requestOptions: options,
           }) as Promise<ReadBody>,
+        accept: (answer) => isRecord(answer) && typeof answer.lease_duration === 'number',
         onFailure: (failure) => (isLeaseGone(failure) ? GONE : undefined),
       });
     } catch (error) {
@@ -262,8 +261,7 @@ export class LeaseManager {
       lease.failures++;
       this.#reportError(error, lease.path);
       const left = this.hardEnd(lease) - clock.now();
-      const retryAfter = isSecretError(error) ? error.retryAfterMs : undefined;
-      const wait = Math.max(retryAfter ?? 0, transport.backoff(Math.min(lease.failures, 6)));
+      const wait = transport.retryDelay(Math.min(lease.failures, 6) + 1, error);
       // Near the end, stop trying to renew and get a new credential while the old one still works.
       const threshold = Math.max(
         (lease.durationMs * (1 - this.#config.renewFraction)) / 2,
@@ -312,8 +310,7 @@ export class LeaseManager {
       this.#reportError(error, lease.path);
       const clock = this.#config.clock;
       const left = this.hardEnd(lease) - clock.now();
-      const retryAfter = isSecretError(error) ? error.retryAfterMs : undefined;
-      const wait = Math.max(retryAfter ?? 0, this.#config.transport.backoff(Math.min(lease.failures, 6)));
+      const wait = this.#config.transport.retryDelay(Math.min(lease.failures, 6) + 1, error);
       // Keep trying while the old lease lasts; after that `read` fetches inline.
       if (left > 0) this.#rotateSoon(lease, Math.min(wait, Math.max(left / 2, 100)));
     }
@@ -362,6 +359,7 @@ export class LeaseManager {
         key: lease.path,
         retries: 0,
         send: (options) => client.revoke({ lease_id: lease.leaseId, requestOptions: options }),
+        accept: (answer) => isEmptyBody(answer) || isRecord(answer),
         onFailure: (failure) => (isLeaseGone(failure) ? true : undefined),
       });
       lease.revoked = true;

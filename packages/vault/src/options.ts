@@ -126,16 +126,16 @@ export interface VaultStaticRefreshOptions {
   readonly maxTracked?: number | undefined;
 }
 
-/** Polling watch of KV metadata. */
+/** Polling watch of KV metadata (how often: the `pollInterval` and `pollJitter` options). */
 export interface VaultWatchOptions {
   /**
    * Key prefixes whose secrets are listed and watched (recursively), e.g. `['secret/app/']`.
    * Secrets read through the provider are watched too. @default every configured KV mount
    */
   readonly prefixes?: readonly string[] | undefined;
-  /** Time between polls in ms. @default the `pollInterval` option, 30_000 */
+  /** @deprecated Use the `pollInterval` option (which wins when both are given). */
   readonly intervalMs?: number | undefined;
-  /** Fraction of the interval removed at random from each wait. @default 0.1 */
+  /** @deprecated Use the `pollJitter` option (which wins when both are given). */
   readonly jitter?: number | undefined;
   /** Metadata reads in flight at once during a poll. @default 4 */
   readonly concurrency?: number | undefined;
@@ -159,7 +159,12 @@ export interface NodeVaultClient {
   health(options?: object): Promise<unknown>;
 }
 
-/** Options of {@link VaultProvider}. */
+/**
+ * Options of {@link VaultProvider}. Of the base options: `cache` is on by default (core's cache
+ * defaults plus `spreadFirst: true`; `false` turns it off), `pollInterval` (default 30_000 ms) and
+ * `pollJitter` (0.1) time the watch, and `capabilities` can switch `write`/`delete`/`list`/`watch`
+ * off for one instance.
+ */
 export interface VaultProviderOptions extends Partial<BaseProviderOptions> {
   /** Vault's address. @default `VAULT_ADDR`, else 'https://127.0.0.1:8200' */
   readonly endpoint?: string | undefined;

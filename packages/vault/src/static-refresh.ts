@@ -1,5 +1,5 @@
 import { isSecretError, type SecretError } from '@secret-provider/core';
-import type { Clock, Timer } from '@secret-provider/core/adapter';
+import { type Clock, HoldOff, type Timer } from '@secret-provider/core/adapter';
 import { compilePattern, type KvAddress } from './addressing.js';
 import type { KvRead } from './kv.js';
 
@@ -82,7 +82,6 @@ export interface StaticRefresherConfig {
   /** Reports what a re-read saw (the provider compares versions and emits). */
   readonly seen: (address: KvAddress, read: KvRead | undefined) => void;
   readonly failed: (error: SecretError, key: string) => void;
-  readonly backoff: (attempt: number) => number;
   readonly mapError: (error: unknown, key: string) => SecretError;
   /** How long Vault asked to hold off (429); the loop sends nothing until then. */
   readonly heldBackFor: () => number;
@@ -92,8 +91,8 @@ interface Tracked {
   readonly address: KvAddress;
   read: KvRead;
   readonly intervalMs: number;
+  /** The next re-read, unless the hold-off says later (after a failure). */
   nextAt: number;
-  failures: number;
   refreshing: Promise<boolean> | undefined;
 }
 
@@ -112,19 +111,21 @@ export interface RefreshReport {
  * its first read and re-read in the background when its interval is up, by one loop that wakes
  * every `loopIntervalMs`. Intervals are drawn from `interval * (1 ± jitter)` so that the mean is
  * the interval, and the first one from `[0.1, 1.1] * interval` so that instances started
- * together spread out. A failed re-read keeps the last value, reports an error event and tries
- * again after a back-off (or the server's `Retry-After`).
+ * together spread out. A failed re-read keeps the last value, reports an error event and is held
+ * off by core's {@link HoldOff} (the cache's hold-off): a back-off or the server's `Retry-After`,
+ * and after a throttling the backlog comes back spread over one interval.
  */
 export class StaticRefresher {
   readonly #config: StaticRefresherConfig;
   readonly #tracked = new Map<string, Tracked>();
+  /** Background re-reads back off further than requests do: a fleet must not hammer a struggling Vault. */
+  readonly #holdOff: HoldOff<string>;
   #timer: Timer | undefined;
   #closed = false;
-  /** The last re-read was throttled: the next one is a lone probe. */
-  #throttled = false;
 
   constructor(config: StaticRefresherConfig) {
     this.#config = config;
+    this.#holdOff = new HoldOff({ base: 1_000, max: 60_000, random: config.random });
   }
 
   get size(): number {
@@ -168,20 +169,19 @@ export class StaticRefresher {
       read,
       intervalMs,
       nextAt: clock.now() + first,
-      failures: 0,
       refreshing: undefined,
     });
     while (this.#tracked.size > this.#config.maxTracked) {
       const oldest = this.#tracked.keys().next().value;
       if (oldest === undefined) break;
-      this.#tracked.delete(oldest);
+      this.#forget(oldest);
     }
     this.#ensureLoop();
   }
 
   /** Forgets a secret (written, deleted, or changed as seen elsewhere); its next read goes to Vault. */
   invalidate(base: string): void {
-    this.#tracked.delete(base);
+    this.#forget(base);
   }
 
   /** Re-reads every held secret now. */
@@ -215,6 +215,17 @@ export class StaticRefresher {
     this.#timer?.cancel();
     this.#timer = undefined;
     this.#tracked.clear();
+    this.#holdOff.clear();
+  }
+
+  #forget(base: string): void {
+    this.#tracked.delete(base);
+    this.#holdOff.delete(base);
+  }
+
+  /** When `entry` is to be re-read next: its schedule, or later while it is held off. */
+  #dueAt(entry: Tracked): number {
+    return this.#holdOff.until(entry.address.base) ?? entry.nextAt;
   }
 
   #next(intervalMs: number): number {
@@ -232,25 +243,22 @@ export class StaticRefresher {
     this.#timer = undefined;
     if (this.#closed) return;
     const now = this.#config.clock.now();
-    const due = [...this.#tracked.values()].filter((e) => e.nextAt <= now && e.refreshing === undefined);
-    // While Vault throttles this client, send nothing; after it, one re-read probes first, and
-    // the backlog is spread over the next interval instead of arriving all at once (a fleet
-    // coming out of throttling together would otherwise be throttled again).
+    const isDue = (e: Tracked) => this.#dueAt(e) <= now && e.refreshing === undefined;
+    const due = [...this.#tracked.values()].filter(isDue);
+    // While Vault holds this client off, send nothing. After a throttling, re-reads go one at a
+    // time: the first is a probe, and if it is throttled too the others join the backlog without
+    // a request (the transport answers for Vault); once one succeeds the hold-off spreads the
+    // backlog over an interval.
     if (due.length > 0 && this.#config.heldBackFor() === 0) {
-      let rest = due;
-      if (this.#throttled) {
-        const [probe, ...others] = due as [Tracked, ...Tracked[]];
-        await this.#refresh(probe, false).catch(() => false);
-        if (!this.#throttled) {
-          for (const entry of others) entry.nextAt = now + entry.intervalMs * this.#config.random();
+      if (this.#holdOff.throttled) {
+        for (const entry of due) if (isDue(entry)) await this.#refresh(entry, false).catch(() => false);
+      } else {
+        for (let i = 0; i < due.length; i += 4) {
+          await Promise.all(
+            due.slice(i, i + 4).map((entry) => this.#refresh(entry, false).catch(() => false)),
+          );
+          if (this.#config.heldBackFor() > 0) break;
         }
-        rest = [];
-      }
-      for (let i = 0; i < rest.length; i += 4) {
-        await Promise.all(
-          rest.slice(i, i + 4).map((entry) => this.#refresh(entry, false).catch(() => false)),
-        );
-        if (this.#config.heldBackFor() > 0) break;
       }
     }
     if (this.#tracked.size > 0) this.#ensureLoop();
@@ -260,28 +268,28 @@ export class StaticRefresher {
   #refresh(entry: Tracked, rethrow: boolean): Promise<boolean> {
     if (entry.refreshing !== undefined) return entry.refreshing;
     const run = async (): Promise<boolean> => {
-      const { clock, read, seen, failed, backoff } = this.#config;
+      const { clock, read, seen, failed } = this.#config;
+      const base = entry.address.base;
       try {
         const result = await read(entry.address);
-        if (this.#tracked.get(entry.address.base) !== entry) return false;
+        if (this.#tracked.get(base) !== entry) return false;
+        this.#holdOff.succeed(base, clock.now());
         if (result === undefined) {
-          this.#tracked.delete(entry.address.base);
+          this.#forget(base);
           seen(entry.address, undefined);
           return false;
         }
         entry.read = result;
-        entry.failures = 0;
-        this.#throttled = false;
         entry.nextAt = clock.now() + this.#next(entry.intervalMs);
         seen(entry.address, result);
         return true;
       } catch (error) {
-        const mapped = this.#config.mapError(error, entry.address.base);
-        if (mapped.code === 'RATE_LIMITED') this.#throttled = true;
-        entry.failures++;
-        const wait = Math.max(mapped.retryAfterMs ?? 0, backoff(Math.min(entry.failures, 8)));
-        entry.nextAt = clock.now() + Math.min(wait, entry.intervalMs);
-        if (!rethrow) failed(mapped, entry.address.base);
+        const mapped = this.#config.mapError(error, base);
+        // The hold-off's window is the shortest interval: a backlog spread over it is re-read
+        // before the first of its re-reads comes back.
+        const window = entry.intervalMs * (1 - this.#config.jitter);
+        if (this.#tracked.get(base) === entry) this.#holdOff.fail(base, mapped, clock.now(), window);
+        if (!rethrow) failed(mapped, base);
         if (rethrow || !isSecretError(mapped)) throw mapped;
         return true;
       }

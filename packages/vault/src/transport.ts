@@ -1,20 +1,16 @@
 import { type ClientRequest, Agent as HttpAgent, type AgentOptions as HttpAgentOptions } from 'node:http';
 import { Agent as HttpsAgent, type AgentOptions as HttpsAgentOptions } from 'node:https';
+import { createSecureContext } from 'node:tls';
+import { inspect } from 'node:util';
 import {
   isSecretError,
+  ProviderUnavailableError,
   RateLimitedError,
   type SecretError,
   type SecretOperation,
 } from '@secret-provider/core';
-import { type Clock, raceSignal, sleep } from '@secret-provider/core/adapter';
-import {
-  describeFailure,
-  isInvalidToken,
-  isRetryable,
-  mapFailure,
-  parseRetryAfter,
-  type VaultFailure,
-} from './errors.js';
+import { type Clock, parseRetryAfter, raceSignal, retryDelay, sleep } from '@secret-provider/core/adapter';
+import { describeFailure, isInvalidToken, isRetryable, mapFailure, type VaultFailure } from './errors.js';
 import type { NodeVaultClient } from './options.js';
 
 /** What the provider passes node-vault for one request (merged into axios' request config). */
@@ -55,6 +51,14 @@ export interface CallSpec<T> {
   readonly send: (options: RequestOptions, session: AuthSession | undefined) => Promise<T>;
   /** Send the session's token. @default true */
   readonly authenticated?: boolean | undefined;
+  /** A token to send instead of the session's (token lookup and renewal). */
+  readonly token?: string | undefined;
+  /**
+   * Whether a successful answer is one the caller understands (the shape of a Vault response).
+   * One that is not (a proxy's HTML page, truncated JSON) rejects with `UNAVAILABLE`, never
+   * passes as "nothing there". @default any answer
+   */
+  readonly accept?: ((body: unknown) => boolean) | undefined;
   /** Retries allowed (background work passes 0 and reschedules itself). @default the configured retries */
   readonly retries?: number | undefined;
   /** Whether a request that may have reached Vault can be sent again. @default true */
@@ -80,6 +84,13 @@ export interface TransportConfig {
   readonly agents: { http?: HttpAgent | undefined; https?: HttpsAgent | undefined };
   /** Filled by the agents: correlation id -> Retry-After (ms) of its response. */
   readonly retryAfter: Map<string, number>;
+  /**
+   * Read by the agents: correlation id -> token of a request in flight. When set, tokens are
+   * added to requests by the agents, so they never sit in the request options that client
+   * libraries print when debugging (follow-redirects under `DEBUG`, Node's `NODE_DEBUG=http`).
+   * Without it (a client the provider did not create), tokens go in the request headers.
+   */
+  readonly tokens?: Map<string, string> | undefined;
 }
 
 /**
@@ -109,11 +120,13 @@ export class VaultTransport {
     this.#sessions = source;
   }
 
-  /** Back-off before attempt `attempt + 1`: exponential from the base, half of it random. */
-  backoff(attempt: number): number {
+  /**
+   * The wait after the `failures`-th consecutive failure (core's back-off, from `baseDelayMs`
+   * doubling to `maxDelayMs`, the upper half random), or exactly the `Retry-After` of `error`.
+   */
+  retryDelay(failures: number, error?: unknown): number {
     const { baseDelayMs, maxDelayMs, random } = this.#config;
-    const ceiling = Math.min(maxDelayMs, baseDelayMs * 2 ** attempt);
-    return ceiling / 2 + (ceiling / 2) * random();
+    return retryDelay(failures, error, { base: baseDelayMs, max: maxDelayMs, random, retryAfterSpread: 0 });
   }
 
   /**
@@ -162,7 +175,11 @@ export class VaultTransport {
         [config.correlationHeader]: correlationId,
         'X-Vault-Request': 'true',
       };
-      if (session !== undefined && session.token !== '') headers['X-Vault-Token'] = session.token;
+      const token = spec.token ?? session?.token;
+      if (token !== undefined && token !== '') {
+        if (config.tokens !== undefined) config.tokens.set(correlationId, token);
+        else headers['X-Vault-Token'] = token;
+      }
       const options: RequestOptions = {
         headers,
         timeout: config.timeoutMs,
@@ -175,6 +192,7 @@ export class VaultTransport {
       try {
         const result = await raceSignal(this.#send(spec, options, session), spec.signal);
         this.#consecutiveThrottles = 0;
+        if (spec.accept !== undefined && !spec.accept(result)) throw this.#notUnderstood(spec);
         return result;
       } catch (error) {
         if (spec.signal?.aborted && error === spec.signal.reason) throw error;
@@ -183,6 +201,7 @@ export class VaultTransport {
         failure = describeFailure(error, config.retryAfter.get(correlationId));
       } finally {
         config.retryAfter.delete(correlationId);
+        config.tokens?.delete(correlationId);
       }
       const handled = spec.onFailure?.(failure, original);
       if (handled !== undefined) return handled;
@@ -205,11 +224,11 @@ export class VaultTransport {
       if (failure.status === 429) {
         this.counters.rateLimited++;
         this.#consecutiveThrottles++;
-        const wait = failure.retryAfterMs ?? this.backoff(this.#consecutiveThrottles - 1);
+        const wait = this.retryDelay(this.#consecutiveThrottles, mapped);
         this.#blockedUntil = Math.max(this.#blockedUntil, config.clock.now() + wait);
       } else if (failure.status !== undefined) this.#consecutiveThrottles = 0;
       if (attempt >= retries || !isRetryable(failure, spec.idempotent ?? true)) throw mapped;
-      let delay = this.backoff(attempt);
+      let delay = this.retryDelay(attempt + 1);
       if (failure.status === 429) {
         // Waiting longer than allowed inline helps nobody: let the caller (or a cache) decide.
         const hold = this.heldBackFor();
@@ -226,6 +245,16 @@ export class VaultTransport {
     return spec.send(options, session);
   }
 
+  #notUnderstood(spec: CallSpec<unknown>): SecretError {
+    const { provider } = this.#config;
+    const key = spec.key === undefined ? '' : ` "${spec.key}"`;
+    // The body is not quoted: it may be anything, a value included.
+    return new ProviderUnavailableError(
+      { provider, key: spec.key, operation: spec.operation },
+      `Vault unavailable: ${spec.operation}${key} (provider "${provider}"): the answer is not a Vault response (an HTML page or truncated JSON, perhaps from a proxy)`,
+    );
+  }
+
   /** Maps any error the way `call` does (for code that talks to node-vault outside `call`). */
   map(error: unknown, operation: SecretOperation, key?: string): SecretError {
     return mapFailure(error, describeFailure(error), { provider: this.#config.provider, operation, key });
@@ -235,16 +264,30 @@ export class VaultTransport {
 type AgentWithAddRequest = { addRequest(req: ClientRequest, options: unknown): void };
 
 /**
- * Records the `Retry-After` of throttled responses by correlation id. node-vault drops response
- * headers, so an agent (passed with each request, and used by axios for redirects too) is the
- * one place that sees them. `addRequest` is how `http.Agent` receives every request.
+ * Records the `Retry-After` of throttled responses by correlation id, and adds the token of the
+ * request. node-vault drops response headers, so an agent (passed with each request, and used
+ * by axios for redirects too) is the one place that sees them. `addRequest` is how `http.Agent`
+ * receives every request, after follow-redirects and Node (`NODE_DEBUG`) have printed its
+ * options and before its headers are written: a token set here is in neither printout.
  */
-function observe(agent: HttpAgent, header: string, sink: Map<string, number>): void {
+function observe(
+  agent: HttpAgent,
+  header: string,
+  sink: Map<string, number>,
+  tokens: ReadonlyMap<string, string> | undefined,
+): void {
+  // Client libraries print request options, which hold the agent; inspected deeply (`DEBUG_DEPTH`)
+  // its pooled sockets lead to earlier requests and the headers they wrote, tokens included.
+  Object.defineProperty(agent, inspect.custom, {
+    value: () => `${agent.constructor.name} { secret-provider vault agent }`,
+  });
   const target = agent as unknown as AgentWithAddRequest;
   const original = target.addRequest.bind(agent);
   target.addRequest = (req: ClientRequest, options: unknown) => {
     const id = req.getHeader(header);
     if (typeof id === 'string') {
+      const token = tokens?.get(id);
+      if (token !== undefined && !req.headersSent) req.setHeader('X-Vault-Token', token);
       req.once('response', (res) => {
         const value = res.headers['retry-after'];
         if ((res.statusCode === 429 || res.statusCode === 503) && typeof value === 'string') {
@@ -257,24 +300,41 @@ function observe(agent: HttpAgent, header: string, sink: Map<string, number>): v
   };
 }
 
-/** An HTTP agent with keep-alive that records Retry-After headers. */
+/** An HTTP agent with keep-alive that records Retry-After headers and adds tokens. */
 export function createHttpAgent(
   header: string,
   sink: Map<string, number>,
+  tokens?: ReadonlyMap<string, string>,
   options: HttpAgentOptions = {},
 ): HttpAgent {
   const agent = new HttpAgent({ keepAlive: true, ...options });
-  observe(agent, header, sink);
+  observe(agent, header, sink, tokens);
   return agent;
 }
 
-/** An HTTPS agent (verification on unless told otherwise) that records Retry-After headers. */
+/**
+ * An HTTPS agent (verification on unless told otherwise) that records Retry-After headers and
+ * adds tokens. Certificates and the client key go into a TLS secure context made here, not
+ * into the agent's options: Node names pooled connections after those options and prints the
+ * name under `NODE_DEBUG=http`/`https`, PEM text included.
+ */
 export function createHttpsAgent(
   header: string,
   sink: Map<string, number>,
+  tokens?: ReadonlyMap<string, string>,
   options: HttpsAgentOptions = {},
 ): HttpsAgent {
-  const agent = new HttpsAgent({ keepAlive: true, ...options });
-  observe(agent as unknown as HttpAgent, header, sink);
+  const { ca, cert, key, ...rest } = options;
+  const material = {
+    ...(ca === undefined ? {} : { ca }),
+    ...(cert === undefined ? {} : { cert }),
+    ...(key === undefined ? {} : { key }),
+  };
+  const agent = new HttpsAgent({
+    keepAlive: true,
+    ...rest,
+    ...(Object.keys(material).length === 0 ? {} : { secureContext: createSecureContext(material) }),
+  });
+  observe(agent as unknown as HttpAgent, header, sink, tokens);
   return agent;
 }

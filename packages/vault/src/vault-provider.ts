@@ -5,6 +5,7 @@ import type { Agent as HttpsAgent } from 'node:https';
 import { createRequire } from 'node:module';
 import { inspect } from 'node:util';
 import {
+  type CacheOptions,
   InvalidConfigError,
   isSecretError,
   type KeysOptions,
@@ -172,25 +173,42 @@ export class VaultProvider extends BaseProvider {
   readonly #kvDelete: 'latest' | 'all';
   readonly #leaseOnClose: 'revoke' | 'release';
   readonly #watchPrefixes: readonly string[];
-  readonly #watchIntervalMs: number;
-  readonly #watchJitter: number;
   readonly #watchConcurrency: number;
-  #closing = false;
-  #closePromise: Promise<void> | undefined;
 
   constructor(options: VaultProviderOptions = {}) {
     const name = options.name ?? PROVIDER_NAME;
+    // One poll setting: `pollInterval`/`pollJitter`; `watch.intervalMs`/`watch.jitter` are their
+    // deprecated aliases, mapped here once.
+    const pollInterval = numberOption(
+      options.pollInterval ?? options.watch?.intervalMs,
+      30_000,
+      'pollInterval',
+      name,
+      { min: 0, minExclusive: true },
+    );
+    const pollJitter = numberOption(options.pollJitter ?? options.watch?.jitter, 0.1, 'pollJitter', name, {
+      min: 0,
+      max: 1,
+    });
+    // KV v2 keeps versions and checks versions on write; KV v1 does neither. Expiry, tags and
+    // content types are not written (custom_metadata and delete_version_after are not used).
+    const v2 = Object.values(options.mounts ?? { secret: { version: 2 } }).some(
+      (m) => (m.version ?? 2) === 2,
+    );
+    const declared = options.capabilities ?? {};
     super({
       ...options,
       name,
+      pollInterval,
+      pollJitter,
+      cache: cacheOption(options.cache),
       capabilities: {
-        // KV v2 keeps versions and checks versions on write; KV v1 does neither.
-        versions: Object.values(options.mounts ?? { secret: { version: 2 } }).some(
-          (m) => (m.version ?? 2) === 2,
-        ),
-        checkAndSet: Object.values(options.mounts ?? { secret: { version: 2 } }).some(
-          (m) => (m.version ?? 2) === 2,
-        ),
+        ...declared,
+        versions: v2 && declared.versions !== false,
+        checkAndSet: v2 && declared.checkAndSet !== false,
+        expiry: false,
+        tags: false,
+        contentType: false,
       },
     });
     this.#options = options;
@@ -238,16 +256,35 @@ export class VaultProvider extends BaseProvider {
         `invalid configuration: endpoint must be http(s) (provider "${name}")`,
       );
     }
+    // Credentials in the address would show wherever the endpoint does (errors, `options`,
+    // inspect, JSON, debug output of HTTP libraries); a query or fragment would break every URL.
+    // Neither is quoted: the address may hold a password.
+    if (url.username !== '' || url.password !== '') {
+      throw new InvalidConfigError(
+        { provider: name },
+        `invalid configuration: the endpoint must not contain credentials (user:password@); authenticate with the auth option (provider "${name}")`,
+      );
+    }
+    if (url.search !== '' || url.hash !== '' || endpoint.includes('?') || endpoint.includes('#')) {
+      throw new InvalidConfigError(
+        { provider: name },
+        `invalid configuration: the endpoint must be scheme://host[:port][/path], without a query or fragment (provider "${name}")`,
+      );
+    }
     this.#endpoint = endpoint;
     const namespace = options.namespace ?? (env.VAULT_NAMESPACE || undefined);
 
     const correlationHeader = options.correlationHeader ?? 'X-OperationId';
     const retryAfter = new Map<string, number>();
+    // A client the provider creates sends its requests through the provider's agents, which add
+    // the token; an injected client may not (a custom transport), so it gets the token in headers.
+    const tokens = options.client === undefined ? new Map<string, string>() : undefined;
     const tls = this.#resolveTls(options.tls, env, name);
     this.#agents = {};
     if (options.client === undefined || url.protocol === 'http:' || options.tls !== undefined) {
-      if (url.protocol === 'http:') this.#agents.http = createHttpAgent(correlationHeader, retryAfter);
-      else this.#agents.https = createHttpsAgent(correlationHeader, retryAfter, tls);
+      if (url.protocol === 'http:')
+        this.#agents.http = createHttpAgent(correlationHeader, retryAfter, tokens);
+      else this.#agents.https = createHttpsAgent(correlationHeader, retryAfter, tokens, tls);
     }
 
     let client: NodeVaultClient;
@@ -289,6 +326,7 @@ export class VaultProvider extends BaseProvider {
       maxRetryAfterMs: numberOption(retry.maxRetryAfterMs, 30_000, 'retry.maxRetryAfterMs', name),
       agents: this.#agents,
       retryAfter,
+      tokens,
     });
 
     const leaseOptions = options.leases ?? {};
@@ -368,25 +406,12 @@ export class VaultProvider extends BaseProvider {
           .read,
       seen: (address, read) => this.#noteVersion(address.base, read?.version, { keepHeld: true }),
       failed: (error, key) => reportError(error, key),
-      // Background re-reads back off further than requests do: a fleet must not hammer a struggling Vault.
-      backoff: (attempt) => Math.min(60_000, 1_000 * 2 ** (attempt - 1)) * (0.5 + 0.5 * this.#random()),
       mapError: (error, key) => (isSecretError(error) ? error : this.#transport.map(error, 'refresh', key)),
       heldBackFor: () => this.#transport.heldBackFor(),
     });
 
     const watch = options.watch ?? {};
     this.#watchPrefixes = watch.prefixes ?? [...mounts.keys()].map((mount) => `${mount}/`);
-    this.#watchIntervalMs = numberOption(
-      watch.intervalMs ?? options.pollInterval,
-      30_000,
-      'watch.intervalMs',
-      name,
-      { min: 0, minExclusive: true },
-    );
-    this.#watchJitter = numberOption(watch.jitter ?? options.pollJitter, 0.1, 'watch.jitter', name, {
-      min: 0,
-      max: 1,
-    });
     this.#watchConcurrency = Math.max(
       1,
       Math.floor(numberOption(watch.concurrency, 4, 'watch.concurrency', name, { min: 1 })),
@@ -480,37 +505,10 @@ export class VaultProvider extends BaseProvider {
   /**
    * Lists secret names. Non-recursive by default: a folder comes back as its name with a
    * trailing `/` (as `vault kv list` shows it); `recursive: true` walks folders and returns
-   * secrets only.
+   * secrets only. (The base class lists; this declares the `recursive` option.)
    */
-  override async keys(options: VaultKeysOptions = {}): Promise<string[]> {
-    this.#assertUsable('keys');
-    throwIfAborted(options.signal);
-    let names: string[];
-    try {
-      names = await raceSignal(
-        this.#list(options.prefix, options.recursive ?? this.#listRecursive, options.signal),
-        options.signal,
-      );
-    } catch (error) {
-      if (options.signal?.aborted && error === options.signal.reason) throw error;
-      throw this.mapError(error, { operation: 'keys' });
-    }
-    const prefix = options.prefix;
-    return [...new Set(prefix === undefined ? names : names.filter((n) => n.startsWith(prefix)))];
-  }
-
-  override close(): Promise<void> {
-    this.#closePromise ??= (async () => {
-      this.#closing = true;
-      this.#refresher.close();
-      // Leases go before the token stops being renewed: revoking needs a live token.
-      await this.#leases.close(this.#leaseOnClose);
-      this.#auth.close();
-      await super.close();
-      this.#agents.http?.destroy();
-      this.#agents.https?.destroy();
-    })();
-    return this.#closePromise;
+  override keys(options?: VaultKeysOptions): Promise<string[]> {
+    return super.keys(options);
   }
 
   override toJSON(): Record<string, unknown> {
@@ -518,7 +516,22 @@ export class VaultProvider extends BaseProvider {
   }
 
   [inspect.custom](): string {
-    return `VaultProvider { name: ${JSON.stringify(this.name)}, endpoint: ${JSON.stringify(this.#endpoint)}, auth: ${JSON.stringify(this.#auth.method)}${this.closed || this.#closing ? ', closed' : ''} }`;
+    return `VaultProvider { name: ${JSON.stringify(this.name)}, endpoint: ${JSON.stringify(this.#endpoint)}, auth: ${JSON.stringify(this.#auth.method)}${this.closed ? ', closed' : ''} }`;
+  }
+
+  // ---- lifecycle hooks -------------------------------------------------------------------------
+
+  /** Before watches stop: what revoking leases reports (a denied revocation) reaches watchers. */
+  protected override async onClosing(): Promise<void> {
+    this.#refresher.close();
+    // Leases go before the token stops being renewed: revoking needs a live token.
+    await this.#leases.close(this.#leaseOnClose);
+  }
+
+  protected override async onClose(): Promise<void> {
+    this.#auth.close();
+    this.#agents.http?.destroy();
+    this.#agents.https?.destroy();
   }
 
   // ---- hooks -----------------------------------------------------------------------------------
@@ -680,13 +693,11 @@ export class VaultProvider extends BaseProvider {
     return true;
   }
 
-  protected override async listKeys(
-    context: HookContext & { prefix?: string | undefined },
-  ): Promise<string[]> {
-    return this.#list(context.prefix, this.#listRecursive, context.signal);
+  protected override async listKeys(context: HookContext & VaultKeysOptions): Promise<string[]> {
+    return this.#list(context.prefix, context.recursive ?? this.#listRecursive, context.signal);
   }
 
-  protected override async startWatch(emit: EmitFunction): Promise<() => void> {
+  protected override async startWatch(emit: EmitFunction): Promise<() => Promise<void>> {
     for (const warning of this.#configWarnings) {
       emit('warning', {
         provider: this.name,
@@ -695,53 +706,37 @@ export class VaultProvider extends BaseProvider {
         detectedAt: new Date(this.#clock.now()),
       });
     }
-    let stopped = false;
-    let timer: Timer | undefined;
-    let running: Promise<void> | undefined;
     let seen: Set<string> | undefined;
-    let failures = 0;
-    const poll = async () => {
-      try {
-        const snapshot = await this.#snapshot();
-        if (stopped) return;
-        const baseline = seen === undefined;
-        for (const [base, version] of snapshot) this.#noteVersion(base, version, { silentAdd: baseline });
-        for (const base of seen ?? []) if (!snapshot.has(base)) this.#noteVersion(base, undefined, {});
-        seen = new Set(snapshot.keys());
-        failures = 0;
-      } catch (error) {
-        if (stopped) return;
-        failures++;
-        this.emit('error', {
-          provider: this.name,
-          error: isSecretError(error) ? error : this.#transport.map(error, 'watch'),
-          detectedAt: new Date(this.#clock.now()),
-        });
-      }
+    const poll = async (signal?: AbortSignal) => {
+      const snapshot = await this.#snapshot(signal);
+      if (signal?.aborted) return;
+      const baseline = seen === undefined;
+      for (const [base, version] of snapshot) this.#noteVersion(base, version, { silentAdd: baseline });
+      for (const base of seen ?? []) if (!snapshot.has(base)) this.#noteVersion(base, undefined, {});
+      seen = new Set(snapshot.keys());
     };
-    const schedule = () => {
-      if (stopped) return;
-      const wait =
-        this.#watchIntervalMs * 2 ** Math.min(failures, 5) * (1 - this.#watchJitter * this.#random());
-      timer = this.#clock.setTimer(() => {
-        running = poll().finally(schedule);
-        return running;
-      }, wait);
-    };
-    await poll();
-    schedule();
-    // A poll in flight is not awaited (it may wait for a request timeout); `stopped` keeps it silent.
-    return () => {
-      stopped = true;
-      timer?.cancel();
-      running?.catch(() => {});
-    };
+    // The baseline is read before the watch is ready; a failure there is reported, not thrown,
+    // and the poller takes the baseline at its next run.
+    try {
+      await poll();
+    } catch (error) {
+      emit('error', {
+        provider: this.name,
+        error: this.mapError(error, { operation: 'watch' }),
+        detectedAt: new Date(this.#clock.now()),
+      });
+    }
+    const poller = this.createPoller((signal) => poll(signal), {
+      first: 'interval',
+      random: this.#random,
+    }).start();
+    return () => poller.stop();
   }
 
   // ---- internals -------------------------------------------------------------------------------
 
   #assertUsable(operation: SecretOperation, key?: string): void {
-    if (this.#closing || this.closed) throw new ProviderClosedError({ provider: this.name, key, operation });
+    if (this.closed) throw new ProviderClosedError({ provider: this.name, key, operation });
   }
 
   #kvCall(signal: AbortSignal | undefined) {
@@ -850,8 +845,8 @@ export class VaultProvider extends BaseProvider {
   }
 
   /** Key -> version of every KV secret watched: those under the watch prefixes, and those read. */
-  async #snapshot(): Promise<Map<string, string>> {
-    const call = { transport: this.#transport, client: this.#client, retries: 1 };
+  async #snapshot(signal?: AbortSignal): Promise<Map<string, string>> {
+    const call = { transport: this.#transport, client: this.#client, retries: 1, signal };
     const bases = new Set<string>();
     for (const prefix of this.#watchPrefixes) {
       for (const start of listStarts(prefix, this.#mounts)) {
@@ -921,6 +916,9 @@ function forwardResponseHeaders(client: NodeVaultClient): void {
 /** The value of `field`, or of the whole secret (see {@link VaultProvider} for the addressing). */
 function extract(data: Readonly<Record<string, unknown>>, field: string | undefined): string | undefined {
   if (field !== undefined) {
+    // Own fields only: `#__proto__` or `#toString` of a secret without such a field is missing,
+    // not Object.prototype's member.
+    if (!Object.hasOwn(data, field)) return undefined;
     const value = data[field];
     if (value === undefined || value === null) return undefined;
     return typeof value === 'string' ? value : JSON.stringify(value);
@@ -942,6 +940,16 @@ function kvStored(read: KvRead, field: string | undefined): StoredSecret | undef
       tags: read.tags,
     },
   };
+}
+
+/**
+ * The `cache` option as the provider applies it: on by default (a remote backend), with core's
+ * defaults plus `spreadFirst`, so that a fleet started together does not refresh in step (the
+ * static refresh loop spreads its first round the same way); `false` turns it off.
+ */
+function cacheOption(option: CacheOptions | boolean | undefined): CacheOptions | false {
+  if (option === false) return false;
+  return { spreadFirst: true, ...(option === true || option === undefined ? {} : option) };
 }
 
 /** The check-and-set version of `ifVersion`: `null` or `'0'` means "only if absent". */

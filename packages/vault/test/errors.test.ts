@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { inspect } from 'node:util';
 import { isSecretError, type SecretErrorCode } from '@secret-provider/core';
+import { expectNoLeak } from '@secret-provider/testing';
 import {
   describeFailure,
   isInvalidToken,
@@ -60,17 +61,7 @@ function mapped(error: unknown, retryAfterMs?: number) {
   return mapFailure(error, describeFailure(error, retryAfterMs), context);
 }
 
-function expectClean(error: unknown): void {
-  for (const form of [
-    inspect(error, { depth: Number.POSITIVE_INFINITY, showHidden: true }),
-    JSON.stringify(error),
-    String(error),
-    (error as Error).stack ?? '',
-  ]) {
-    expect(form).not.toContain(TOKEN);
-    expect(form).not.toContain(BODY_VALUE);
-  }
-}
+const expectClean = (error: unknown) => expectNoLeak([error], [TOKEN, BODY_VALUE]);
 
 describe('HTTP failures', () => {
   const cases: Array<[string, number, unknown, SecretErrorCode, boolean, RegExp?]> = [

@@ -1,5 +1,7 @@
+import { createRequire } from 'node:module';
 import { inspect } from 'node:util';
 import { isSecretError, Secret } from '@secret-provider/core';
+import { expectNoLeak } from '@secret-provider/testing';
 import { redactOptions, resolveIntervals, VaultProvider } from '@secret-provider/vault';
 import { describe, expect, it } from 'vitest';
 import { parseBool } from '../src/options.js';
@@ -79,6 +81,55 @@ describe('options', () => {
       }
       expect(isSecretError(error, 'INVALID_CONFIG'), String(attempt)).toBe(true);
     }
+  });
+});
+
+describe('the endpoint', () => {
+  const PASSWORD = 'hunter2-in-the-url';
+  const nodeVault = createRequire(import.meta.url)('node-vault') as (options: object) => never;
+
+  it('refuses credentials, a query or a fragment in the address with INVALID_CONFIG, quoting none', () => {
+    const attempts: Array<[string, () => unknown]> = [
+      [
+        'user and password',
+        () => new VaultProvider({ env: {}, endpoint: `http://app:${PASSWORD}@127.0.0.1:8200` }),
+      ],
+      [
+        'password only',
+        () => new VaultProvider({ env: {}, endpoint: `https://:${PASSWORD}@vault.internal` }),
+      ],
+      ['user only', () => new VaultProvider({ env: {}, endpoint: `https://${PASSWORD}@vault.internal` })],
+      [
+        'VAULT_ADDR',
+        () => new VaultProvider({ env: { VAULT_ADDR: `http://app:${PASSWORD}@127.0.0.1:8200` } }),
+      ],
+      [
+        'an injected client',
+        () =>
+          new VaultProvider({
+            env: {},
+            client: nodeVault({ endpoint: `http://app:${PASSWORD}@127.0.0.1:1` }),
+          }),
+      ],
+      ['a query', () => new VaultProvider({ env: {}, endpoint: `http://127.0.0.1:8200/?token=${PASSWORD}` })],
+      ['a fragment', () => new VaultProvider({ env: {}, endpoint: `http://127.0.0.1:8200/#${PASSWORD}` })],
+    ];
+    for (const [what, attempt] of attempts) {
+      let error: unknown;
+      try {
+        attempt();
+      } catch (e) {
+        error = e;
+      }
+      expect(isSecretError(error, 'INVALID_CONFIG'), what).toBe(true);
+      expectNoLeak([error], [PASSWORD]);
+    }
+  });
+
+  it('keeps a plain address, with a path prefix, as given', async () => {
+    const provider = new VaultProvider({ env: {}, endpoint: 'https://vault.internal:8200/prefix/' });
+    expect(provider.endpoint).toBe('https://vault.internal:8200/prefix');
+    await provider.close();
   });
 });
 

@@ -43,6 +43,11 @@ export interface FaultSpec {
   readonly kind: 'status' | 'reset' | 'hang';
   readonly status?: number;
   readonly body?: unknown;
+  /**
+   * Send this text as the body instead of `body`'s JSON: a proxy's HTML page, truncated JSON.
+   * Content-Type is `text/html` unless `headers` say otherwise.
+   */
+  readonly raw?: string;
   readonly headers?: Record<string, string>;
   /** How many matching requests it hits. @default 1 */
   readonly count?: number;
@@ -383,6 +388,15 @@ export class VaultDouble {
         return;
       }
       entry.status = fault.status ?? 500;
+      if (fault.raw !== undefined) {
+        res.writeHead(entry.status, {
+          'Content-Type': 'text/html',
+          ...fault.headers,
+          'Content-Length': String(Buffer.byteLength(fault.raw)),
+        });
+        res.end(fault.raw);
+        return;
+      }
       return this.#send(res, {
         status: entry.status,
         body: fault.body ?? { errors: ['injected fault'] },

@@ -225,11 +225,14 @@ function mergePatch(
   patch: Record<string, unknown>,
 ): Record<string, unknown> {
   const result: Record<string, unknown> = { ...target };
+  // Fields are own properties, whatever their names: `result.__proto__ = v` would set the prototype.
+  const put = (key: string, value: unknown) =>
+    Object.defineProperty(result, key, { value, writable: true, enumerable: true, configurable: true });
   for (const [key, value] of Object.entries(patch)) {
+    const current = Object.hasOwn(result, key) ? result[key] : undefined;
     if (value === null) delete result[key];
-    else if (isRecord(value) && isRecord(result[key])) {
-      result[key] = mergePatch(result[key] as Record<string, unknown>, value);
-    } else result[key] = value;
+    else if (isRecord(value) && isRecord(current)) put(key, mergePatch(current, value));
+    else put(key, value);
   }
   return result;
 }
