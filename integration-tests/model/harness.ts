@@ -51,11 +51,11 @@ export class ValueBook {
   #n = 0;
   readonly #values: string[] = [];
 
-  next(tail: number): string {
+  next(tail: number, pad = 0): string {
     if (tail >= TAILS.length) return '';
     this.#n++;
     const token = `Qz7${this.#n.toString(36).padStart(4, '0')}Xw9K`;
-    const value = `${token}${TAILS[tail]}`;
+    const value = `${token}${'x'.repeat(pad)}${TAILS[tail]}`;
     // The token alone too: a value cut at its first awkward character still leaks.
     this.#values.push(value, token);
     return value;
@@ -148,8 +148,11 @@ export async function drain(turns = 2): Promise<void> {
 
 export const realPause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** How an operation is aborted: not at all, before it is called, or while it runs. */
-export type AbortMode = 'none' | 'before' | 'during';
+/**
+ * How an operation is aborted: not at all, before it is called, right after it is called, or a
+ * little later (after a turn of the event loop, or a millisecond on real files).
+ */
+export type AbortMode = 'none' | 'before' | 'during' | 'late';
 
 /** Abort reasons of several kinds: the contract says any reason is passed through as it is. */
 export function abortReason(kind: number): unknown {
@@ -176,7 +179,7 @@ export function codeOf(error: unknown, what: string): SecretErrorCode {
   if (!isSecretError(error) || !(error instanceof SecretError))
     violation(`${what} rejected with an untyped ${show(error)}`);
   const Class = CLASSES[error.code];
-  if (Class !== undefined && !(error instanceof Class))
+  if (Class !== undefined && !((error as unknown) instanceof Class))
     violation(`${what} rejected with code ${error.code} but not its class (${error.name})`);
   if (typeof error.message !== 'string' || error.message === '')
     violation(`${what} rejected with an empty message`);
@@ -276,8 +279,11 @@ export async function checkModel<Step>(options: {
     }
   });
   const numRuns = Math.max(1, Math.round(options.runs * settings.factor));
+  // Each property draws its own sequence from the run's seed.
+  let seed = settings.seed;
+  for (const char of options.name) seed = (Math.imul(seed, 31) + char.charCodeAt(0)) | 0;
   const details = await fc.check(property, {
-    seed: settings.seed,
+    seed,
     numRuns,
     ...(settings.path === undefined ? {} : { path: settings.path }),
   });
@@ -292,8 +298,8 @@ export async function checkModel<Step>(options: {
     const steps = wrappers.filter((w) => w.hasRan !== false).map((w) => w.cmd?.step ?? w.step);
     throw new ModelViolation(
       [
-        `model "${options.name}" failed after ${details.numRuns} runs (seed ${details.seed}, path "${details.counterexamplePath}", shrunk ${details.numShrinks} times)`,
-        `replay: MODEL_SEED=${details.seed} MODEL_PATH=${details.counterexamplePath} npx vitest run integration-tests/model -t '${options.name}'`,
+        `model "${options.name}" failed after ${details.numRuns} runs (run seed ${settings.seed}, property seed ${details.seed}, path "${details.counterexamplePath}", shrunk ${details.numShrinks} times)`,
+        `replay: MODEL_SEED=${settings.seed} MODEL_PATH=${details.counterexamplePath} npx vitest run integration-tests/model -t '${options.name}'`,
         `steps: ${JSON.stringify(steps)}`,
         `error: ${details.errorInstance instanceof Error ? (details.errorInstance.stack ?? details.errorInstance.message) : String(details.errorInstance)}`,
       ].join('\n'),
