@@ -23,6 +23,8 @@ describe('model: the file provider on a real directory', () => {
           runs: RUNS,
           maxSteps: 60,
           tally,
+          // A watch that does not converge costs the settle time per replay: shrink for 20 s at most.
+          shrinkBudgetMs: 20_000,
         });
       },
       240_000 * settings.factor,
