@@ -295,12 +295,15 @@ export abstract class BaseProvider implements SecretProvider {
         `provider "${this.name}" does not keep versions`,
       );
     }
-    const load = () => this.#load(key, options);
     if (this.#cache === undefined) {
-      const loaded = await raceSignal(load(), options.signal);
+      const loaded = await raceSignal(this.#load(key, options), options.signal);
       return new Secret(loaded.value, loaded.metadata);
     }
-    return this.#cache.read(key, options.version, options.signal, load, options);
+    // The cache shares one backend read among every caller of the key: it must not carry (or be
+    // failed with the reason of) the signal of whichever caller started it. Each caller's own
+    // signal still ends that caller's wait.
+    const shared = { version: options.version };
+    return this.#cache.read(key, options.version, options.signal, () => this.#load(key, shared), options);
   }
 
   async #load(key: string, options: GetOptions): Promise<LoadedSecret> {

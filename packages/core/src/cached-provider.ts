@@ -62,6 +62,8 @@ export class CachedProvider extends WrappingProvider {
   override has(key: string, options?: OperationOptions): boolean | Promise<boolean> {
     if (this.closed)
       return Promise.reject(new ProviderClosedError({ provider: this.name, operation: 'has' }));
+    // An aborted caller gets the signal's reason, even when the cache could answer.
+    if (options?.signal?.aborted) return Promise.reject(options.signal.reason);
     if (typeof key === 'string') {
       const cached = this.#cache.holds(key);
       if (cached !== undefined) return cached;
