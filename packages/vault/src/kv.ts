@@ -24,7 +24,7 @@ export interface KvMetadata {
   readonly tags: Readonly<Record<string, string>> | undefined;
 }
 
-interface Call {
+export interface Call {
   readonly transport: VaultTransport;
   readonly client: NodeVaultClient;
   readonly signal?: AbortSignal | undefined;

@@ -34,7 +34,15 @@ import {
 } from '@secret-provider/core/adapter';
 import { listStarts, parseKey, type VaultAddress } from './addressing.js';
 import { AuthManager } from './auth.js';
-import { deleteKv, type KvRead, listKeys, readKv, readKvMetadata, writeKv } from './kv.js';
+import {
+  deleteKv,
+  type Call as KvCall,
+  type KvRead,
+  listKeys,
+  readKv,
+  readKvMetadata,
+  writeKv,
+} from './kv.js';
 import { type Lease, LeaseManager } from './leases.js';
 import {
   type Credential,
@@ -839,9 +847,35 @@ export class VaultProvider extends BaseProvider {
     const call = this.#kvCall(signal);
     const names: string[] = [];
     for (const start of listStarts(prefix, this.#mounts)) {
-      names.push(...(await listKeys(call, start, recursive, { maxKeys: 100_000, concurrency: 4 })));
+      const found = await listKeys(call, start, recursive, { maxKeys: 100_000, concurrency: 4 });
+      names.push(...(start.version === 2 ? await this.#readable(call, start.mount, found) : found));
     }
     return names;
+  }
+
+  /**
+   * The KV v2 keys of `names` whose latest version can be read. Vault keeps listing a key whose
+   * latest version was deleted (a soft delete keeps its metadata), while `get` says it does not
+   * exist: one metadata read per key keeps `keys()` and `get` in agreement. Folders pass as listed.
+   */
+  async #readable(call: KvCall, mount: string, names: string[]): Promise<string[]> {
+    const keep = new Array<boolean>(names.length).fill(true);
+    const concurrency = 4;
+    for (let i = 0; i < names.length; i += concurrency) {
+      await Promise.all(
+        names.slice(i, i + concurrency).map(async (name, offset) => {
+          if (name.endsWith('/')) return;
+          const path = name.slice(mount.length + 1);
+          const meta = await readKvMetadata(
+            call,
+            { kind: 'kv', key: name, base: name, mount, version: 2, path, field: undefined },
+            'keys',
+          );
+          keep[i + offset] = meta?.currentReadable === true;
+        }),
+      );
+    }
+    return names.filter((_, index) => keep[index]);
   }
 
   /** Key -> version of every KV secret watched: those under the watch prefixes, and those read. */
