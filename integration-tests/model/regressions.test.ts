@@ -49,18 +49,16 @@ describe('model regressions: the cache front end (core)', () => {
 });
 
 describe('model regressions: ChainedProvider (packages/chained)', () => {
-  // Open defect in packages/chained: when the chain skips every provider (its index says none
-  // has the key, or a provider's `has` answers false), `get` and `has` settle a microtask
-  // later with NOT_FOUND / false without watching the signal, so a signal aborted after the
-  // call and before that answer is ignored. `GetOptions.signal` promises the signal's reason
-  // (the already-aborted case is handled since; this is the abort while in flight).
-  it.fails('get aborted while in flight rejects with the reason when the index skips every provider', async () => {
+  // Was a defect: when the chain skipped every provider (its index said none has the key, or a
+  // provider's `has` answered false), `get` and `has` settled a microtask later with NOT_FOUND /
+  // false without watching the signal. `GetOptions.signal` promises the signal's reason.
+  it('get aborted while in flight rejects with the reason when the index skips every provider', async () => {
     await memory('chain of two memory providers, index, watched', [
       { op: 'get', key: 0, abort: 'during', reason: 0 },
     ]);
   });
 
-  it.fails('has aborted while in flight rejects with the reason when the index skips every provider', async () => {
+  it('has aborted while in flight rejects with the reason when the index skips every provider', async () => {
     await memory('chain of three memory providers, index, unwatched', [
       { op: 'get', key: 0, abort: 'none', reason: 0 },
       { op: 'has', key: 0, abort: 'during', reason: 0 },
