@@ -6,15 +6,26 @@
 /** How keys address a JSON document. */
 export type JsonKeyStyle = 'nested' | 'flat';
 
-/** A parse failure with a position and no content. */
-export class JsonSyntaxError extends Error {
+/**
+ * A document that does not parse: a reason and a position, never the text (every document format
+ * reports its parse failures this way, so their messages are safe to show).
+ */
+export class DocumentSyntaxError extends Error {
   readonly line: number | undefined;
   readonly column: number | undefined;
   constructor(reason: string, line?: number, column?: number) {
     super(line === undefined ? reason : `${reason} at line ${line}, column ${column}`);
-    this.name = 'JsonSyntaxError';
+    this.name = 'DocumentSyntaxError';
     this.line = line;
     this.column = column;
+  }
+}
+
+/** A JSON parse failure with a position and no content. */
+export class JsonSyntaxError extends DocumentSyntaxError {
+  constructor(reason: string, line?: number, column?: number) {
+    super(reason, line, column);
+    this.name = 'JsonSyntaxError';
   }
 }
 
@@ -117,7 +128,8 @@ export function setJsonValue(document: JsonObject, key: string, value: string, s
   const walked: string[] = [];
   for (const segment of segments) {
     walked.push(segment);
-    const next = object[segment];
+    // Own properties only: `toString.x` names a key "toString", not Object.prototype's method.
+    const next = Object.hasOwn(object, segment) ? object[segment] : undefined;
     if (next === undefined || next === null) {
       const created: JsonObject = {};
       object[segment] = created;
@@ -142,7 +154,8 @@ export function deleteJsonValue(document: JsonObject, key: string, style: JsonKe
   const segments = key.split('.');
   const chain: JsonObject[] = [document];
   for (const segment of segments.slice(0, -1)) {
-    const next = (chain.at(-1) as JsonObject)[segment];
+    const parent = chain.at(-1) as JsonObject;
+    const next = Object.hasOwn(parent, segment) ? parent[segment] : undefined;
     if (!isObject(next)) return false;
     chain.push(next);
   }
