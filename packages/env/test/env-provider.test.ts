@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { isSecretError, ReadOnlyError } from '@secret-provider/core';
 import { type EnvObject, EnvProvider, PROVIDER_NAME } from '@secret-provider/env';
+import { expectNoLeak, rejection, tempDir } from '@secret-provider/testing';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { expectNoLeak, rejection, tempDir } from './helpers.js';
 
 const reveal = async (provider: EnvProvider, key: string) => (await provider.get(key)).reveal();
 const codeOf = (error: unknown) =>
@@ -140,9 +140,9 @@ describe('EnvProvider: selecting variables', () => {
 
 describe('EnvProvider: .env files', () => {
   let dir: string;
-  let remove: () => Promise<void>;
+  let remove: () => void;
   beforeEach(async () => {
-    ({ dir, remove } = await tempDir());
+    ({ dir, remove } = tempDir('env-provider-'));
   });
   afterEach(async () => {
     await remove();
@@ -320,7 +320,7 @@ describe('EnvProvider: writes', () => {
   });
 
   it('will not write a variable that a file overrides, nor delete a file value', async () => {
-    const { dir, remove } = await tempDir();
+    const { dir, remove } = tempDir('env-provider-');
     try {
       await writeFile(join(dir, '.env'), 'APP_F=from-file\n');
       const overriding = new EnvProvider({

@@ -2,19 +2,20 @@ import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isSecretError } from '@secret-provider/core';
 import { FileProvider, parseDotenv } from '@secret-provider/file';
+import { tempDir } from '@secret-provider/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { atomicWriterUpdate, tempDir } from './helpers.js';
+import { atomicWriterUpdate } from './helpers.js';
 
 let dir: string;
-let cleanup: () => Promise<void>;
+let remove: () => void;
 const providers: FileProvider[] = [];
 
-beforeEach(async () => {
-  ({ path: dir, cleanup } = await tempDir());
+beforeEach(() => {
+  ({ dir, remove } = tempDir('file-provider-'));
 });
 afterEach(async () => {
   await Promise.all(providers.splice(0).map((p) => p.close()));
-  await cleanup();
+  remove();
 });
 
 function open(options: ConstructorParameters<typeof FileProvider>[0]): FileProvider {
