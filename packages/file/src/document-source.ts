@@ -84,6 +84,7 @@ export class DocumentSource implements SecretSource {
     ifVersion: string | null | undefined,
     applied: OwnWrite,
   ): Promise<void> {
+    await this.#format.prepare?.();
     await withFileLock(this.#path, async () => {
       const text = await this.#readForUpdate('set');
       const current = this.#parseForUpdate(text, 'set').get(key);
@@ -93,17 +94,20 @@ export class DocumentSource implements SecretSource {
         ifVersion,
       );
       const next = this.#format.set(text, key, value);
+      this.#checkEdit(text, next, key, value);
       await writeFileAtomic(this.#path, next);
       applied(await this.#own(next));
     });
   }
 
-  remove(key: string, applied: OwnWrite): Promise<boolean> {
+  async remove(key: string, applied: OwnWrite): Promise<boolean> {
+    await this.#format.prepare?.();
     return withFileLock(this.#path, async () => {
       const text = await this.#readForUpdate('delete');
       if (!this.#parseForUpdate(text, 'delete').has(key)) return false;
       const next = this.#format.delete(text, key);
       if (next === undefined) return false;
+      this.#checkEdit(text, next, key, undefined);
       await writeFileAtomic(this.#path, next);
       applied(await this.#own(next));
       return true;
@@ -162,6 +166,7 @@ export class DocumentSource implements SecretSource {
 
   /** Reads and parses the whole file. I/O failures other than "missing" throw. */
   async #load(): Promise<FileLoad> {
+    await this.#format.prepare?.();
     this.#context.stats.reloads++;
     let handle: Awaited<ReturnType<typeof open>>;
     try {
@@ -215,6 +220,25 @@ export class DocumentSource implements SecretSource {
     const keys = new Map<string, KeyLoad>();
     for (const [key, entry] of entries) keys.set(key, { kind: 'ok', entry });
     return { keys, complete: true };
+  }
+
+  /**
+   * Every edit is read back before it is written: the key must read as set (or be gone) and every
+   * other key as before. A format whose writer cannot carry the value is refused here.
+   */
+  #checkEdit(before: string, after: string, key: string, value: string | undefined): void {
+    const expected = this.#format.parse(before);
+    if (value === undefined) expected.delete(key);
+    else expected.set(key, value);
+    const actual = this.#format.parse(after);
+    const same = actual.size === expected.size && [...expected].every(([k, v]) => actual.get(k) === v);
+    if (!same) {
+      const { provider } = this.#context;
+      throw new InvalidValueError(
+        { provider, key, operation: value === undefined ? 'delete' : 'set' },
+        `cannot ${value === undefined ? 'delete' : 'write'} "${key}" in secrets file "${this.#path}": the ${this.#format.label} written would not read back exactly (provider "${provider}")`,
+      );
+    }
   }
 
   #parseError(error: unknown, operation: SecretOperation = 'get'): SecretError {

@@ -25,7 +25,7 @@ import {
 } from './directory-source.js';
 import { DocumentSource } from './document-source.js';
 import { mapFileError } from './errors.js';
-import { dotenvFormat, jsonFormat } from './formats.js';
+import { type DocumentFormat, dotenvFormat, jsonFormat, tomlFormat, yamlFormat } from './formats.js';
 import type { JsonKeyStyle } from './json.js';
 import { PermissionCheck } from './permissions.js';
 import type { Entry, Reading, SecretSource } from './source.js';
@@ -37,21 +37,22 @@ export type { TrailingNewline } from './directory-source.js';
 export const PROVIDER_NAME = 'file';
 
 /** The layouts a {@link FileProvider} reads. */
-export type FileFormat = 'json' | 'env' | 'directory';
+export type FileFormat = 'json' | 'yaml' | 'toml' | 'env' | 'directory';
 
 /** Options of {@link FileProvider}. */
 export interface FileProviderOptions
   extends Partial<Pick<BaseProviderOptions, 'name' | 'maxKeyLength' | 'cache' | 'clock'>> {
-  /** A `.json` or `.env` file, or a directory with one file per key. */
+  /** A `.json`, `.yaml`, `.toml` or `.env` file, or a directory with one file per key. */
   readonly path: string;
   /**
-   * The layout. By default: `json` for `*.json`, `env` for `.env`, `.env.*` and `*.env`, else
-   * `directory` when the path is a directory or does not exist yet.
+   * The layout. By default: `json` for `*.json`, `yaml` for `*.yaml` and `*.yml`, `toml` for
+   * `*.toml`, `env` for `.env`, `.env.*` and `*.env`, else `directory` when the path is a
+   * directory or does not exist yet.
    */
   readonly format?: FileFormat | undefined;
   /**
-   * How keys address a JSON document: `nested` reads `{"db":{"password":"x"}}` as `db.password`;
-   * `flat` uses the top-level names as they are (objects become their JSON text).
+   * How keys address a JSON, YAML or TOML document: `nested` reads `{"db":{"password":"x"}}` as
+   * `db.password`; `flat` uses the top-level names as they are (objects become their JSON text).
    * @default 'nested'
    */
   readonly jsonKeys?: JsonKeyStyle | undefined;
@@ -107,7 +108,7 @@ export interface FileProviderStats {
 const DEFAULT_DEBOUNCE_MS = 25;
 
 /**
- * Secrets from a JSON file, a `.env` file, or a directory with one file per key (Docker's
+ * Secrets from a JSON, YAML, TOML or `.env` file, or a directory with one file per key (Docker's
  * `/run/secrets`, Kubernetes secret volumes with their `..data` link), with live watching and
  * atomic writes.
  *
@@ -186,11 +187,7 @@ export class FileProvider extends BaseProvider {
             },
             context,
           )
-        : new DocumentSource(
-            path,
-            format === 'json' ? jsonFormat(options.jsonKeys ?? 'nested') : dotenvFormat,
-            context,
-          );
+        : new DocumentSource(path, documentFormat(format, options.jsonKeys ?? 'nested'), context);
   }
 
   /** Counters since construction. */
@@ -325,7 +322,7 @@ function locate(options: FileProviderOptions, provider: string): { path: string;
   }
   const path = resolve(options.path);
   const format = options.format ?? detectFormat(path, provider);
-  if (!['json', 'env', 'directory'].includes(format)) {
+  if (!['json', 'yaml', 'toml', 'env', 'directory'].includes(format)) {
     throw new InvalidConfigError(
       { provider },
       `invalid configuration: unknown format (provider "${provider}")`,
@@ -337,6 +334,8 @@ function locate(options: FileProviderOptions, provider: string): { path: string;
 function detectFormat(path: string, provider: string): FileFormat {
   const name = basename(path).toLowerCase();
   if (name.endsWith('.json')) return 'json';
+  if (name.endsWith('.yaml') || name.endsWith('.yml')) return 'yaml';
+  if (name.endsWith('.toml')) return 'toml';
   if (name === '.env' || name.startsWith('.env.') || name.endsWith('.env')) return 'env';
   let isDirectory: boolean;
   try {
@@ -348,8 +347,21 @@ function detectFormat(path: string, provider: string): FileFormat {
   if (isDirectory) return 'directory';
   throw new InvalidConfigError(
     { provider },
-    `cannot tell the format of "${path}" from its name: pass format 'json', 'env' or 'directory' (provider "${provider}")`,
+    `cannot tell the format of "${path}" from its name: pass format 'json', 'yaml', 'toml', 'env' or 'directory' (provider "${provider}")`,
   );
+}
+
+function documentFormat(format: Exclude<FileFormat, 'directory'>, keys: JsonKeyStyle): DocumentFormat {
+  switch (format) {
+    case 'json':
+      return jsonFormat(keys);
+    case 'yaml':
+      return yamlFormat(keys);
+    case 'toml':
+      return tomlFormat(keys);
+    default:
+      return dotenvFormat;
+  }
 }
 
 function metadataOf(entry: Entry): Omit<SecretMetadata, 'key'> {
