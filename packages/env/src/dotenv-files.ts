@@ -1,6 +1,6 @@
 import { open, stat } from 'node:fs/promises';
 import { AccessDeniedError, InvalidConfigError, isSecretError, SecretError } from '@secret-provider/core';
-import { parse } from 'dotenv';
+import { parseDotenv } from '@secret-provider/file/dotenv';
 
 /** Where a variable read from `.env` files came from. */
 export interface FileEntry {
@@ -19,7 +19,9 @@ const MISSING: FileState = { entries: new Map(), stamp: undefined };
 
 /**
  * The `.env` files of one provider: their last good contents, merged so that later files win
- * over earlier ones. A file that cannot be read keeps its last good contents; a missing file
+ * over earlier ones. Files are read with the product's one `.env` reader, which reads every line
+ * as `dotenv.parse` does (lines it does not understand are skipped) and keeps every key, inherited
+ * names such as `__proto__` included, as an entry of a `Map`. A file that cannot be read keeps its last good contents; a missing file
  * contributes nothing (or is an error when files are required).
  */
 export class DotenvFiles {
@@ -114,7 +116,7 @@ export class DotenvFiles {
       // over the path after this point changes the inode and is noticed by `changed`).
       const stamp = stampOf(await handle.stat({ bigint: true }));
       const text = await handle.readFile('utf8');
-      return { entries: parseDotenv(text, path, this.#provider), stamp };
+      return { entries: parseDotenv(text), stamp };
     } finally {
       await handle.close();
     }
@@ -150,24 +152,6 @@ export class DotenvFiles {
       cause: error,
     });
   }
-}
-
-/**
- * Parses `.env` text with dotenv. dotenv skips lines it does not understand; should it ever
- * throw, the error is replaced by one that names the file only, since a parser's message may
- * quote the input.
- */
-export function parseDotenv(text: string, path: string, provider: string): Map<string, string> {
-  let parsed: Record<string, string>;
-  try {
-    parsed = parse(text);
-  } catch (error) {
-    // The cause is sanitized by the error class: its name is kept, its message (which may
-    // quote the input) is not.
-    throw new InvalidConfigError({ provider, cause: error }, `cannot parse .env file ${path}`);
-  }
-  // Own entries only: dotenv builds a plain object, on which `__proto__=x` is not an entry.
-  return new Map(Object.entries(parsed));
 }
 
 function isMissing(error: unknown): boolean {

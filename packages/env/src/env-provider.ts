@@ -1,4 +1,3 @@
-import { type FSWatcher, watch as watchDirectory } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import {
   InvalidConfigError,
@@ -20,12 +19,12 @@ import {
   emitDiff,
   fingerprint,
   type HookContext,
-  jittered,
   type StoredSecret,
-  sleep,
+  type Timer,
   toSecretError,
   type VersionSnapshot,
 } from '@secret-provider/core/adapter';
+import { DirWatcher } from '@secret-provider/file/watcher';
 import { DotenvFiles } from './dotenv-files.js';
 import { compileSelection, type Selection } from './selection.js';
 
@@ -48,7 +47,7 @@ export type EnvObject = Record<string, string | undefined>;
  * chain never learns the names of the whole environment by accident.
  */
 export interface EnvProviderOptions extends Partial<BaseProviderOptions> {
-  /** The environment to read (and write, with `writable`). @default process.env */
+  /** The environment to read (and write, with `readOnly: false`). @default process.env */
   readonly env?: EnvObject | undefined;
   /** Only variables whose names start with this. */
   readonly prefix?: string | undefined;
@@ -79,8 +78,14 @@ export interface EnvProviderOptions extends Partial<BaseProviderOptions> {
   /** Treat a missing `.env` file as an error instead of an empty one. @default false */
   readonly requireFiles?: boolean | undefined;
   /**
-   * Allow `set` and `delete`, which change the environment object (never the files).
-   * @default false (read-only: `set` rejects with `READ_ONLY`)
+   * Refuse `set` and `delete`. With `readOnly: false`, they change the environment object (never
+   * the files).
+   * @default true (`set` rejects with `READ_ONLY`)
+   */
+  readonly readOnly?: boolean | undefined;
+  /**
+   * The opposite of `readOnly`.
+   * @deprecated use `readOnly: false`.
    */
   readonly writable?: boolean | undefined;
   /**
@@ -90,6 +95,11 @@ export interface EnvProviderOptions extends Partial<BaseProviderOptions> {
    */
   readonly pollInterval?: number | undefined;
   /** While watched: quiet time after a file-system event before the file is re-read, in ms. @default 25 */
+  readonly debounceMs?: number | undefined;
+  /**
+   * The old name of `debounceMs`.
+   * @deprecated use `debounceMs`.
+   */
   readonly debounce?: number | undefined;
 }
 
@@ -106,10 +116,10 @@ interface Found {
  *
  * Reads an injectable environment object (default `process.env`), with the variables chosen by
  * prefix, allow-list or mapping function (see {@link EnvProviderOptions}). Read-only unless
- * `writable`. Versions are fingerprints of the values (see `fingerprint` in core), so
+ * `readOnly: false`. Versions are fingerprints of the values (see `fingerprint` in core), so
  * `metadata` and events never carry values. `watch` polls the environment every `pollInterval`
- * and watches the directories of the `.env` files, re-reading a changed file after `debounce`
- * ms of quiet and again if it changed while being read, and reports `added`, `rotated` and
+ * and watches the directories of the `.env` files, re-reading a changed file after `debounceMs`
+ * of quiet and again if it changed while being read, and reports `added`, `rotated` and
  * `removed` for the effective values.
  *
  * @example
@@ -123,9 +133,7 @@ export class EnvProvider extends BaseProvider {
   readonly #selection: Selection;
   readonly #files: DotenvFiles | undefined;
   readonly #override: boolean;
-  readonly #pollInterval: number;
-  readonly #pollJitter: number;
-  readonly #debounce: number;
+  readonly #debounceMs: number;
   /** Last fingerprint per key, so unchanged values are not hashed again. */
   #versions = new Map<string, { readonly value: string; readonly version: string }>();
   /** While watched: re-checks now (after a write of this provider). */
@@ -134,20 +142,32 @@ export class EnvProvider extends BaseProvider {
   constructor(options: EnvProviderOptions = {}) {
     const name = options.name ?? PROVIDER_NAME;
     const pollInterval = options.pollInterval ?? 500;
-    super({ ...options, name, pollInterval, capabilities: { checkAndSet: true } });
     const invalid = (message: string) =>
       new InvalidConfigError({ provider: name }, `invalid configuration: ${message}`);
+    const readOnly = renamed(options, 'readOnly', 'writable', (writable) => !writable, name) ?? true;
+    const debounceMs = renamed(options, 'debounceMs', 'debounce', (debounce) => debounce, name) ?? 25;
+    // Compiled before the base is built: what this instance can list is one of its capabilities.
+    const selection = compileSelection(options, name);
+    super({
+      ...options,
+      name,
+      pollInterval,
+      capabilities: {
+        write: !readOnly,
+        delete: !readOnly,
+        list: selection.listable,
+        checkAndSet: !readOnly,
+      },
+    });
     if (!(pollInterval > 0)) throw invalid('pollInterval must be a positive number of ms');
-    const debounce = options.debounce ?? 25;
-    if (!(debounce >= 0)) throw invalid('debounce must be a number of ms >= 0');
+    if (!(typeof debounceMs === 'number' && debounceMs >= 0))
+      throw invalid('debounceMs must be a number of ms >= 0');
     const env = options.env ?? process.env;
     if (typeof env !== 'object' || env === null) throw invalid('env must be an object');
     this.#env = env;
-    this.#selection = compileSelection(options, name);
+    this.#selection = selection;
     this.#override = options.override ?? false;
-    this.#pollInterval = pollInterval;
-    this.#pollJitter = options.pollJitter ?? 0.1;
-    this.#debounce = debounce;
+    this.#debounceMs = debounceMs;
     const files =
       options.files === undefined ? [] : typeof options.files === 'string' ? [options.files] : options.files;
     if (files.some((f) => typeof f !== 'string' || f.length === 0)) throw invalid('files must be paths');
@@ -159,12 +179,6 @@ export class EnvProvider extends BaseProvider {
             name,
             options.requireFiles ?? false,
           );
-    // Absent hooks make the capabilities say what this instance can do (the base derives them).
-    if (!options.writable) {
-      Object.defineProperty(this, 'writeSecret', { value: undefined });
-      Object.defineProperty(this, 'deleteSecret', { value: undefined });
-    }
-    if (!this.#selection.listable) Object.defineProperty(this, 'listKeys', { value: undefined });
   }
 
   /** The `.env` files, as absolute paths, lowest precedence first. */
@@ -256,7 +270,7 @@ export class EnvProvider extends BaseProvider {
         `"${key}" is defined by a .env file, which takes precedence over the environment here (override: true); writing the environment would not change it`,
       );
     }
-    this.#env[name] = value;
+    this.#store(key, name, value);
     await this.#recheck?.();
   }
 
@@ -277,8 +291,7 @@ export class EnvProvider extends BaseProvider {
 
   protected override async startWatch(emit: EmitFunction): Promise<() => Promise<void>> {
     await this.#files?.load();
-    const controller = new AbortController();
-    const { signal } = controller;
+    let stopped = false;
     let current = this.#snapshot();
     const dirtyFiles = new Set<string>();
     let running: Promise<void> | undefined;
@@ -286,7 +299,7 @@ export class EnvProvider extends BaseProvider {
     let deferrals = 0;
 
     const reportError = (error: unknown) => {
-      if (signal.aborted) return;
+      if (stopped) return;
       const mapped = isSecretError(error)
         ? error
         : toSecretError(error, { provider: this.name, operation: 'watch' });
@@ -317,7 +330,7 @@ export class EnvProvider extends BaseProvider {
             }
           }
           deferrals = 0;
-          if (signal.aborted) return;
+          if (stopped) return;
           try {
             const next = this.#snapshot();
             emitDiff(emit, this.name, diffSnapshots(current, next));
@@ -325,7 +338,7 @@ export class EnvProvider extends BaseProvider {
           } catch (error) {
             reportError(error);
           }
-        } while (again && !signal.aborted);
+        } while (again && !stopped);
       })().finally(() => {
         running = undefined;
       });
@@ -334,73 +347,49 @@ export class EnvProvider extends BaseProvider {
 
     // File-system events are debounced: editors and writers produce bursts (truncate, write,
     // rename), and one re-read after the burst is enough.
-    let debounceTimer: NodeJS.Timeout | undefined;
+    let debounceTimer: Timer | undefined;
     const onFileEvent = (paths: readonly string[]) => {
       for (const path of paths) dirtyFiles.add(path);
-      clearTimeout(debounceTimer);
-      debounceTimer = setTimeout(() => void check(), this.#debounce);
-      debounceTimer.unref();
+      debounceTimer?.cancel();
+      debounceTimer = this.clock.setTimer(() => check(), this.#debounceMs);
     };
 
-    const watchers = new Map<string, FSWatcher>();
+    // The product's one directory watcher, on each directory holding a `.env` file: it follows
+    // rename-over, deletion and re-creation, and a directory that appears later.
     const directories = new Map<string, string[]>();
     for (const path of this.#files?.paths ?? []) {
       const dir = dirname(path);
       directories.set(dir, [...(directories.get(dir) ?? []), path]);
     }
-    // The directory is watched, not the file: a file replaced by rename (editors, atomic
-    // writers) would leave a watcher on the old inode.
-    const arm = () => {
-      for (const [dir, paths] of directories) {
-        if (watchers.has(dir)) continue;
-        try {
-          const watcher = watchDirectory(dir, { persistent: false }, (_type, filename) => {
-            const changed =
-              filename === null ? paths : paths.filter((path) => basename(path) === filename.toString());
-            if (changed.length > 0) onFileEvent(changed);
-          });
-          watcher.on('error', () => {
-            // The directory went away; the poll re-arms once it is back and checks the files.
-            watcher.close();
-            watchers.delete(dir);
-            onFileEvent(paths);
-          });
-          watchers.set(dir, watcher);
-        } catch {
-          // Missing directory: the poll arms the watcher once it exists.
-        }
-      }
-    };
-    arm();
+    const watchers = [...directories].map(
+      ([dir, paths]) =>
+        new DirWatcher(
+          { dir, polling: false, interval: this.pollInterval, persistent: false },
+          {
+            onChange: (name) => {
+              const changed = name === null ? paths : paths.filter((path) => basename(path) === name);
+              if (changed.length > 0) onFileEvent(changed);
+            },
+            onError: reportError,
+          },
+        ),
+    );
+    await Promise.all(watchers.map((watcher) => watcher.start()));
 
-    const poll = async () => {
-      while (!signal.aborted) {
-        if (!(await sleep(jittered(this.#pollInterval, this.#pollJitter), signal))) return;
-        try {
-          if (this.#files !== undefined) {
-            const missing = watchers.size < directories.size;
-            arm();
-            // A directory that appeared may already hold the files.
-            for (const path of await this.#files.changed()) dirtyFiles.add(path);
-            if (missing && watchers.size === directories.size)
-              for (const path of this.#files.paths) dirtyFiles.add(path);
-          }
-          await check();
-        } catch (error) {
-          reportError(error);
-        }
-      }
-    };
-    const polling = poll();
+    // The environment has no notifications: it is compared at each poll, and the files' stamps
+    // are a backstop for file-system events that never arrive (network file systems).
+    const poller = this.createPoller(async () => {
+      if (this.#files !== undefined) for (const path of await this.#files.changed()) dirtyFiles.add(path);
+      await check();
+    }).start();
     this.#recheck = check;
 
     return async () => {
       this.#recheck = undefined;
-      controller.abort();
-      clearTimeout(debounceTimer);
-      for (const watcher of watchers.values()) watcher.close();
-      watchers.clear();
-      await polling;
+      stopped = true;
+      debounceTimer?.cancel();
+      await Promise.all(watchers.map((watcher) => watcher.stop()));
+      await poller.stop();
       await running;
     };
   }
@@ -495,6 +484,25 @@ export class EnvProvider extends BaseProvider {
     return { version: this.#versionOf(key, found.value), tags };
   }
 
+  /**
+   * Sets a variable as an own property. An assignment would not do: on a plain object,
+   * `env.__proto__ = value` changes nothing and throws nothing.
+   */
+  #store(key: string, name: string, value: string): void {
+    const stored = Reflect.defineProperty(this.#env, name, {
+      value,
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
+    if (!stored || this.#readEnv(name) !== value) {
+      throw new InvalidKeyError(
+        { provider: this.name, key, operation: 'set' },
+        `invalid key "${key}": the environment object does not take a variable of this name`,
+      );
+    }
+  }
+
   #nameForWrite(key: string, current: Found | undefined): string {
     if (key.includes('=')) {
       throw new InvalidKeyError(
@@ -513,4 +521,39 @@ export class EnvProvider extends BaseProvider {
     }
     return name;
   }
+}
+
+/** Option names already warned about in this process (one deprecation warning each). */
+const warnedAliases = new Set<string>();
+
+/**
+ * The value of option `current`, or of its deprecated alias `old` (converted), or `undefined`
+ * when neither is set. The alias draws one `DeprecationWarning` per process; the two set to
+ * different meanings is a configuration error.
+ */
+function renamed<K extends keyof EnvProviderOptions, O extends keyof EnvProviderOptions>(
+  options: EnvProviderOptions,
+  current: K,
+  old: O,
+  convert: (value: NonNullable<EnvProviderOptions[O]>) => EnvProviderOptions[K],
+  provider: string,
+): EnvProviderOptions[K] | undefined {
+  const given = options[current];
+  const legacy = options[old];
+  if (legacy === undefined) return given;
+  if (!warnedAliases.has(old)) {
+    warnedAliases.add(old);
+    process.emitWarning(`EnvProvider option "${old}" is deprecated: use "${current}"`, {
+      type: 'DeprecationWarning',
+      code: 'SECRET_PROVIDER_DEPRECATED_OPTION',
+    });
+  }
+  const converted = convert(legacy as NonNullable<EnvProviderOptions[O]>);
+  if (given !== undefined && given !== converted) {
+    throw new InvalidConfigError(
+      { provider },
+      `invalid configuration: "${current}" and its deprecated alias "${old}" disagree; pass "${current}" only`,
+    );
+  }
+  return converted;
 }

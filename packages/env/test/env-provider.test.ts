@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { isSecretError, ReadOnlyError } from '@secret-provider/core';
 import { type EnvObject, EnvProvider, PROVIDER_NAME } from '@secret-provider/env';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { expectNoLeak, rejection, tempDir } from './helpers.js';
+import { expectNoLeak, rejection, tempDir } from '@secret-provider/testing';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 const reveal = async (provider: EnvProvider, key: string) => (await provider.get(key)).reveal();
 const codeOf = (error: unknown) =>
@@ -140,9 +140,9 @@ describe('EnvProvider: selecting variables', () => {
 
 describe('EnvProvider: .env files', () => {
   let dir: string;
-  let remove: () => Promise<void>;
+  let remove: () => void;
   beforeEach(async () => {
-    ({ dir, remove } = await tempDir());
+    ({ dir, remove } = tempDir('env-provider-'));
   });
   afterEach(async () => {
     await remove();
@@ -320,7 +320,7 @@ describe('EnvProvider: writes', () => {
   });
 
   it('will not write a variable that a file overrides, nor delete a file value', async () => {
-    const { dir, remove } = await tempDir();
+    const { dir, remove } = tempDir('env-provider-');
     try {
       await writeFile(join(dir, '.env'), 'APP_F=from-file\n');
       const overriding = new EnvProvider({
@@ -362,5 +362,72 @@ describe('EnvProvider: nothing shows values', () => {
       await rejection(provider.get('MISSING')),
     ];
     expectNoLeak(things, values);
+  });
+});
+
+describe('EnvProvider: option names shared with the other packages', () => {
+  it('readOnly: false allows writes; capabilities say so per instance', async () => {
+    const env: EnvObject = {};
+    const writable = new EnvProvider({ env, prefix: 'APP_', readOnly: false });
+    expect(writable.capabilities).toMatchObject({ write: true, delete: true, list: true, checkAndSet: true });
+    await writable.set('A', 'x');
+    expect(env).toEqual({ APP_A: 'x' });
+    const readOnly = new EnvProvider({ env, prefix: 'APP_' });
+    expect(readOnly.capabilities).toMatchObject({ write: false, delete: false, checkAndSet: false });
+    const unlisted = new EnvProvider({ env, readOnly: true });
+    expect(unlisted.capabilities.list).toBe(false);
+  });
+
+  it('writable and debounce are deprecated aliases: they work and warn once each, with a SECRET_PROVIDER_ code', async () => {
+    // A fresh copy of the module: earlier tests of this file have drawn the warnings already.
+    vi.resetModules();
+    const { EnvProvider: Fresh } = await import('@secret-provider/env');
+    const warnings: Array<Error & { code?: string }> = [];
+    const listener = (warning: Error & { code?: string }) => warnings.push(warning);
+    process.on('warning', listener);
+    try {
+      const env: EnvObject = {};
+      new Fresh({ env, all: true, writable: true, debounce: 5 });
+      new Fresh({ env, all: true, writable: true, debounce: 5 });
+      const provider = new Fresh({ env, all: true, writable: true });
+      await provider.set('A', 'v');
+      expect(env).toEqual({ A: 'v' });
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    } finally {
+      process.off('warning', listener);
+    }
+    expect(warnings.map((w) => [w.name, w.code])).toEqual([
+      ['DeprecationWarning', 'SECRET_PROVIDER_DEPRECATED_OPTION'],
+      ['DeprecationWarning', 'SECRET_PROVIDER_DEPRECATED_OPTION'],
+    ]);
+    expect(warnings.map((w) => w.message).join('\n')).toMatch(
+      /"writable".*"readOnly"[\s\S]*"debounce".*"debounceMs"/,
+    );
+  });
+
+  it('an option and its deprecated alias that disagree are INVALID_CONFIG', () => {
+    for (const options of [
+      { readOnly: true, writable: true },
+      { debounceMs: 10, debounce: 20 },
+    ]) {
+      let error: unknown;
+      try {
+        new EnvProvider({ env: {}, all: true, ...options });
+      } catch (caught) {
+        error = caught;
+      }
+      expect(codeOf(error)).toBe('INVALID_CONFIG');
+    }
+    expect(() => new EnvProvider({ env: {}, all: true, readOnly: false, writable: true })).not.toThrow();
+  });
+
+  it('debounceMs is validated like debounce was', () => {
+    let error: unknown;
+    try {
+      new EnvProvider({ env: {}, all: true, debounceMs: -1 });
+    } catch (caught) {
+      error = caught;
+    }
+    expect(codeOf(error)).toBe('INVALID_CONFIG');
   });
 });

@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
+import { tempDir } from '@secret-provider/testing';
 import { describe, expect, it, vi } from 'vitest';
-import { tempDir } from './helpers.js';
 import { example } from './readme-example.js';
 
 const between = (text: string) => {
@@ -24,7 +24,7 @@ describe('README', () => {
   });
 
   it('runs the example: reads, lists only the prefix, reports a rotation without values', async () => {
-    const { dir, remove } = await tempDir();
+    const { dir, remove } = tempDir('env-provider-');
     const cwd = process.cwd();
     const log = vi.spyOn(console, 'log').mockImplementation(() => {});
     const prefix = 'APP_';

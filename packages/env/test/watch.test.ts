@@ -2,8 +2,8 @@ import { mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SecretEvents } from '@secret-provider/core';
 import { type EnvObject, EnvProvider } from '@secret-provider/env';
+import { expectNoLeak, keysOf, pause, type Recorded, record, tempDir, until } from '@secret-provider/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { expectNoLeak, keysOf, pause, type Recorded, record, tempDir, until } from './helpers.js';
 
 describe('EnvProvider.watch: the environment', () => {
   it('polls the environment and reports added, rotated and removed once each, without values', async () => {
@@ -76,10 +76,10 @@ const lastVersionOfA = (events: Recorded[]) => {
 
 describe('EnvProvider.watch: .env files', () => {
   let dir: string;
-  let remove: () => Promise<void>;
+  let remove: () => void;
   let provider: EnvProvider | undefined;
   beforeEach(async () => {
-    ({ dir, remove } = await tempDir());
+    ({ dir, remove } = tempDir('env-provider-'));
   });
   afterEach(async () => {
     await provider?.close();

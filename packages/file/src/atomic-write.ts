@@ -1,11 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 /** Mode of every file this package writes: owner read/write only. */
 export const SECRET_FILE_MODE = 0o600;
 /** Mode of directories this package creates. */
 export const SECRET_DIR_MODE = 0o700;
+
+/** Longest file name, in bytes of UTF-8, that common file systems accept (`NAME_MAX`). */
+export const MAX_FILE_NAME_BYTES = 255;
 
 /**
  * Prefix of temporary files. Kubernetes reserves names starting with `..` in secret volumes and
@@ -21,7 +24,9 @@ export const TEMP_PREFIX = '..tmp-';
 export async function writeFileAtomic(path: string, data: string): Promise<void> {
   const dir = dirname(path);
   await mkdir(dir, { recursive: true, mode: SECRET_DIR_MODE });
-  const temp = join(dir, `${TEMP_PREFIX}${basename(path)}.${randomBytes(6).toString('hex')}`);
+  // The name does not include the target's: a target name of the longest length a file name
+  // may have (255 bytes) must still leave room for its temporary file.
+  const temp = join(dir, `${TEMP_PREFIX}${randomBytes(12).toString('hex')}`);
   const handle = await open(temp, 'wx', SECRET_FILE_MODE);
   try {
     await handle.writeFile(data, 'utf8');

@@ -41,7 +41,6 @@ export class DirWatcher {
   readonly #handlers: DirWatcherHandlers;
   #current: Closer | undefined;
   #watchingDir = false;
-  #dirIno: bigint | undefined;
   #stopped = false;
   #queue: Promise<void> = Promise.resolve();
   #polling: boolean;
@@ -92,11 +91,9 @@ export class DirWatcher {
     await this.#closeCurrent();
     const info = await statOrUndefined(this.#options.dir);
     if (info?.isDirectory()) {
-      this.#dirIno = info.ino;
       await this.#armDir();
       this.#watchingDir = true;
     } else {
-      this.#dirIno = undefined;
       await this.#armAncestor();
     }
   }
@@ -106,9 +103,11 @@ export class DirWatcher {
     if (!this.#polling) {
       const watcher = this.#native(dir, (event, name) => {
         this.#handlers.onChange(name);
-        // The watched directory itself was deleted or moved: inotify reports its own name.
+        // The watched directory itself was deleted or moved (inotify reports its own name): this
+        // watch is dead even if a new directory already stands at the path, possibly with the
+        // same inode number (ext4 reuses them at once), so it is always armed again.
         if (event === 'rename' && (name === null || name === basename(dir)))
-          void this.#serial(() => this.#recheck());
+          void this.#serial(() => this.#rearm());
       });
       if (watcher !== undefined) {
         this.#current = watcher;
@@ -132,7 +131,7 @@ export class DirWatcher {
     watcher.on('all', (event, path) => {
       const rel = relative(dir, path);
       if (rel === '' && event === 'unlinkDir') {
-        void this.#serial(() => this.#recheck());
+        void this.#serial(() => this.#rearm());
         return;
       }
       this.#handlers.onChange(rel === '' ? null : (rel.split(sep)[0] ?? null));
@@ -168,18 +167,20 @@ export class DirWatcher {
     this.#current = { close: () => clearInterval(timer) };
   }
 
-  /** Re-arms when the directory appeared, vanished or was replaced by another one. */
-  async #recheck(): Promise<void> {
-    const info = await statOrUndefined(this.#options.dir);
-    const ino = info?.isDirectory() ? info.ino : undefined;
-    if (this.#watchingDir && ino !== undefined && ino === this.#dirIno) return;
-    if (!this.#watchingDir && ino === undefined) {
-      // Still missing: an intermediate directory may exist now, so watch deeper.
-      await this.#arm();
-      return;
-    }
+  /** Arms again from scratch (the watched directory went away) and reports a change of anything. */
+  async #rearm(): Promise<void> {
     await this.#arm();
     this.#handlers.onChange(null);
+  }
+
+  /**
+   * While waiting for the directory: arms on it once it exists (reporting a change of anything),
+   * or on a deeper ancestor once an intermediate directory exists.
+   */
+  async #recheck(): Promise<void> {
+    if (this.#watchingDir) return;
+    await this.#arm();
+    if (this.#watchingDir) this.#handlers.onChange(null);
   }
 
   #native(path: string, listener: (event: string, name: string | null) => void): Closer | undefined {

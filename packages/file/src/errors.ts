@@ -1,12 +1,14 @@
 import {
   AccessDeniedError,
   InvalidConfigError,
+  InvalidValueError,
   ProviderUnavailableError,
   ReadOnlyError,
   SecretConflictError,
   SecretError,
   type SecretErrorDetails,
 } from '@secret-provider/core';
+import { DotenvValueError } from './dotenv.js';
 import { JsonPathConflict } from './json.js';
 
 /**
@@ -54,6 +56,13 @@ export function mapFileError(
   error: unknown,
   details: Omit<SecretErrorDetails, 'cause'>,
 ): SecretError | undefined {
+  if (error instanceof DotenvValueError) {
+    // The reason names no content: the value is never quoted.
+    return new InvalidValueError(
+      { ...details, cause: error },
+      `cannot ${details.operation ?? 'write'} "${details.key ?? ''}": ${error.message} (provider "${details.provider ?? ''}")`,
+    );
+  }
   if (error instanceof JsonPathConflict) {
     return new SecretConflictError(
       { ...details, cause: error },
@@ -76,4 +85,35 @@ export function mapFileError(
       `invalid secrets path (${code}) (provider "${details.provider ?? ''}")`,
     );
   return undefined;
+}
+
+/**
+ * A key of a directory-format source is a link whose target lies outside the directory (and
+ * outside every root the provider was told to allow). Code `ACCESS_DENIED`: the provider will not
+ * read it, whatever it is. The message names neither the target nor anything it holds.
+ */
+export function linkEscapeError(provider: string, dir: string, key: string): SecretError {
+  return new AccessDeniedError(
+    { provider, key, operation: 'get' },
+    `"${key}" in secrets directory "${dir}" is a link to a file outside the directory; refusing to read it (allow its target with allowLinksInto) (provider "${provider}")`,
+  );
+}
+
+/**
+ * Check-and-set: `expected` is the version the caller saw (`null` or `'0'`: the key must not
+ * exist), `current` the version on disk (`undefined`: no such key).
+ */
+export function checkVersion(
+  details: { provider: string; key: string },
+  current: string | undefined,
+  expected: string | null | undefined,
+): void {
+  if (expected === undefined) return;
+  const wanted = expected === null || expected === '0' ? undefined : expected;
+  if (current !== wanted) {
+    throw new SecretConflictError(
+      { ...details, operation: 'set' },
+      `check-and-set failed for "${details.key}": version mismatch (provider "${details.provider}")`,
+    );
+  }
 }

@@ -1,5 +1,5 @@
 export { SECRET_FILE_MODE, writeFileAtomic } from './atomic-write.js';
-export { DotenvSyntaxError, formatDotenvValue, parseDotenv } from './dotenv.js';
+export { DotenvSyntaxError, DotenvValueError, formatDotenvValue, parseDotenv } from './dotenv.js';
 export { InsecurePermissionsError } from './errors.js';
 export {
   type FileFormat,

@@ -6,19 +6,30 @@
 /** How keys address a JSON document. */
 export type JsonKeyStyle = 'nested' | 'flat';
 
-/** A parse failure with a position and no content. */
-export class JsonSyntaxError extends Error {
+/**
+ * A document that does not parse: a reason and a position, never the text (every document format
+ * reports its parse failures this way, so their messages are safe to show).
+ */
+export class DocumentSyntaxError extends Error {
   readonly line: number | undefined;
   readonly column: number | undefined;
   constructor(reason: string, line?: number, column?: number) {
     super(line === undefined ? reason : `${reason} at line ${line}, column ${column}`);
-    this.name = 'JsonSyntaxError';
+    this.name = 'DocumentSyntaxError';
     this.line = line;
     this.column = column;
   }
 }
 
-type JsonObject = { [key: string]: unknown };
+/** A JSON parse failure with a position and no content. */
+export class JsonSyntaxError extends DocumentSyntaxError {
+  constructor(reason: string, line?: number, column?: number) {
+    super(reason, line, column);
+    this.name = 'JsonSyntaxError';
+  }
+}
+
+export type JsonObject = { [key: string]: unknown };
 
 const FORBIDDEN_SEGMENTS = new Set(['__proto__', 'prototype', 'constructor']);
 
@@ -27,8 +38,11 @@ export function isForbiddenSegment(segment: string): boolean {
   return FORBIDDEN_SEGMENTS.has(segment);
 }
 
-function isObject(value: unknown): value is JsonObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
+/** A plain object (a JSON object, a YAML mapping, a TOML table); not an array, a date or a buffer. */
+export function isObject(value: unknown): value is JsonObject {
+  if (typeof value !== 'object' || value === null) return false;
+  const prototype = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
 }
 
 /**
@@ -63,8 +77,11 @@ export function parseJsonDocument(text: string): JsonObject {
 
 function leafToString(value: unknown): string | undefined {
   if (typeof value === 'string') return value;
-  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint')
+    return String(value);
   if (value === null || value === undefined) return undefined;
+  // TOML dates and times.
+  if (value instanceof Date) return value.toISOString();
   return JSON.stringify(value);
 }
 
@@ -99,33 +116,57 @@ export class JsonPathConflict extends Error {
   }
 }
 
-/** Sets `key` in `document` (mutating it). Nested keys create the objects on their path. */
-export function setJsonValue(document: JsonObject, key: string, value: string, style: JsonKeyStyle): void {
-  if (style === 'flat') {
-    document[key] = value;
-    return;
-  }
+/**
+ * The path of object names `key` is stored at when it is set: the key itself when the top level
+ * has it (or in `flat` style), else its dotted segments. Walks own properties only, so
+ * `toString.x` names a key under "toString", not Object.prototype's method.
+ * @throws {JsonPathConflict} when the path runs through a value that is not an object, or ends
+ *   at an object (replacing it by a string would drop every key under it).
+ */
+export function pathForSet(document: JsonObject, key: string, style: JsonKeyStyle): string[] {
+  if (style === 'flat') return [key];
   if (Object.hasOwn(document, key)) {
-    // Replacing an object by a string would drop every key under it.
     if (isObject(document[key])) throw new JsonPathConflict(key);
-    document[key] = value;
-    return;
+    return [key];
   }
   const segments = key.split('.');
-  const leaf = segments.pop() as string;
-  let object = document;
-  const walked: string[] = [];
+  let object: JsonObject | undefined = document;
+  for (const [index, segment] of segments.entries()) {
+    const next: unknown =
+      object !== undefined && Object.hasOwn(object, segment) ? object[segment] : undefined;
+    const last = index === segments.length - 1;
+    if (last ? isObject(next) : next !== undefined && next !== null && !isObject(next)) {
+      throw new JsonPathConflict(segments.slice(0, index + 1).join('.'));
+    }
+    object = isObject(next) ? next : undefined;
+  }
+  return segments;
+}
+
+/** The path of a leaf `key` names in `document`, or `undefined` when it names none. */
+export function pathForDelete(document: JsonObject, key: string, style: JsonKeyStyle): string[] | undefined {
+  const segments = style === 'flat' || Object.hasOwn(document, key) ? [key] : key.split('.');
+  let value: unknown = document;
   for (const segment of segments) {
-    walked.push(segment);
-    const next = object[segment];
-    if (next === undefined || next === null) {
+    if (!isObject(value) || !Object.hasOwn(value, segment)) return undefined;
+    value = value[segment];
+  }
+  return style === 'nested' && isObject(value) ? undefined : segments;
+}
+
+/** Sets `key` in `document` (mutating it). Nested keys create the objects on their path. */
+export function setJsonValue(document: JsonObject, key: string, value: string, style: JsonKeyStyle): void {
+  const path = pathForSet(document, key, style);
+  const leaf = path.pop() as string;
+  let object = document;
+  for (const segment of path) {
+    const next = Object.hasOwn(object, segment) ? object[segment] : undefined;
+    if (isObject(next)) {
+      object = next;
+    } else {
       const created: JsonObject = {};
       object[segment] = created;
       object = created;
-    } else if (isObject(next)) {
-      object = next;
-    } else {
-      throw new JsonPathConflict(walked.join('.'));
     }
   }
   object[leaf] = value;
@@ -133,26 +174,14 @@ export function setJsonValue(document: JsonObject, key: string, value: string, s
 
 /** Removes `key` from `document` (mutating it), pruning objects it leaves empty. */
 export function deleteJsonValue(document: JsonObject, key: string, style: JsonKeyStyle): boolean {
-  if (style === 'flat' || Object.hasOwn(document, key)) {
-    if (!Object.hasOwn(document, key)) return false;
-    if (style === 'nested' && isObject(document[key])) return false;
-    delete document[key];
-    return true;
-  }
-  const segments = key.split('.');
+  const path = pathForDelete(document, key, style);
+  if (path === undefined) return false;
   const chain: JsonObject[] = [document];
-  for (const segment of segments.slice(0, -1)) {
-    const next = (chain.at(-1) as JsonObject)[segment];
-    if (!isObject(next)) return false;
-    chain.push(next);
-  }
-  const leaf = segments.at(-1) as string;
-  const parent = chain.at(-1) as JsonObject;
-  if (!Object.hasOwn(parent, leaf) || isObject(parent[leaf])) return false;
-  delete parent[leaf];
+  for (const segment of path.slice(0, -1)) chain.push((chain.at(-1) as JsonObject)[segment] as JsonObject);
+  delete (chain.at(-1) as JsonObject)[path.at(-1) as string];
   for (let depth = chain.length - 1; depth > 0; depth--) {
     if (Object.keys(chain[depth] as JsonObject).length > 0) break;
-    delete (chain[depth - 1] as JsonObject)[segments[depth - 1] as string];
+    delete (chain[depth - 1] as JsonObject)[path[depth - 1] as string];
   }
   return true;
 }

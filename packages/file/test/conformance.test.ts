@@ -2,8 +2,9 @@ import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeProviderConformance } from '@secret-provider/conformance';
 import { FileProvider, formatDotenvValue, parseDotenv } from '@secret-provider/file';
+import { tempDir } from '@secret-provider/testing';
 import { afterEach, beforeEach, describe, it } from 'vitest';
-import { atomicWriterUpdate, currentPayload, tempDir } from './helpers.js';
+import { atomicWriterUpdate, currentPayload } from './helpers.js';
 
 // Each backend edits the files behind the provider's back the way people and tools do: JSON and
 // .env files rewritten in place, key files written in place, Kubernetes volumes switched by
@@ -21,7 +22,7 @@ describeProviderConformance({
   name: 'file (json, nested)',
   test: { describe, it, beforeEach, afterEach },
   create: async () => {
-    const { path: dir, cleanup } = await tempDir();
+    const { dir, remove: cleanup } = tempDir('file-provider-');
     const path = join(dir, 'secrets.json');
     writeFileSync(path, JSON.stringify({ unrelated: { nested: 'x' } }));
     const edit = (change: (doc: Record<string, unknown>) => void) => {
@@ -47,7 +48,7 @@ describeProviderConformance({
   name: 'file (.env)',
   test: { describe, it, beforeEach, afterEach },
   create: async () => {
-    const { path: dir, cleanup } = await tempDir();
+    const { dir, remove: cleanup } = tempDir('file-provider-');
     const path = join(dir, '.env');
     const edit = (change: (values: Map<string, string>) => void) => {
       const values = parseDotenv(readOr(path, ''));
@@ -69,7 +70,7 @@ describeProviderConformance({
   name: 'file (directory)',
   test: { describe, it, beforeEach, afterEach },
   create: async () => {
-    const { path: dir, cleanup } = await tempDir();
+    const { dir, remove: cleanup } = tempDir('file-provider-');
     return {
       provider: new FileProvider({ path: dir }),
       backend: {
@@ -85,7 +86,7 @@ describeProviderConformance({
   name: 'file (Kubernetes secret volume, read-only)',
   test: { describe, it, beforeEach, afterEach },
   create: async () => {
-    const { path: dir, cleanup } = await tempDir();
+    const { dir, remove: cleanup } = tempDir('file-provider-');
     atomicWriterUpdate(dir, {});
     const read = (path: string) => readFileSync(path, 'utf8');
     return {

@@ -2,19 +2,20 @@ import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isSecretError } from '@secret-provider/core';
 import { FileProvider, parseDotenv } from '@secret-provider/file';
+import { tempDir } from '@secret-provider/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { atomicWriterUpdate, tempDir } from './helpers.js';
+import { atomicWriterUpdate } from './helpers.js';
 
 let dir: string;
-let cleanup: () => Promise<void>;
+let remove: () => void;
 const providers: FileProvider[] = [];
 
-beforeEach(async () => {
-  ({ path: dir, cleanup } = await tempDir());
+beforeEach(() => {
+  ({ dir, remove } = tempDir('file-provider-'));
 });
 afterEach(async () => {
   await Promise.all(providers.splice(0).map((p) => p.close()));
-  await cleanup();
+  remove();
 });
 
 function open(options: ConstructorParameters<typeof FileProvider>[0]): FileProvider {
@@ -114,8 +115,9 @@ describe('.env files', () => {
         'export EXPORTED=yes',
         'SPACED =  padded value   # a comment',
         'HASH=pa#ss',
+        'QUOTED_HASH="pa#ss"',
         "SINGLE='lit\\n $eral'",
-        'DOUBLE="line1\\nline2 \\"q\\" \\\\"',
+        'DOUBLE="line1\\nline2 \\t \'q\'"',
         'MULTI="first',
         'second"',
         'BACKTICK=`it\'s "both"`',
@@ -130,9 +132,11 @@ describe('.env files', () => {
     expect(await reveal(provider, 'PLAIN')).toBe('later wins');
     expect(await reveal(provider, 'EXPORTED')).toBe('yes');
     expect(await reveal(provider, 'SPACED')).toBe('padded value');
-    expect(await reveal(provider, 'HASH')).toBe('pa#ss');
+    // As dotenv reads it: an unquoted `#` starts a comment; double quotes expand `\n` (and `\r`) only.
+    expect(await reveal(provider, 'HASH')).toBe('pa');
+    expect(await reveal(provider, 'QUOTED_HASH')).toBe('pa#ss');
     expect(await reveal(provider, 'SINGLE')).toBe('lit\\n $eral');
-    expect(await reveal(provider, 'DOUBLE')).toBe('line1\nline2 "q" \\');
+    expect(await reveal(provider, 'DOUBLE')).toBe("line1\nline2 \\t 'q'");
     expect(await reveal(provider, 'MULTI')).toBe('first\nsecond');
     expect(await reveal(provider, 'BACKTICK')).toBe('it\'s "both"');
     expect(await reveal(provider, 'EMPTY')).toBe('');
@@ -212,15 +216,19 @@ describe('directories of files', () => {
     expect(await provider.keys()).toEqual(['password', 'token']);
   });
 
-  it('reads Docker-style secrets that are links to elsewhere', async () => {
+  it('reads Docker-style secrets that are links to elsewhere, where that is allowed', async () => {
     mkdirSync(join(dir, 'store'));
     mkdirSync(join(dir, 'run'));
     writeFileSync(join(dir, 'store', 'real'), 'linked\n');
     symlinkSync(join(dir, 'store', 'real'), join(dir, 'run', 'api_key'));
     symlinkSync(join(dir, 'store', 'missing'), join(dir, 'run', 'dangling'));
-    const provider = open({ path: join(dir, 'run') });
+    const provider = open({ path: join(dir, 'run'), allowLinksInto: join(dir, 'store') });
     expect(await reveal(provider, 'api_key')).toBe('linked');
     expect(await provider.keys()).toEqual(['api_key']);
+    // Links out of the directory are refused unless their target's root is allowed.
+    const strict = open({ path: join(dir, 'run') });
+    await expect(strict.get('api_key')).rejects.toMatchObject({ code: 'ACCESS_DENIED' });
+    expect(await strict.keys()).toEqual([]);
   });
 
   it('refuses a path that exists but has no recognisable format, unless told', () => {

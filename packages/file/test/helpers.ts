@@ -1,3 +1,4 @@
+// Helpers of the file provider's tests only; the shared ones come from @secret-provider/testing.
 import { randomBytes } from 'node:crypto';
 import {
   existsSync,
@@ -10,22 +11,9 @@ import {
   unlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { inspect } from 'node:util';
-import {
-  createEmitter,
-  type SecretEvents,
-  type SecretProvider,
-  type WatchHandle,
-} from '@secret-provider/core';
-
-/** A fresh directory under the system's temporary directory, removed by `cleanup`. */
-export async function tempDir(): Promise<{ path: string; cleanup: () => Promise<void> }> {
-  const path = await mkdtemp(join(tmpdir(), 'file-provider-'));
-  return { path, cleanup: () => rm(path, { recursive: true, force: true }) };
-}
+import type { SecretProvider } from '@secret-provider/core';
+import { waitFor } from '@secret-provider/testing';
 
 /** A distinctive secret value, so that leaks can be searched for. */
 export function secretValue(label: string): string {
@@ -67,38 +55,6 @@ export function currentPayload(dir: string, read: (path: string) => string): Rec
   return Object.fromEntries(readdirSync(data).map((key) => [key, read(join(data, key))]));
 }
 
-export interface Recorded {
-  type: keyof SecretEvents;
-  event: SecretEvents[keyof SecretEvents];
-}
-
-/** Watches `provider`, recording every event; `handle` stops it. */
-export async function record(provider: SecretProvider): Promise<{ events: Recorded[]; handle: WatchHandle }> {
-  const emitter = createEmitter();
-  const events: Recorded[] = [];
-  emitter.on('*', (type, event) => events.push({ type, event } as Recorded));
-  const handle = provider.watch(emitter);
-  await handle.ready;
-  return { events, handle };
-}
-
-/** Polls `probe` until it returns something other than `undefined`/`false`. */
-export async function waitFor<T>(
-  probe: () => Promise<T | undefined | false> | T | undefined | false,
-  timeoutMs = 5_000,
-  what = 'condition',
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = await probe();
-    if (found !== undefined && found !== false) return found;
-    if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`);
-    await sleep(5);
-  }
-}
-
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
 /** Waits until `provider.get(key)` reveals `value`. */
 export function waitForValue(
   provider: SecretProvider,
@@ -117,34 +73,4 @@ export function waitForValue(
     timeoutMs,
     `value of ${key}`,
   );
-}
-
-/** A compact, value-free view of events for assertions: `added:a`, `rotated:a,b`, `removed:c`. */
-export function summary(
-  events: readonly Recorded[],
-  types: ReadonlyArray<keyof SecretEvents> = ['added', 'rotated', 'removed'],
-): string[] {
-  return events
-    .filter((e) => types.includes(e.type))
-    .map((e) => {
-      const event = e.event as { key?: string; keys?: readonly string[] };
-      return `${e.type}:${event.key ?? [...(event.keys ?? [])].sort().join(',')}`;
-    });
-}
-
-/** Every way a logger could print `things`, checked for each secret. */
-export function assertNoLeak(things: readonly unknown[], secrets: readonly string[]): void {
-  for (const thing of things) {
-    const forms = [
-      String(thing),
-      JSON.stringify(thing) ?? '',
-      inspect(thing, { depth: Infinity, showHidden: true }),
-      (thing as Error)?.stack ?? '',
-    ];
-    for (const form of forms) {
-      for (const secret of secrets) {
-        if (form.includes(secret)) throw new Error(`a secret value leaked into a ${typeof thing}`);
-      }
-    }
-  }
 }

@@ -3,20 +3,20 @@ import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from '
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FileProvider, type FileProviderOptions, parseDotenv } from '@secret-provider/file';
+import { pause, tempDir } from '@secret-provider/testing';
 import ts from 'typescript';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { sleep, tempDir } from './helpers.js';
 
 let dir: string;
-let cleanup: () => Promise<void>;
+let remove: () => void;
 const providers: FileProvider[] = [];
 
-beforeEach(async () => {
-  ({ path: dir, cleanup } = await tempDir());
+beforeEach(() => {
+  ({ dir, remove } = tempDir('file-provider-'));
 });
 afterEach(async () => {
   await Promise.all(providers.splice(0).map((p) => p.close()));
-  await cleanup();
+  remove();
 });
 
 function open(options: FileProviderOptions): FileProvider {
@@ -119,7 +119,7 @@ describe('atomic replacement', () => {
     for (let round = 0; round < 8; round++) {
       const child = fork(join(dir, 'writer.mjs'), [target], { stdio: 'ignore' });
       await new Promise((resolve) => child.once('message', resolve));
-      await sleep(15 + Math.random() * 40);
+      await pause(15 + Math.random() * 40);
       child.kill('SIGKILL');
       await new Promise((resolve) => child.once('exit', resolve));
       if (!existsSync(target)) continue;
