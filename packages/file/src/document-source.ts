@@ -43,6 +43,8 @@ export class DocumentSource implements SecretSource {
   /** Why the file cannot be read, when there are no last good values to serve. */
   #failure: SecretError | undefined;
   #refreshing: Promise<void> | undefined;
+  /** The refresh that follows the one in flight, for calls that arrived during it. */
+  #followUp: Promise<void> | undefined;
   /** Bumped by this provider's own writes: a read that started before one must not undo it. */
   #writes = 0;
 
@@ -121,9 +123,22 @@ export class DocumentSource implements SecretSource {
     return this.#entries ?? new Map();
   }
 
-  /** Brings the values up to date when the file's stat changed. */
+  /**
+   * Brings the values up to date when the file's stat changed. A call that arrives while a
+   * refresh is in flight does not join it (that one may have read the file before the call):
+   * it waits for it and then for one more, shared by every call that arrived meanwhile.
+   */
   #refresh(): Promise<void> {
-    this.#refreshing ??= (async () => {
+    if (this.#refreshing === undefined) return this.#startRefresh();
+    this.#followUp ??= this.#refreshing.then(() => {
+      this.#followUp = undefined;
+      return this.#refresh();
+    });
+    return this.#followUp;
+  }
+
+  #startRefresh(): Promise<void> {
+    this.#refreshing = (async () => {
       try {
         const info = await statOrUndefined(this.#path);
         if (info === undefined) {
