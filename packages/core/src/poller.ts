@@ -28,6 +28,8 @@ export interface PollerOptions {
   readonly backoff?: BackoffOptions | undefined;
   /** @default systemClock */
   readonly clock?: Clock | undefined;
+  /** Keep the process alive while waiting for the next run (a persistent watcher). @default false */
+  readonly keepAlive?: boolean | undefined;
   /** Stops the poller when aborted. */
   readonly signal?: AbortSignal | undefined;
   /** Random source in [0, 1) (simulations). @default Math.random */
@@ -70,6 +72,7 @@ export class Poller {
   readonly #minInterval: number;
   readonly #backoff: BackoffOptions;
   readonly #clock: Clock;
+  readonly #keepAlive: boolean;
   readonly #random: () => number;
   readonly #controller = new AbortController();
   readonly #external: AbortSignal | undefined;
@@ -97,6 +100,7 @@ export class Poller {
     this.#first = options.first ?? (jitter > 0 ? 'spread' : 'interval');
     this.#minInterval = Math.max(0, options.minInterval ?? 0);
     this.#clock = options.clock ?? systemClock;
+    this.#keepAlive = options.keepAlive === true;
     this.#random = options.random ?? options.backoff?.random ?? Math.random;
     this.#backoff = {
       base: interval,
@@ -164,7 +168,7 @@ export class Poller {
 
   #schedule(wait: number): void {
     if (this.#stopped) return;
-    this.#timer = this.#clock.setTimer(() => this.#run(), Math.max(0, wait));
+    this.#timer = this.#clock.setTimer(() => this.#run(), Math.max(0, wait), { keepAlive: this.#keepAlive });
   }
 
   #run(): Promise<void> | undefined {

@@ -1,6 +1,7 @@
 import { type FSWatcher, watch as fsWatch } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename, dirname, relative, sep } from 'node:path';
+import { Poller } from '@secret-provider/core/adapter';
 
 /** What a {@link DirWatcher} reports. */
 export interface DirWatcherHandlers {
@@ -162,9 +163,14 @@ export class DirWatcher {
         return;
       }
     }
-    const timer = setInterval(() => void this.#serial(() => this.#recheck()), this.#options.interval);
-    if (!this.#options.persistent) timer.unref();
-    this.#current = { close: () => clearInterval(timer) };
+    // Until the directory exists (or where notifications fail): look again every interval.
+    const poller = new Poller(() => this.#serial(() => this.#recheck()), {
+      interval: this.#options.interval,
+      jitter: 0,
+      first: 'interval',
+      keepAlive: this.#options.persistent,
+    }).start();
+    this.#current = { close: () => void poller.stop() };
   }
 
   /** Arms again from scratch (the watched directory went away) and reports a change of anything. */
