@@ -1,0 +1,2 @@
+export type { JsonKeyStyle } from './document.js';
+export { type EtcdAuth, EtcdProvider, type EtcdProviderOptions, PROVIDER_NAME } from './etcd-provider.js';
