@@ -84,7 +84,12 @@ export function flattenDocument(document: JsonObject, style: JsonKeyStyle): Map<
 }
 
 /** Sets `key` (mutating `document`); nested keys create the objects on their path. */
-export function setDocumentValue(document: JsonObject, key: string, value: string, style: JsonKeyStyle): void {
+export function setDocumentValue(
+  document: JsonObject,
+  key: string,
+  value: string,
+  style: JsonKeyStyle,
+): void {
   if (style === 'flat' || Object.hasOwn(document, key)) {
     if (style === 'nested' && isObject(document[key])) throw new DocumentPathConflict();
     document[key] = value;

@@ -131,7 +131,10 @@ export class EtcdProvider extends BaseProvider {
     if (options.jsonKeys !== undefined && options.jsonKeys !== 'nested' && options.jsonKeys !== 'flat') {
       throw new InvalidConfigError({ provider: name }, "jsonKeys must be 'nested' or 'flat'");
     }
-    if (options.auth !== undefined && (typeof options.auth.username !== 'string' || options.auth.username === '')) {
+    if (
+      options.auth !== undefined &&
+      (typeof options.auth.username !== 'string' || options.auth.username === '')
+    ) {
       throw new InvalidConfigError({ provider: name }, 'auth.username must be a non-empty string');
     }
     super({
@@ -257,7 +260,9 @@ export class EtcdProvider extends BaseProvider {
     return (await range.exec()).kvs[0];
   }
 
-  protected override async listKeys(context: HookContext & { prefix?: string | undefined }): Promise<string[]> {
+  protected override async listKeys(
+    context: HookContext & { prefix?: string | undefined },
+  ): Promise<string[]> {
     if (this.document !== undefined) {
       const read = await this.#readDocument();
       return read === undefined ? [] : [...flattenDocument(read.document, this.#jsonKeys).keys()];
@@ -380,8 +385,7 @@ export class EtcdProvider extends BaseProvider {
       clock: this.clock,
       emit,
       read: () => this.#snapshot(namespace),
-      mapError: (error) =>
-        this.mapError(error, { operation: 'watch' }),
+      mapError: (error) => this.mapError(error, { operation: 'watch' }),
       retrier: (task) =>
         this.createPoller(task, {
           first: 'now',

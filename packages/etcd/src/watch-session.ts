@@ -1,5 +1,11 @@
 import type { SecretError } from '@secret-provider/core';
-import { type Clock, type EmitFunction, fingerprint, type Poller, sleep } from '@secret-provider/core/adapter';
+import {
+  type Clock,
+  type EmitFunction,
+  fingerprint,
+  type Poller,
+  sleep,
+} from '@secret-provider/core/adapter';
 import type { IKeyValue, IWatchRequest, IWatchResponse, Namespace, Watcher } from 'etcd3';
 import { flattenDocument, type JsonKeyStyle, parseDocument } from './document.js';
 
@@ -58,7 +64,6 @@ export class WatchSession {
   #progress = 0n;
   #stopped = false;
   #recovery: Poller | undefined;
-  #catchUp: Promise<void> | undefined;
   #reportedDisconnect = false;
   /** Counters for tests and diagnostics. */
   readonly stats = { watchers: 0, resyncs: 0, catchUps: 0, duplicates: 0, reconnects: 0 };
@@ -89,10 +94,7 @@ export class WatchSession {
     watcher.on('error', () => {});
     // The cancellation waits for etcd's answer; a cluster that is gone never gives one.
     const controller = new AbortController();
-    await Promise.race([
-      watcher.cancel().catch(() => {}),
-      sleep(1_000, controller.signal, this.#deps.clock),
-    ]);
+    await Promise.race([watcher.cancel().catch(() => {}), sleep(1_000, controller.signal, this.#deps.clock)]);
     controller.abort();
   }
 
@@ -158,29 +160,17 @@ export class WatchSession {
 
   /** A read after a reconnection that may have skipped revisions; the watcher stays. */
   #runCatchUp(): void {
-    if (this.#catchUp !== undefined || this.#stopped) return;
+    if (this.#stopped || this.#recovery !== undefined) return;
     this.stats.catchUps++;
-    this.#catchUp = this.#deps
-      .read()
-      .then(
-        (snapshot) => {
-          if (!this.#stopped) this.#reconcile(snapshot, true);
-        },
-        (error: unknown) => {
-          // Nothing is lost by failing here: the watcher failing next, or this being retried,
-          // reads again; a read that cannot be made is an outage to report.
-          this.#reportError(error);
-          this.#replace(this.#watcher, error);
-        },
-      )
-      .finally(() => {
-        this.#catchUp = undefined;
-      });
+    this.#recover(async (signal) => {
+      const snapshot = await this.#deps.read();
+      if (!signal.aborted && !this.#stopped) this.#reconcile(snapshot, true);
+    });
   }
 
   /** Drops a failed watcher and reads everything before watching again, retrying with back-off. */
-  #replace(failed: Watcher | undefined, error: unknown): void {
-    if (this.#stopped || failed === undefined || this.#watcher !== failed) return;
+  #replace(failed: Watcher, error: unknown): void {
+    if (this.#stopped || this.#watcher !== failed) return;
     this.#watcher = undefined;
     // The client has already dropped a watcher it reported failed: cancelling it would wait for an
     // answer that never comes.
@@ -188,15 +178,27 @@ export class WatchSession {
     failed.on('error', () => {});
     this.#reportError(error);
     this.stats.resyncs++;
-    const recovery = this.#deps.retrier(async (signal) => {
+    this.#recover(async (signal) => {
       const snapshot = await this.#deps.read();
       if (signal.aborted || this.#stopped) return;
       this.#reconcile(snapshot, true);
       await this.#arm(snapshot.revision + 1n, signal);
+    });
+  }
+
+  /**
+   * Runs `task` until it succeeds, on core's back-off; failures are reported as `error` events.
+   * A replacement of the watcher takes over from a catch-up read still retrying (it reads too).
+   */
+  #recover(task: (signal: AbortSignal) => Promise<void>): void {
+    const previous = this.#recovery;
+    const recovery = this.#deps.retrier(async (signal) => {
+      await task(signal);
       if (this.#recovery === recovery) this.#recovery = undefined;
       void recovery.stop();
     });
     this.#recovery = recovery;
+    void previous?.stop();
     recovery.start();
   }
 
@@ -259,7 +261,8 @@ export class WatchSession {
     const rotated: string[] = [];
     for (const [leaf, print] of after) {
       const previous = before.get(leaf);
-      if (previous === undefined) emit('added', { provider: name, key: leaf, version: newVersion, detectedAt });
+      if (previous === undefined)
+        emit('added', { provider: name, key: leaf, version: newVersion, detectedAt });
       else if (previous !== print) rotated.push(leaf);
     }
     if (rotated.length > 0) {
@@ -272,7 +275,12 @@ export class WatchSession {
     }
     for (const leaf of before.keys()) {
       if (!after.has(leaf)) {
-        emit('removed', { provider: name, key: leaf, version: deleted ? oldVersion : newVersion, detectedAt });
+        emit('removed', {
+          provider: name,
+          key: leaf,
+          version: deleted ? oldVersion : newVersion,
+          detectedAt,
+        });
       }
     }
   }

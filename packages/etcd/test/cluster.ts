@@ -27,31 +27,31 @@ function hasCommand(name: string): boolean {
  * process may (root). Never throws: a machine that cannot have etcd gets a reason to print.
  */
 export function ensureEtcd(): EtcdAvailability {
-  if (availability !== undefined) return availability;
-  if (hasCommand('etcd') && hasCommand('etcdctl')) return (availability = { available: true });
+  availability ??= findOrInstall();
+  return availability;
+}
+
+function findOrInstall(): EtcdAvailability {
+  if (hasCommand('etcd') && hasCommand('etcdctl')) return { available: true };
   if (process.getuid?.() !== 0) {
-    return (availability = {
+    return {
       available: false,
       reason: 'etcd is not installed and installing it needs root (apt-get install etcd-server etcd-client)',
-    });
+    };
   }
-  const install = spawnSync(
-    'sh',
-    ['-c', 'apt-get update && apt-get install -y etcd-server etcd-client'],
-    {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      timeout: INSTALL_TIMEOUT_MS,
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-    },
-  );
+  const install = spawnSync('sh', ['-c', 'apt-get update && apt-get install -y etcd-server etcd-client'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    timeout: INSTALL_TIMEOUT_MS,
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  });
   if (install.status !== 0 || !hasCommand('etcd') || !hasCommand('etcdctl')) {
     const tail = install.stderr?.toString().trim().split('\n').slice(-2).join(' | ') ?? '';
-    return (availability = {
+    return {
       available: false,
       reason: `apt-get install etcd-server etcd-client failed (${install.error?.message ?? `exit ${install.status}`}${tail ? `: ${tail}` : ''})`,
-    });
+    };
   }
-  return (availability = { available: true });
+  return { available: true };
 }
 
 /** A free TCP port on 127.0.0.1 (the kernel's choice, released before use). */
@@ -222,7 +222,13 @@ export class EtcdCluster {
     return new Promise((resolve, reject) => {
       execFile(
         'etcdctl',
-        [`--endpoints=${endpoints}`, '--dial-timeout=3s', '--command-timeout=5s', ...(user ? [`--user=${user}`] : []), ...args],
+        [
+          `--endpoints=${endpoints}`,
+          '--dial-timeout=3s',
+          '--command-timeout=5s',
+          ...(user ? [`--user=${user}`] : []),
+          ...args,
+        ],
         { env: { ...process.env, ETCDCTL_API: '3' }, timeout: 15_000 },
         (error, stdout, stderr) => {
           if (error) reject(new Error(`etcdctl ${args[0]} failed: ${stderr.trim() || error.message}`));
