@@ -27,7 +27,7 @@ import {
   setDocumentValue,
 } from './document.js';
 import { mapEtcdError } from './errors.js';
-import { type Snapshot, type WatchScope, WatchSession } from './watch-session.js';
+import { type EtcdWatchStats, type Snapshot, type WatchScope, WatchSession } from './watch-session.js';
 
 /** Name of this adapter in errors and events unless another is given. */
 export const PROVIDER_NAME = 'etcd';
@@ -417,7 +417,7 @@ export class EtcdProvider extends BaseProvider {
   }
 
   /** Counters of the running watch (watchers created, re-reads, duplicates dropped), if any. */
-  watchStats(): Readonly<WatchSession['stats']> | undefined {
+  watchStats(): Readonly<EtcdWatchStats> | undefined {
     return this.#session === undefined ? undefined : { ...this.#session.stats };
   }
 

@@ -36,6 +36,22 @@ export interface WatchSessionDeps {
   readonly retrier: (task: (signal: AbortSignal) => Promise<void>) => Poller;
 }
 
+/** Counters of a running watch, for diagnostics. */
+export interface EtcdWatchStats {
+  /** Watchers created (the first one, and one per replacement). */
+  watchers: number;
+  /** Replacements of a failed watcher (compaction, cancellation): a full re-read each. */
+  resyncs: number;
+  /** Re-reads after a reconnection that may have skipped revisions. */
+  catchUps: number;
+  /** Events dropped because their revision had been applied already. */
+  duplicates: number;
+  /** Disconnections of the watch stream. */
+  reconnects: number;
+  /** Id of the member that answered the watch last (decimal). */
+  member: string | undefined;
+}
+
 /** What the session knows of one etcd key: the revision last applied and its leaves' fingerprints. */
 interface KeyState {
   /** mod_revision of the value applied, or the revision at which the key was seen gone. */
@@ -65,8 +81,14 @@ export class WatchSession {
   #stopped = false;
   #recovery: Poller | undefined;
   #reportedDisconnect = false;
-  /** Counters for tests and diagnostics. */
-  readonly stats = { watchers: 0, resyncs: 0, catchUps: 0, duplicates: 0, reconnects: 0 };
+  readonly stats: EtcdWatchStats = {
+    watchers: 0,
+    resyncs: 0,
+    catchUps: 0,
+    duplicates: 0,
+    reconnects: 0,
+    member: undefined,
+  };
 
   constructor(deps: WatchSessionDeps) {
     this.#deps = deps;
@@ -131,6 +153,7 @@ export class WatchSession {
       // After the events of a response are handed out, everything up to its header is delivered.
       const revision = BigInt(response.header.revision);
       if (revision > this.#progress) this.#progress = revision;
+      this.stats.member = response.header.member_id;
     });
     watcher.on('disconnected', (error: unknown) => {
       this.stats.reconnects++;
@@ -144,8 +167,9 @@ export class WatchSession {
       const resume = start === undefined ? 0n : BigInt(start);
       if (resume > this.#progress + 1n) this.#needCatchUp = true;
     });
-    watcher.on('connected', () => {
+    watcher.on('connected', (response: IWatchResponse) => {
       this.#reportedDisconnect = false;
+      this.stats.member = response.header.member_id;
       if (this.#needCatchUp && this.stats.reconnects > 0) {
         this.#needCatchUp = false;
         this.#runCatchUp();

@@ -101,22 +101,27 @@ export function reportedVersions(
   return seen;
 }
 
-/** Counts of a run of updates: sent, received (distinct), lost, duplicated. */
+/**
+ * Counts of a run of updates: sent, received (sent versions reported at least once), lost,
+ * duplicated (reports beyond the first), and extra (reported versions never sent: a write the
+ * writer retried may have committed twice).
+ */
 export function countUpdates(
   sent: ReadonlyMap<string, readonly string[]>,
   received: ReadonlyMap<string, readonly string[]>,
-): { sent: number; received: number; lost: number; duplicated: number } {
-  let total = 0;
-  let lost = 0;
-  let duplicated = 0;
-  let distinct = 0;
+): { sent: number; received: number; lost: number; duplicated: number; extra: number } {
+  const counts = { sent: 0, received: 0, lost: 0, duplicated: 0, extra: 0 };
   for (const [key, versions] of sent) {
-    total += versions.length;
+    counts.sent += versions.length;
     const got = received.get(key) ?? [];
     const unique = new Set(got);
-    distinct += unique.size;
-    duplicated += got.length - unique.size;
-    for (const version of versions) if (!unique.has(version)) lost++;
+    counts.duplicated += got.length - unique.size;
+    for (const version of versions) {
+      if (unique.has(version)) counts.received++;
+      else counts.lost++;
+    }
+    const expected = new Set(versions);
+    for (const version of unique) if (!expected.has(version)) counts.extra++;
   }
-  return { sent: total, received: distinct, lost, duplicated };
+  return counts;
 }

@@ -273,7 +273,13 @@ describe.skipIf(!available)('EtcdProvider on one etcd member', () => {
       const received = new Map(
         [...sent.keys()].map((k) => [k, [...(added.get(k) ?? []), ...(rotated.get(k) ?? [])]]),
       );
-      expect(countUpdates(sent, received)).toEqual({ sent: 15, received: 15, lost: 0, duplicated: 0 });
+      expect(countUpdates(sent, received)).toEqual({
+        sent: 15,
+        received: 15,
+        lost: 0,
+        duplicated: 0,
+        extra: 0,
+      });
       await handle.stop();
     } finally {
       await proxy.close();
