@@ -8,6 +8,9 @@ import type { Etcd3, IOptions } from 'etcd3';
 
 export type Etcd3Module = typeof import('etcd3');
 
+/** How long a host that failed is skipped while another one may answer. */
+const HOST_COOLDOWN_MS = 1_000;
+
 let loading: Promise<Etcd3Module> | undefined;
 let loaded: Etcd3Module | undefined;
 
@@ -57,6 +60,53 @@ export class WatchReconnectBackoff {
   }
 }
 
+/** A host skipped for being in its cool-down; etcd3 then tries the next host. */
+class HostCoolingDown extends Error {
+  constructor() {
+    super('etcd host skipped after a recent failure');
+    this.name = 'HostCoolingDown';
+  }
+}
+
+/**
+ * The per-host policy etcd3 runs each call through (`faultHandling.host`, cockatiel's shape: only
+ * `execute` is used). A host that failed is skipped for `cooldownMs` while another host is not
+ * cooling down; the last ones are always tried. etcd3's default, a circuit breaker open for 5 s
+ * after three failures, kept a single-member cluster unreachable for 5 s after it came back.
+ */
+export class HostGate {
+  readonly #group: HostGate[];
+  readonly #cooldownMs: number;
+  readonly #recoverable: (error: unknown) => boolean;
+  #until = 0;
+
+  constructor(group: HostGate[], cooldownMs: number, recoverable: (error: unknown) => boolean) {
+    this.#group = group;
+    this.#cooldownMs = cooldownMs;
+    this.#recoverable = recoverable;
+    group.push(this);
+  }
+
+  cooling(now: number): boolean {
+    return now < this.#until;
+  }
+
+  async execute<T>(fn: () => Promise<T> | T): Promise<T> {
+    const now = Date.now();
+    if (this.cooling(now) && this.#group.some((gate) => gate !== this && !gate.cooling(now))) {
+      throw new HostCoolingDown();
+    }
+    try {
+      const result = await fn();
+      this.#until = 0;
+      return result;
+    } catch (error) {
+      if (this.#recoverable(error)) this.#until = Date.now() + this.#cooldownMs;
+      throw error;
+    }
+  }
+}
+
 export interface ClientSettings {
   readonly hosts: readonly string[];
   readonly auth?: { readonly username: string; readonly password: string } | undefined;
@@ -68,6 +118,9 @@ export interface ClientSettings {
 /** A new etcd3 client. Every unary call (the auth exchange too) gets the request deadline. */
 export function createClient(etcd: Etcd3Module, settings: ClientSettings): Etcd3 {
   const deadline = () => ({ deadline: Date.now() + settings.requestTimeoutMs });
+  const gates: HostGate[] = [];
+  const recoverable = (error: unknown) =>
+    typeof error === 'object' && error !== null && etcd.isRecoverableError(error as Error);
   const options: IOptions = {
     hosts: [...settings.hosts],
     ...(settings.tls === undefined ? {} : { credentials: settings.tls }),
@@ -82,7 +135,11 @@ export function createClient(etcd: Etcd3Module, settings: ClientSettings): Etcd3
         }),
     defaultCallOptions: (context) => (context.isStream ? {} : deadline()),
     faultHandling: {
-      // The client calls `next()` once to get the first wait: the first reconnection is at once.
+      host: () =>
+        new HostGate(gates, HOST_COOLDOWN_MS, recoverable) as unknown as ReturnType<
+          NonNullable<NonNullable<IOptions['faultHandling']>['host']>
+        >,
+      // The client takes `next()` for its first wait: base/2 to base, then doubling to max.
       watchBackoff: new WatchReconnectBackoff(
         settings.watchBackoff.base,
         settings.watchBackoff.max,

@@ -74,7 +74,7 @@ export function classifyEtcdError(error: unknown, etcd: Etcd3Module | undefined)
     }
   }
   // cockatiel's open circuit (every host failed recently) and gRPC's own errors (a numeric code).
-  if (className(error) === 'BrokenCircuitError' || className(error) === 'TaskCancelledError')
+  if (['BrokenCircuitError', 'TaskCancelledError', 'HostCoolingDown'].includes(className(error)))
     return 'unavailable';
   if (typeof (error as { code?: unknown } | null)?.code === 'number') return 'unavailable';
   return 'unknown';

@@ -94,12 +94,30 @@ export class WatchSession {
     this.#deps = deps;
   }
 
-  /** Reads everything and arms the first watcher; rejects when either fails. */
+  /**
+   * Reads everything (the starting point, not reported) and arms the first watcher. When that
+   * fails (an outage, a permission missing), the failure is an `error` event and the session
+   * keeps trying with back-off, as after a failed watcher: it never ends by itself.
+   */
   async start(): Promise<void> {
-    const snapshot = await this.#deps.read();
-    this.#reconcile(snapshot, false);
-    await this.#arm(snapshot.revision + 1n);
+    const begin = async (signal?: AbortSignal) => {
+      const snapshot = await this.#deps.read();
+      if (signal?.aborted || this.#stopped) return;
+      this.#reconcile(snapshot, this.#baseline);
+      this.#baseline = true;
+      await this.#arm(snapshot.revision + 1n, signal);
+    };
+    try {
+      await begin();
+    } catch (error) {
+      if (this.#stopped) return;
+      this.#reportError(error);
+      this.#recover(begin);
+    }
   }
+
+  /** Whether a first read was applied: reads after it report what they find changed. */
+  #baseline = false;
 
   /** Stops watching. Never waits long for an unreachable cluster. */
   async stop(): Promise<void> {

@@ -286,6 +286,37 @@ describe.skipIf(!available)('EtcdProvider on one etcd member', () => {
     }
   });
 
+  it('a watch started while no member answers reports the outage, then arms by itself', async () => {
+    const prefix = freshPrefix();
+    const member = cluster.members[0];
+    if (member === undefined) throw new Error('no member');
+    const proxy = await TcpProxy.start(member.clientPort);
+    proxy.cut();
+    try {
+      await bare.put(`${prefix}present`).value('p0');
+      const etcd = provider({
+        prefix,
+        hosts: [proxy.endpoint],
+        requestTimeout: 500,
+        watchReconnect: { base: 50, max: 200 },
+      });
+      const { events, handle } = await record(etcd);
+      await until(() => events.some((e) => e.type === 'error'), 5_000, 'an error event');
+      const first = events.find((e) => e.type === 'error')?.event as { error: { code: string } };
+      expect(first.error.code).toBe('UNAVAILABLE');
+      proxy.restore();
+      await until(() => etcd.watchStats()?.watchers === 1, 5_000, 'the watcher armed');
+      await bare.put(`${prefix}present`).value('p1');
+      await bare.put(`${prefix}later`).value('l0');
+      await until(() => summary(events).length >= 2, 5_000, 'the changes after arming');
+      // What existed when the watch first read is its starting point, not a change.
+      expect(summary(events)).toEqual(['rotated:present', 'added:later']);
+      await handle.stop();
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('fails with UNAVAILABLE within its request timeout when no member answers, keeping none of the client text', async () => {
     const member = cluster.members[0];
     if (member === undefined) throw new Error('no member');
