@@ -10,10 +10,12 @@ import {
 import {
   BaseProvider,
   type BaseProviderOptions,
+  backoffDelay,
   type EmitFunction,
   type ErrorContext,
   type HookContext,
   type StoredSecret,
+  sleep,
 } from '@secret-provider/core/adapter';
 import type { Etcd3, IKeyValue, IOptions, Namespace } from 'etcd3';
 import { createClient, type Etcd3Module, loadEtcd3, loadedEtcd3 } from './client.js';
@@ -117,6 +119,7 @@ export class EtcdProvider extends BaseProvider {
   readonly #watchReconnect: { readonly base: number; readonly max: number };
   #connection: Promise<Connection> | undefined;
   #session: WatchSession | undefined;
+  #documentWrites: Promise<void> = Promise.resolve();
 
   constructor(options: EtcdProviderOptions) {
     const name = options.name ?? PROVIDER_NAME;
@@ -333,7 +336,21 @@ export class EtcdProvider extends BaseProvider {
    * (its `mod_revision`); a lost race is read and applied again. With `ifVersion`, the key's
    * version (the document's revision) must match.
    */
-  async #editDocument(
+  #editDocument(
+    key: string,
+    ifVersion: string | null | undefined,
+    edit: (document: Record<string, unknown>) => boolean,
+  ): Promise<boolean> {
+    // This provider's own writes take turns: only writers in other processes make a round lose.
+    const turn = this.#documentWrites.then(() => this.#editDocumentNow(key, ifVersion, edit));
+    this.#documentWrites = turn.then(
+      () => {},
+      () => {},
+    );
+    return turn;
+  }
+
+  async #editDocumentNow(
     key: string,
     ifVersion: string | null | undefined,
     edit: (document: Record<string, unknown>) => boolean,
@@ -356,6 +373,8 @@ export class EtcdProvider extends BaseProvider {
         .commit();
       if (result.succeeded) return true;
       if (ifVersion !== undefined) throw this.#conflict(key);
+      // Another process wrote in between: wait a little (core's back-off) and read again.
+      await sleep(backoffDelay(attempt + 1, { base: 10, max: 200 }), undefined, this.clock);
     }
     throw new SecretConflictError(
       { provider: this.name, key, operation: 'set' },
