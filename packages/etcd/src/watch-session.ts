@@ -42,8 +42,8 @@ export interface EtcdWatchStats {
   watchers: number;
   /** Replacements of a failed watcher (compaction, cancellation): a full re-read each. */
   resyncs: number;
-  /** Re-reads after a reconnection that may have skipped revisions. */
-  catchUps: number;
+  /** Reconnections whose resume revision was moved back to the one after the last delivered. */
+  rewinds: number;
   /** Events dropped because their revision had been applied already. */
   duplicates: number;
   /** Disconnections of the watch stream. */
@@ -69,8 +69,8 @@ const NO_LEAVES: ReadonlyMap<string, string> = new Map();
  * applied for its key (so a replay after a reconnection repeats nothing), and only a change of
  * content is reported. A watcher that fails (etcd3 reports a compaction, a cancellation or a
  * revoked permission as one generic error) is replaced: read everything again, report what
- * differs, watch from that read's revision + 1. A reconnection whose resume revision skipped
- * revisions not yet delivered (etcd3 moves it to the creation's header) gets a catch-up read.
+ * differs, watch from that read's revision + 1. A reconnection resumes from the revision after the
+ * last one delivered (etcd3 would resume after the header of the watch's creation instead).
  */
 export class WatchSession {
   readonly #deps: WatchSessionDeps;
@@ -84,7 +84,7 @@ export class WatchSession {
   readonly stats: EtcdWatchStats = {
     watchers: 0,
     resyncs: 0,
-    catchUps: 0,
+    rewinds: 0,
     duplicates: 0,
     reconnects: 0,
     member: undefined,
@@ -180,35 +180,26 @@ export class WatchSession {
       this.#reportError(error);
     });
     watcher.on('connecting', (request: IWatchRequest) => {
-      // The client hands out its create request here, with the revision it resumes from.
-      const start = (request as { start_revision?: string | number }).start_revision;
-      const resume = start === undefined ? 0n : BigInt(start);
-      if (resume > this.#progress + 1n) this.#needCatchUp = true;
+      // The client hands out the create request it is about to send, with the revision it resumes
+      // from. It moves that revision to the header of the watch's creation + 1, which can be past
+      // events not delivered yet (a stream that died right after the creation): resuming from the
+      // revision after the last one delivered loses nothing, and replays are dropped.
+      const create = request as { start_revision?: string | number };
+      const resume = create.start_revision === undefined ? 0n : BigInt(create.start_revision);
+      if (resume > this.#progress + 1n) {
+        create.start_revision = (this.#progress + 1n).toString();
+        this.stats.rewinds++;
+      }
     });
     watcher.on('connected', (response: IWatchResponse) => {
       this.#reportedDisconnect = false;
       this.stats.member = response.header.member_id;
-      if (this.#needCatchUp && this.stats.reconnects > 0) {
-        this.#needCatchUp = false;
-        this.#runCatchUp();
-      }
     });
     watcher.on('error', (error: unknown) => this.#replace(watcher, error));
   }
 
-  #needCatchUp = false;
   /** Set while the first read is applied: what exists then is the starting point, not a change. */
   #silent = false;
-
-  /** A read after a reconnection that may have skipped revisions; the watcher stays. */
-  #runCatchUp(): void {
-    if (this.#stopped || this.#recovery !== undefined) return;
-    this.stats.catchUps++;
-    this.#recover(async (signal) => {
-      const snapshot = await this.#deps.read();
-      if (!signal.aborted && !this.#stopped) this.#reconcile(snapshot, true);
-    });
-  }
 
   /** Drops a failed watcher and reads everything before watching again, retrying with back-off. */
   #replace(failed: Watcher, error: unknown): void {
@@ -230,7 +221,7 @@ export class WatchSession {
 
   /**
    * Runs `task` until it succeeds, on core's back-off; failures are reported as `error` events.
-   * A replacement of the watcher takes over from a catch-up read still retrying (it reads too).
+   * A new recovery takes over from one still retrying (each reads everything).
    */
   #recover(task: (signal: AbortSignal) => Promise<void>): void {
     const previous = this.#recovery;

@@ -266,7 +266,11 @@ describe.skipIf(!available)('EtcdProvider on one etcd member', () => {
         await pause(100);
         proxy.restore();
       }
-      await until(() => keysOf(events, 'rotated').length >= 10, 10_000, 'every rotation');
+      await until(() => keysOf(events, 'rotated').length >= 10, 10_000, 'every rotation').catch((error) => {
+        throw new Error(
+          `${(error as Error).message}: ${summary(events, ['added', 'rotated', 'removed', 'error']).join(' ')} ${JSON.stringify(etcd.watchStats())}`,
+        );
+      });
       await pause(300);
       const added = reportedVersions(events, 'added');
       const rotated = reportedVersions(events, 'rotated');
