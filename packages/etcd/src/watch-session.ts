@@ -14,7 +14,7 @@ export type WatchScope =
   | { readonly kind: 'prefix' }
   | { readonly kind: 'document'; readonly key: string; readonly jsonKeys: JsonKeyStyle };
 
-/** One etcd key's values as of a read. */
+/** Everything watched, as of one read. */
 export interface Snapshot {
   /** The revision of the store the read saw. */
   readonly revision: bigint;

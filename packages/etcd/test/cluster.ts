@@ -39,7 +39,10 @@ function findOrInstall(): EtcdAvailability {
       reason: 'etcd is not installed and installing it needs root (apt-get install etcd-server etcd-client)',
     };
   }
-  const install = spawnSync('sh', ['-c', 'apt-get update && apt-get install -y etcd-server etcd-client'], {
+  // Test files start in parallel: a second installer waits for the first one's lock.
+  const wait = '-o DPkg::Lock::Timeout=180';
+  const command = `apt-get ${wait} update && apt-get ${wait} install -y etcd-server etcd-client`;
+  const install = spawnSync('sh', ['-c', `command -v etcd >/dev/null || (${command})`], {
     stdio: ['ignore', 'ignore', 'pipe'],
     timeout: INSTALL_TIMEOUT_MS,
     env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
