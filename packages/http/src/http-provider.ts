@@ -224,12 +224,16 @@ export class HttpProvider extends BaseProvider {
       // The watch starts anyway: the poller backs off and recovers once the server answers.
       this.emit('error', { provider: this.name, error: this.#asError(error), detectedAt: new Date() });
     }
+    // The validation the next poll was scheduled after: a poll revalidates unless a read did
+    // so meanwhile (then it waits out that document's freshness instead). The first run only
+    // schedules the first poll, at the freshness of the document just read.
+    let scheduledAfter: number | undefined;
     const poller = this.createPoller(
       async () => {
         const held = this.#document;
-        const now = this.clock.now();
-        const fresh = held !== undefined && now - held.validatedAt < held.lifetime;
-        const document = fresh ? held : await this.#refresh('watch');
+        const document =
+          held !== undefined && held.validatedAt !== scheduledAfter ? held : await this.#refresh('watch');
+        scheduledAfter = document.validatedAt;
         const remaining = document.validatedAt + document.lifetime - this.clock.now();
         return { nextDelay: Math.max(this.#minInterval, jittered(remaining, this.pollJitter)) };
       },

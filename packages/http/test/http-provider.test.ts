@@ -231,6 +231,32 @@ describe('HttpProvider: polling with validators', () => {
   });
 });
 
+describe('HttpProvider: jittered polls', () => {
+  it('polls within a jittered interval of the last validation, never skipping one', async () => {
+    const clock = new ManualClock(Date.now());
+    const server = await serve({ body: json({ a: '1' }), etag: true });
+    const provider = new HttpProvider({ url: server.url(), clock, pollInterval: 10_000, minInterval: 1_000 });
+    providers.push(provider);
+    const { handle } = await record(provider);
+    const times: number[] = [];
+    let seen = server.count();
+    for (let step = 0; step < 200; step++) {
+      await clock.advance(500);
+      if (server.count() > seen) {
+        seen = server.count();
+        times.push(clock.now());
+      }
+    }
+    const gaps = times.slice(1).map((t, i) => t - (times[i] as number));
+    expect(gaps.length).toBeGreaterThanOrEqual(9);
+    for (const gap of gaps) {
+      expect(gap).toBeGreaterThanOrEqual(9_000 - 500); // jitter 0.1 shortens by at most 10 %
+      expect(gap).toBeLessThanOrEqual(10_000 + 500);
+    }
+    await handle.stop();
+  });
+});
+
 describe('HttpProvider: failures', () => {
   it('waits Retry-After (seconds) after a 429, reads answer from the held document meanwhile', async () => {
     const clock = new ManualClock(Date.now());
