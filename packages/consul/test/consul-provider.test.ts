@@ -1,5 +1,5 @@
 import { ConsulProvider, type ConsulProviderOptions } from '@secret-provider/consul';
-import { isSecretError, type SecretError } from '@secret-provider/core';
+import { isSecretError, type RotatedEvent, type SecretError } from '@secret-provider/core';
 import { ConsulDouble, type ConsulDoubleOptions } from '@secret-provider/doubles/consul';
 import { MemoryProvider, MemoryStore } from '@secret-provider/memory';
 import { expectNoLeak, pause, record, rejection, summary, until } from '@secret-provider/testing';
@@ -198,7 +198,7 @@ describe('ConsulProvider: watching by blocking queries', () => {
     await until(() => summary(events).length === 1, 2_000, 'the rotation');
     expect(Date.now() - changed).toBeLessThan(300);
     expect(summary(events)).toEqual(['rotated:a']);
-    const rotated = events.find((e) => e.type === 'rotated')?.event as { changes: { newVersion?: string }[] };
+    const rotated = events.find((e) => e.type === 'rotated')?.event as RotatedEvent;
     expect(rotated.changes[0]?.newVersion).toBe(String(double.entry('app/a')?.ModifyIndex));
     const before = watchRequests(double).length;
     await pause(1_300);
