@@ -7,7 +7,18 @@ import { afterEach, beforeEach, describe, it } from 'vitest';
 const backendOf = (double: ConsulDouble, prefix: string) => ({
   set: async (key: string, value: string) => void double.put(prefix + key, value),
   delete: async (key: string) => double.delete(prefix + key),
+  read: async (key: string) => double.entry(prefix + key)?.Value?.toString('utf8'),
 });
+
+/** The double answers the next request with a 500 whose body quotes the error (key and value). */
+const hooks = {
+  failNextCall: ({ double }: { double: ConsulDouble }, error: Error) =>
+    double.fail({ kind: 'status', status: 500, body: error.message }),
+  makeUnreachable: ({ double }: { double: ConsulDouble }) => {
+    double.fail({ kind: 'reset' }, 1_000_000);
+    return () => double.clearFaults();
+  },
+};
 
 describeProviderConformance({
   name: 'consul',
@@ -18,8 +29,10 @@ describeProviderConformance({
       provider: new ConsulProvider({ address: double.url, prefix: 'app/', wait: 2_000, minInterval: 20 }),
       backend: backendOf(double, 'app/'),
       cleanup: () => double.close(),
+      double,
     };
   },
+  ...hooks,
 });
 
 describeProviderConformance({
@@ -40,6 +53,8 @@ describeProviderConformance({
       }),
       backend: backendOf(double, 'app/'),
       cleanup: () => double.close(),
+      double,
     };
   },
+  ...hooks,
 });

@@ -1,7 +1,7 @@
 // Documents of keys served over the network, named as the file provider names them: JSON
 // (nested objects as `db.password`) and `.env` (the file provider's reader, which reads as
 // `dotenv.parse` does). Failures give a position at most, never the text: the text is secrets.
-import { parseDotenv } from '@secret-provider/file';
+import { parseDotenv } from '@secret-provider/file/dotenv';
 
 /** What a document is: JSON, `.env`, or one raw value. */
 export type DocumentFormat = 'json' | 'env' | 'value';

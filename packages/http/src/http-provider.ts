@@ -251,13 +251,17 @@ export class HttpProvider extends BaseProvider {
 
   /**
    * The document to answer from: the held one while fresh; else a revalidated one; while the
-   * server fails (or during the back-off after a failure), the held one for `staleIfError`.
+   * server fails (and during the back-off after a failure), the held one for `staleIfError`.
    */
   async #current(context: HookContext): Promise<LoadedDocument> {
     const held = this.#document;
     const now = this.clock.now();
     if (held !== undefined && now - held.validatedAt < held.lifetime) return held;
-    if (this.#lastFailure !== undefined && now < this.#retryAt) return this.#stale(this.#lastFailure);
+    // During the back-off after a failure, a held document answers (or the failure does)
+    // without a request; with nothing held, a read asks again: it has nothing else to give.
+    if (held !== undefined && this.#lastFailure !== undefined && now < this.#retryAt) {
+      return this.#stale(this.#lastFailure);
+    }
     try {
       return await raceSignal(this.#refresh(context.operation === 'watch' ? 'watch' : 'get'), context.signal);
     } catch (error) {

@@ -32,6 +32,13 @@ describeProviderConformance({
         },
       },
       cleanup: () => server.close(),
+      server,
     };
+  },
+  // The server answers the next request with a 500 whose body quotes the error (key and value).
+  failNextCall: ({ server }, error) => server.fail({ kind: 'status', status: 500, body: error.message }),
+  makeUnreachable: ({ server }) => {
+    server.fail({ kind: 'reset' }, 1_000_000);
+    return () => server.clearFaults();
   },
 });

@@ -12,6 +12,8 @@ export type Fault =
       readonly headers?: Record<string, string>;
       readonly body?: string;
     }
+  /** Resets the connection before answering. */
+  | { readonly kind: 'reset' }
   /** Sends the headers and part of the body, then resets the connection. */
   | { readonly kind: 'reset-mid-body' }
   /** Sends the headers and part of the body, then stalls for `ms`. */
@@ -106,6 +108,11 @@ export class DocumentServer {
         log(fault.status);
         res.writeHead(fault.status, fault.headers);
         res.end(fault.body);
+        return;
+      }
+      if (fault.kind === 'reset') {
+        log(0);
+        req.socket.resetAndDestroy();
         return;
       }
       log(200);
