@@ -69,7 +69,9 @@ export interface HttpAnswer {
  * Sends one request with Node's `fetch` and reads the body to its end, within `timeoutMs` on
  * `clock` (`TIMEOUT`) and `maxBytes` (`UNAVAILABLE`). Network failures (refused, reset mid-body,
  * TLS) reject with `UNAVAILABLE` and a sanitized cause; an abort of `signal` rejects with its
- * reason. Any status resolves: the caller decides what it means ({@link statusError}).
+ * reason. Redirects are followed within the URL's origin (5 at most); one to another origin is
+ * refused (`UNAVAILABLE`), since the request's headers would go there. Any other status
+ * resolves: the caller decides what it means ({@link statusError}).
  */
 export async function sendRequest(request: HttpRequest): Promise<HttpAnswer> {
   const { context } = request;
@@ -77,18 +79,36 @@ export async function sendRequest(request: HttpRequest): Promise<HttpAnswer> {
     return await withTimeout(
       async (deadline) => {
         const signal = request.signal === undefined ? deadline : AbortSignal.any([request.signal, deadline]);
-        const init: Record<string, unknown> = {
-          method: request.method ?? 'GET',
-          headers: { ...request.headers },
-          signal,
-          redirect: 'follow',
-        };
-        if (request.body !== undefined) init.body = request.body;
-        // undici's own option, absent from the DOM `RequestInit` type.
-        if (request.dispatcher !== undefined) init.dispatcher = request.dispatcher;
-        const response = await fetch(request.url, init as RequestInit);
-        const body = await readBody(response, request.maxBytes, context);
-        return { status: response.status, headers: response.headers, body };
+        let url = request.url;
+        for (let hop = 0; ; hop++) {
+          const init: Record<string, unknown> = {
+            method: request.method ?? 'GET',
+            headers: { ...request.headers },
+            signal,
+            // Redirects are followed here, within the origin only: `fetch` would carry every
+            // header but `Authorization` (API keys, `X-Consul-Token`) to any other origin.
+            redirect: 'manual',
+          };
+          if (request.body !== undefined) init.body = request.body;
+          // undici's own option, absent from the DOM `RequestInit` type.
+          if (request.dispatcher !== undefined) init.dispatcher = request.dispatcher;
+          const response = await fetch(url, init as RequestInit);
+          const location = REDIRECTS.has(response.status) ? response.headers.get('location') : null;
+          if (location !== null) {
+            await response.body?.cancel().catch(() => {});
+            const next = resolveRedirect(url, location);
+            if (next === undefined || next.origin !== url.origin || hop >= MAX_REDIRECTS) {
+              throw new ProviderUnavailableError(
+                { ...context, status: response.status, retryable: false },
+                `${describe(context)} was redirected ${hop >= MAX_REDIRECTS ? 'too many times' : 'to another origin'}; not followed (provider "${context.provider}")`,
+              );
+            }
+            url = next;
+            continue;
+          }
+          const body = await readBody(response, request.maxBytes, context);
+          return { status: response.status, headers: response.headers, body };
+        }
       },
       request.timeoutMs,
       context.key === undefined
@@ -105,6 +125,17 @@ export async function sendRequest(request: HttpRequest): Promise<HttpAnswer> {
       );
     }
     throw networkError(error, context);
+  }
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const MAX_REDIRECTS = 5;
+
+function resolveRedirect(base: URL, location: string): URL | undefined {
+  try {
+    return new URL(location, base);
+  } catch {
+    return undefined;
   }
 }
 

@@ -101,6 +101,23 @@ describe('HttpProvider: reading documents', () => {
     }
   });
 
+  it('follows redirects within the origin, and refuses one to another origin, whose server gets nothing', async () => {
+    const server = await serve({ body: json({ a: SECRET }) });
+    const other = await serve({ body: json({ a: 'elsewhere' }) });
+    server.fail({ kind: 'status', status: 302, headers: { location: '/moved.json' } });
+    const provider = open({ url: server.url(), headers: { 'x-api-key': 'key-1' } });
+    expect((await provider.get('a')).reveal()).toBe(SECRET);
+    expect(server.requests.map((r) => r.headers['x-api-key'])).toEqual(['key-1', 'key-1']);
+    server.fail({ kind: 'status', status: 307, headers: { location: other.url() } });
+    const error = (await rejection(
+      open({ url: server.url(), headers: { 'x-api-key': 'key-1' } }).get('a'),
+    )) as SecretError;
+    expect(error.code).toBe('UNAVAILABLE');
+    expect(error.message).toMatch(/redirected to another origin/);
+    expect(other.count()).toBe(0);
+    expectNoLeak([error], [other.url(), 'key-1']);
+  });
+
   it('refuses a body larger than maxBytes', async () => {
     const server = await serve({ body: json({ a: 'x'.repeat(5_000) }) });
     const error = await rejection(open({ url: server.url(), maxBytes: 1_000 }).get('a'));
