@@ -1,0 +1,1 @@
+export { ConsulProvider, type ConsulProviderOptions, PROVIDER_NAME } from './consul-provider.js';
