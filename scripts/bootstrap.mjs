@@ -21,9 +21,11 @@ const win = process.platform === 'win32';
 const [command, args] =
   localVersion === pinned
     ? [join(root, 'node_modules', '.bin', win ? 'pnpm.cmd' : 'pnpm'), []]
-    : [win ? 'npx.cmd' : 'npx', ['--yes', `pnpm@${pinned}`]];
+    : [win ? 'npx.cmd' : 'npx', ['--yes', '--loglevel=error', `pnpm@${pinned}`]];
 
-execFileSync(command, [...args, 'install', '--frozen-lockfile'], {
+// One line instead of pnpm's progress and summary; its warnings and errors still show.
+console.log(`Installing the workspace from the lockfile (pnpm ${pinned})...`);
+execFileSync(command, [...args, 'install', '--frozen-lockfile', '--loglevel=warn'], {
   cwd: root,
   stdio: 'inherit',
   shell: win,
