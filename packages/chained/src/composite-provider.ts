@@ -317,7 +317,7 @@ export abstract class CompositeProvider implements SecretProvider {
   /** A child changed (`added`, `removed`, `rotated`); errors and warnings are passed on already. */
   protected abstract onChildChange(child: Child, type: ChangeType, event: SecretEvents[ChangeType]): void;
 
-  /** A child's watch changed state (see {@link ChildWatchState}). */
+  /** A child's watch changed state (see `ChildWatchState`). */
   protected onChildWatch(_child: Child, _state: ChildWatchState): void {}
 
   /** `explain`'s status of a child that has the key; `first` when no child before it has it. */

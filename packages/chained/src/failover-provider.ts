@@ -63,7 +63,7 @@ interface Replica extends Child {
  * Replicas: `new FailoverProvider([primaryVault, secondaryVault])`. The first healthy replica
  * serves every call (sticky). When it fails with one of the `failover` codes the chain marks it
  * down, reports a `FAILOVER` warning and retries the call on the next healthy replica; a
- * {@link HealthProbe} checks the failed one in the background, and once it answers the chain
+ * The health probe checks the failed one in the background, and once it answers the chain
  * reports `FAILBACK` and serves from it again. When every replica is down, each call tries them
  * all in order and rejects with the first one's error. A missing key is an answer: it does not
  * move to the next replica. Writes go to the serving replica unless one is named; events come

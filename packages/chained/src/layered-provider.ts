@@ -71,7 +71,7 @@ const NO_OPTIONS: OperationOptions = Object.freeze({});
  * `keys` is the union in order; `set` and `delete` go to the first layer that can write (or the
  * one named in the options). `watch` reports what `get` would return: a change shadowed by a
  * layer before it emits nothing; a removal that uncovers a value further down is a `rotated`, as
- * is an addition over one (see {@link EffectiveEvents}).
+ * is an addition over one (see `EffectiveEvents`).
  *
  * @example
  * ```ts

@@ -33,7 +33,7 @@ export function backoffDelay(failures: number, options: BackoffOptions = {}): nu
 
 /**
  * The wait before trying again after `error`, the `failures`-th failure in a row: the backend's
- * `Retry-After` (a {@link SecretError}'s `retryAfterMs`) when it gave one, spread at random,
+ * `Retry-After` (a `SecretError`'s `retryAfterMs`) when it gave one, spread at random,
  * else {@link backoffDelay}.
  */
 export function retryDelay(failures: number, error: unknown, options: BackoffOptions = {}): number {

@@ -20,7 +20,7 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
   #finished = false;
   #wake: (() => void) | undefined;
 
-  /** @param onFinish called once when the consumer is done (end read, `return()`, or abort). */
+  /** @param options.onFinish called once when the consumer is done (end read, `return()`, or abort). */
   constructor(options: { signal?: AbortSignal | undefined; onFinish?: (() => void) | undefined } = {}) {
     this.#signal = options.signal;
     this.#onFinish = options.onFinish;

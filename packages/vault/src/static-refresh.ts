@@ -96,7 +96,7 @@ interface Tracked {
   refreshing: Promise<boolean> | undefined;
 }
 
-/** The outcome of {@link StaticRefresher.refreshAll}. */
+/** The outcome of a refresh of every static secret (`refreshAll`). */
 export interface RefreshReport {
   /** Secrets re-read successfully. */
   readonly refreshed: number;
