@@ -3,6 +3,7 @@
 import type { TokenCredential } from '@azure/core-auth';
 import type { SecretClient, SecretClientOptions } from '@azure/keyvault-secrets';
 import { keyVaultAnswerPolicy } from './answers.js';
+import { ConnectionAgents } from './connection-agents.js';
 import type { Vault } from './routing.js';
 import { createDefaultCredential, loadSecretsModule } from './sdk.js';
 
@@ -17,6 +18,7 @@ export class VaultClients {
   readonly #credential: TokenCredential | undefined;
   readonly #timeoutMs: number;
   readonly #clients = new Map<string, Promise<SecretClient>>();
+  readonly #agents = new ConnectionAgents();
   #defaultCredential: Promise<TokenCredential> | undefined;
 
   constructor(provider: string, credential: TokenCredential | undefined, timeoutMs: number) {
@@ -40,6 +42,7 @@ export class VaultClients {
 
   clear(): void {
     this.#clients.clear();
+    this.#agents.destroy();
   }
 
   requestOptions(signal: AbortSignal | undefined): RequestOptions {
@@ -53,12 +56,14 @@ export class VaultClients {
     const { SecretClient } = await loadSecretsModule(this.#provider);
     const credential =
       vault.connection.credential ?? this.#credential ?? (await this.#sharedDefaultCredential());
-    const options: SecretClientOptions = vault.connection.clientOptions ?? {};
+    const { tlsOptions, ...options }: SecretClientOptions = vault.connection.clientOptions ?? {};
     return new SecretClient(vault.url, credential, {
       ...options,
       additionalPolicies: [
         ...(options.additionalPolicies ?? []),
         { policy: keyVaultAnswerPolicy(vault.url), position: 'perCall' },
+        // After the SDK's proxy policy, which it must see the work of.
+        { policy: this.#agents.policy(tlsOptions), position: 'perRetry' },
       ],
     });
   }
