@@ -105,6 +105,17 @@ describe('model regressions: FileProvider (packages/file)', () => {
   // result and queues those keys as pending, but the next settle re-reads only the keys touched
   // since, so the deleted "beta" is served forever. A large value in the same burst makes the
   // re-read last long enough for the write to land in it (6 of 8 replays failed).
+  // Was a defect in packages/file: a watched provider started on a JSON file that has never
+  // parsed listed no keys (an unreadable source taken for an empty one) where a read of any key
+  // rejects INVALID_VALUE. Found by a CI run of the model (run seed 104592927).
+  it('a watched provider on a file that never parsed refuses to list, as it refuses to read', async () => {
+    await file(
+      'file provider, JSON file, watched',
+      [{ op: 'corrupt', how: 'rename' }, { op: 'close' }, { op: 'keys' }],
+      3,
+    );
+  });
+
   it('a key deleted out of band is seen as deleted although an own write overtook the re-read', async () => {
     await file(
       'file provider, directory, watched',

@@ -151,7 +151,13 @@ export class WatchMachine {
     return undefined;
   }
 
+  /**
+   * The served keys.
+   * @throws the source's failure when nothing can be served (a file that has never parsed):
+   * an unreadable source is not an empty one.
+   */
   keys(): string[] {
+    if (this.#entries.size === 0 && this.#failure !== undefined) throw this.#failure;
     return [...this.#entries.keys()];
   }
 
