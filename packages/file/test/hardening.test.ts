@@ -13,27 +13,15 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { isSecretError, type SecretError } from '@secret-provider/core';
-import { FileProvider, type FileProviderOptions, parseDotenv } from '@secret-provider/file';
-import { expectNoLeak, pause, record, rejection, tempDir, until } from '@secret-provider/testing';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type FileProvider, parseDotenv } from '@secret-provider/file';
+import { expectNoLeak, pause, record, rejection, until } from '@secret-provider/testing';
+import { describe, expect, it } from 'vitest';
+import { providersInTempDir } from './helpers.js';
 
 let dir: string;
-let remove: () => void;
-const providers: FileProvider[] = [];
-
-beforeEach(() => {
-  ({ dir, remove } = tempDir('file-hardening-'));
+const open = providersInTempDir('file-hardening-', (made) => {
+  dir = made;
 });
-afterEach(async () => {
-  await Promise.all(providers.splice(0).map((p) => p.close()));
-  remove();
-});
-
-function open(options: FileProviderOptions): FileProvider {
-  const provider = new FileProvider({ checkPermissions: false, ...options });
-  providers.push(provider);
-  return provider;
-}
 
 const reveal = async (provider: FileProvider, key: string) => (await provider.get(key)).reveal();
 const codeOf = (error: unknown) =>

@@ -13,7 +13,9 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import type { SecretProvider } from '@secret-provider/core';
-import { waitFor } from '@secret-provider/testing';
+import { FileProvider, type FileProviderOptions } from '@secret-provider/file';
+import { tempDir, waitFor } from '@secret-provider/testing';
+import { afterEach, beforeEach } from 'vitest';
 
 /** A distinctive secret value, so that leaks can be searched for. */
 export function secretValue(label: string): string {
@@ -73,4 +75,30 @@ export function waitForValue(
     timeoutMs,
     `value of ${key}`,
   );
+}
+
+/**
+ * For each test: a fresh temporary directory (given to `onDir`), and an `open` that builds
+ * providers (permission checks off) which are closed, with the directory removed, after it.
+ */
+export function providersInTempDir(
+  prefix: string,
+  onDir: (dir: string) => void,
+): (options: FileProviderOptions) => FileProvider {
+  let remove: (() => void) | undefined;
+  const providers: FileProvider[] = [];
+  beforeEach(() => {
+    const made = tempDir(prefix);
+    remove = made.remove;
+    onDir(made.dir);
+  });
+  afterEach(async () => {
+    await Promise.all(providers.splice(0).map((provider) => provider.close()));
+    remove?.();
+  });
+  return (options) => {
+    const provider = new FileProvider({ checkPermissions: false, ...options });
+    providers.push(provider);
+    return provider;
+  };
 }

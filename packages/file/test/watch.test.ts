@@ -1,40 +1,25 @@
 import { mkdirSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ErrorEvent } from '@secret-provider/core';
-import { FileProvider, type FileProviderOptions } from '@secret-provider/file';
 import {
   expectNoLeak,
   pause,
   type Recorded,
   record,
   summary,
-  tempDir,
   waitFor,
 } from '@secret-provider/testing';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { atomicWriterUpdate, secretValue, waitForValue } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { atomicWriterUpdate, providersInTempDir, secretValue, waitForValue } from './helpers.js';
 
 // Real files and real inotify. Assertions wait for outcomes; the settle waits only make room for
 // duplicate events to show up, so a slow machine can make these tests slower, not flaky.
 const QUIET_MS = 200;
 
 let dir: string;
-let remove: () => void;
-const providers: FileProvider[] = [];
-
-beforeEach(() => {
-  ({ dir, remove } = tempDir('file-provider-'));
+const open = providersInTempDir('file-provider-', (made) => {
+  dir = made;
 });
-afterEach(async () => {
-  await Promise.all(providers.splice(0).map((p) => p.close()));
-  remove();
-});
-
-function open(options: FileProviderOptions): FileProvider {
-  const provider = new FileProvider({ checkPermissions: false, ...options });
-  providers.push(provider);
-  return provider;
-}
 
 /** Waits for `expected` (in any order) and a quiet period, then checks nothing else came. */
 async function expectEvents(events: Recorded[], expected: string[]): Promise<void> {

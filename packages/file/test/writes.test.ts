@@ -2,28 +2,16 @@ import { fork } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FileProvider, type FileProviderOptions, parseDotenv } from '@secret-provider/file';
-import { pause, tempDir } from '@secret-provider/testing';
+import { parseDotenv } from '@secret-provider/file';
+import { pause, } from '@secret-provider/testing';
 import ts from 'typescript';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { providersInTempDir } from './helpers.js';
 
 let dir: string;
-let remove: () => void;
-const providers: FileProvider[] = [];
-
-beforeEach(() => {
-  ({ dir, remove } = tempDir('file-provider-'));
+const open = providersInTempDir('file-provider-', (made) => {
+  dir = made;
 });
-afterEach(async () => {
-  await Promise.all(providers.splice(0).map((p) => p.close()));
-  remove();
-});
-
-function open(options: FileProviderOptions): FileProvider {
-  const provider = new FileProvider({ checkPermissions: false, ...options });
-  providers.push(provider);
-  return provider;
-}
 
 const keys100 = Array.from({ length: 100 }, (_, i) => `key_${i}`);
 const mode = (path: string) => statSync(path).mode & 0o777;

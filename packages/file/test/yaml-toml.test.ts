@@ -3,29 +3,16 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isSecretError } from '@secret-provider/core';
-import { FileProvider, type FileProviderOptions } from '@secret-provider/file';
-import { expectNoLeak, record, rejection, summary, tempDir, waitFor } from '@secret-provider/testing';
+import type { FileProvider, } from '@secret-provider/file';
+import { expectNoLeak, record, rejection, summary, waitFor } from '@secret-provider/testing';
 import fc from 'fast-check';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { secretValue, waitForValue } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { providersInTempDir, secretValue, waitForValue } from './helpers.js';
 
 let dir: string;
-let remove: () => void;
-const providers: FileProvider[] = [];
-
-beforeEach(() => {
-  ({ dir, remove } = tempDir('file-yaml-toml-'));
+const open = providersInTempDir('file-yaml-toml-', (made) => {
+  dir = made;
 });
-afterEach(async () => {
-  await Promise.all(providers.splice(0).map((p) => p.close()));
-  remove();
-});
-
-function open(options: FileProviderOptions): FileProvider {
-  const provider = new FileProvider({ checkPermissions: false, ...options });
-  providers.push(provider);
-  return provider;
-}
 
 const reveal = async (provider: FileProvider, key: string) => (await provider.get(key)).reveal();
 const codeOf = (error: unknown) =>
