@@ -1,14 +1,7 @@
 import { mkdirSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ErrorEvent } from '@secret-provider/core';
-import {
-  expectNoLeak,
-  pause,
-  type Recorded,
-  record,
-  summary,
-  waitFor,
-} from '@secret-provider/testing';
+import { expectNoLeak, pause, type Recorded, record, summary, waitFor } from '@secret-provider/testing';
 import { describe, expect, it } from 'vitest';
 import { atomicWriterUpdate, providersInTempDir, secretValue, waitForValue } from './helpers.js';
 

@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from '
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDotenv } from '@secret-provider/file';
-import { pause, } from '@secret-provider/testing';
+import { pause } from '@secret-provider/testing';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 import { providersInTempDir } from './helpers.js';

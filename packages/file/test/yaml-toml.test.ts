@@ -3,7 +3,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isSecretError } from '@secret-provider/core';
-import type { FileProvider, } from '@secret-provider/file';
+import type { FileProvider } from '@secret-provider/file';
 import { expectNoLeak, record, rejection, summary, waitFor } from '@secret-provider/testing';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
