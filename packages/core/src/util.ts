@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { type Clock, systemClock, type Timer } from './clock.js';
 import { InvalidKeyError, InvalidValueError, SecretTimeoutError } from './errors.js';
 import { Secret, type SecretValue } from './secret.js';
@@ -99,6 +100,9 @@ export async function withTimeout<T>(
   clock: Clock = systemClock,
 ): Promise<T> {
   const controller = new AbortController();
+  // One deadline is shared by every read of the task (a settings load reads each key from each
+  // provider of a chain), so more than Node's 10 listeners is normal, not a leak to warn of.
+  setMaxListeners(0, controller.signal);
   const timeoutError = new SecretTimeoutError(
     { ...details },
     `${details.operation ?? 'operation'} timed out after ${timeoutMs} ms${details.provider ? ` (provider "${details.provider}")` : ''}`,

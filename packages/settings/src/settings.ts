@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { inspect } from 'node:util';
 import { InvalidConfigError, Secret, SecretError, type SecretValue } from '@secret-provider/core';
 import {
@@ -319,6 +320,8 @@ export class Settings<S extends StandardSchemaV1> implements AsyncDisposable {
     const run = withTimeout(
       (deadline) => {
         const signal = options.signal === undefined ? deadline : AbortSignal.any([deadline, options.signal]);
+        // Every read of the transaction listens to this one signal (see withTimeout).
+        setMaxListeners(0, signal);
         return this.#enqueue(() => this.#apply(fields, mode, signal));
       },
       options.timeout ?? this.#timeoutMs,
