@@ -1,12 +1,13 @@
 // The product's main job, end to end, on embedded defaults (no server needed): a chain of
 // environment variables, a Kubernetes-style secret volume and embedded defaults resolves
-// secrets, explains where each comes from, hears a rotation done by the kubelet's atomic
-// switch, and prints every value redacted.
+// secrets, explains where each comes from, shows what the redactor masks and what it leaves
+// readable, hears a rotation done by the kubelet's atomic switch, and prints every value redacted.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ChainedProvider } from '@secret-provider/chained';
 import { createEmitter, createRedactor, isSecretError, Secret } from '@secret-provider/core';
+import { defaultSecretKeys } from '@secret-provider/core/redaction';
 import { EnvProvider } from '@secret-provider/env';
 import { FileProvider } from '@secret-provider/file';
 import { MemoryProvider } from '@secret-provider/memory';
@@ -22,6 +23,9 @@ const defaults = new MemoryProvider({
     DATABASE_URL: 'postgres://app:dev-password-1@localhost:5432/app', // value
     API_KEY: 'sk_test_demo_default_4eC39HqLyjW', // value
     SMTP_PASSWORD: 'smtp-dev-password-77', // value
+    // Configuration beside the secrets: the redactor leaves it readable.
+    PORT: '8080',
+    SERVICE_URL: 'http://localhost:8080',
   },
 });
 
@@ -53,10 +57,27 @@ log('\n== explain(): who serves a key, who is shadowed (no values)');
 log((await secrets.explain('DATABASE_URL')).entries.map((e) => `${e.provider}: ${e.status}`).join(' | '));
 log((await secrets.explain('API_KEY')).entries.map((e) => `${e.provider}: ${e.status}`).join(' | '));
 
-log('\n== the redactor masks values after they were unwrapped (a driver error, a debug dump)');
-const redactor = createRedactor();
+log('\n== the redactor attached to the chain, default secretKeys: what it masks, what it leaves');
+const redactor = createRedactor(); // secretKeys: defaultSecretKeys
 const following = redactor.attach(secrets); // learns every value, follows rotations
 await following.ready;
+for (const key of await secrets.keys()) {
+  const value = (await secrets.get(key)).reveal();
+  const masked = redactor.redact(value) !== value;
+  const named = defaultSecretKeys(key); // true: a secret name, false: never a secret, else the value decides
+  const why =
+    named === true
+      ? 'named like a secret'
+      : named === false
+        ? 'never a secret'
+        : masked
+          ? 'not plain configuration'
+          : 'plain configuration';
+  // Only configuration is printed as it is; a masked value as the redactor shows it.
+  log(`${masked ? 'masks ' : 'leaves'} ${key.padEnd(13)} ${why.padEnd(23)} ${redactor.redact(value)}`);
+}
+
+log('\n== it masks values after they were unwrapped (a driver error, a debug dump)');
 const url = (await secrets.get('DATABASE_URL')).reveal();
 const driverError = new Error(`connect ECONNREFUSED: ${url}`);
 log(redactor.redact(`pool failed: ${driverError.message}`));
