@@ -210,7 +210,7 @@ export class TokenSource extends BaseProvider {
         `access denied: the token was refused and a fixed token cannot be refreshed (provider "${this.name}")`,
       );
     }
-    this.#rejections++;
+    if (this.#refreshing === undefined) this.#rejections++;
     return describe(await raceSignal(this.#refresh('rejected'), options.signal));
   }
 
