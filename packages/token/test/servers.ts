@@ -86,6 +86,10 @@ export class ResourceServer extends LocalServer {
   readonly tokens: string[] = [];
   /** Simulated time of each request. */
   readonly at: number[] = [];
+  /** Tokens refused with 401 although valid (revoked); `refuseAll` refuses every token. */
+  readonly revoked = new Set<string>();
+  refuseAll = false;
+  refused = 0;
 
   constructor(clock: ManualClock, trusted: KeyObject[]) {
     super();
@@ -102,16 +106,26 @@ export class ResourceServer extends LocalServer {
   protected handle(req: IncomingMessage, _body: string, res: ServerResponse): void {
     const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
     this.at.push(this.#clock.now());
-    if (bearer === undefined) return json(res, 401, { error: 'no bearer' });
+    if (bearer === undefined) {
+      json(res, 401, { error: 'no bearer' });
+      return;
+    }
     this.tokens.push(bearer);
+    if (this.refuseAll || this.revoked.has(bearer)) {
+      this.refused++;
+      json(res, 401, { error: 'revoked' });
+      return;
+    }
     const claims = this.verify(bearer);
     if (claims === 'bad-signature') {
       this.badSignature++;
-      return json(res, 401, { error: 'bad signature' });
+      json(res, 401, { error: 'bad signature' });
+      return;
     }
     if (claims === 'expired') {
       this.expired++;
-      return json(res, 401, { error: 'expired' });
+      json(res, 401, { error: 'expired' });
+      return;
     }
     this.served++;
     json(res, 200, { ok: true, sub: claims.sub ?? null });
@@ -174,11 +188,18 @@ export class TokenEndpoint extends LocalServer {
       secret = decodeURIComponent((pass ?? '').replace(/\+/g, ' '));
     }
     this.received.push({ contentType: req.headers['content-type'], form, basic: basic !== undefined });
-    if (req.method !== 'POST' || req.url !== '/token') return json(res, 404, {});
-    if (form.get('grant_type') !== 'client_credentials')
-      return json(res, 400, { error: 'unsupported_grant_type' });
-    if (id !== this.clientId || secret !== this.clientSecret)
-      return json(res, 401, { error: 'invalid_client', error_description: `bad secret ${secret}` });
+    if (req.method !== 'POST' || req.url !== '/token') {
+      json(res, 404, {});
+      return;
+    }
+    if (form.get('grant_type') !== 'client_credentials') {
+      json(res, 400, { error: 'unsupported_grant_type' });
+      return;
+    }
+    if (id !== this.clientId || secret !== this.clientSecret) {
+      json(res, 401, { error: 'invalid_client', error_description: `bad secret ${secret}` });
+      return;
+    }
     const now = Math.floor(this.#clock.now() / 1000);
     const header = Buffer.from(JSON.stringify({ alg: 'ES256', typ: 'JWT' })).toString('base64url');
     const payload = Buffer.from(
