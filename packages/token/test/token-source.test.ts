@@ -203,6 +203,7 @@ describe('TokenSource lifecycle', () => {
     expect(await source.has('api-token')).toBe(true);
     expect(isSecretError(await rejection(source.get('other')), 'NOT_FOUND')).toBe(true);
     expect(isSecretError(await rejection(source.set('api-token', 'x')), 'READ_ONLY')).toBe(true);
+    expect(isSecretError(await rejection(source.delete('api-token')), 'UNSUPPORTED')).toBe(true);
     const secret = await source.get('api-token');
     expect(secret.reveal()).toBe(issuer.values[0]);
     const metadata = await source.metadata('api-token');
