@@ -2,6 +2,7 @@ import {
   AccessDeniedError,
   InvalidConfigError,
   isSecretError,
+  ProviderClosedError,
   ProviderUnavailableError,
   Secret,
   type SecretError,
@@ -191,7 +192,14 @@ export class TokenSource extends BaseProvider {
   async current(options: { signal?: AbortSignal | undefined } = {}): Promise<CurrentToken> {
     await this.get(this.#key, options);
     // `get` went through the base class (closed, aborted): the held token is what it served.
-    return describe(this.#held as Held);
+    const held = this.#held;
+    if (held === undefined) {
+      throw new ProviderClosedError(
+        { provider: this.name, key: this.#key, operation: 'get' },
+        `provider "${this.name}" was closed`,
+      );
+    }
+    return describe(held);
   }
 
   /**
