@@ -34,7 +34,7 @@ export interface CredentialReference {
 /** One HTTP request, as {@link sendRequest} sends it. */
 export interface HttpRequest {
   readonly url: URL;
-  readonly method?: 'GET' | 'PUT' | 'DELETE' | undefined;
+  readonly method?: 'GET' | 'POST' | 'PUT' | 'DELETE' | undefined;
   readonly headers?: Readonly<Record<string, string>> | undefined;
   readonly body?: string | undefined;
   /** Aborts the request (a caller's signal, a poller's stop). */
@@ -237,13 +237,24 @@ export interface Credential {
  */
 export class CredentialSource {
   readonly #reference: CredentialReference;
+  readonly #onChange: (() => void) | undefined;
   #current: Promise<Secret<string>> | undefined;
   #generation = 0;
   #watch: WatchHandle | undefined;
   #closed = false;
 
-  constructor(reference: CredentialReference) {
+  /**
+   * @param options.onChange called after the other provider reported the key rotated, added or
+   * removed (a signing key replaced: what was made with the old one should be made again).
+   */
+  constructor(reference: CredentialReference, options: { onChange?: () => void } = {}) {
     this.#reference = reference;
+    this.#onChange = options.onChange;
+  }
+
+  /** Starts watching the other provider now, instead of at the first read. */
+  watch(): void {
+    this.#arm();
   }
 
   /**
@@ -308,14 +319,18 @@ export class CredentialSource {
     if (this.#watch !== undefined || this.#closed) return;
     const key = this.#reference.key;
     const events = createEmitter();
+    const changed = () => {
+      this.#drop();
+      this.#onChange?.();
+    };
     events.on('rotated', (event) => {
-      if (event.keys.includes(key)) this.#drop();
+      if (event.keys.includes(key)) changed();
     });
     events.on('added', (event) => {
-      if (event.key === key) this.#drop();
+      if (event.key === key) changed();
     });
     events.on('removed', (event) => {
-      if (event.key === key) this.#drop();
+      if (event.key === key) changed();
     });
     this.#watch = this.#reference.provider.watch(events);
     // A provider that cannot watch, or is closed, still serves reads; refusals re-read.

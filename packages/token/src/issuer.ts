@@ -1,0 +1,48 @@
+import type { Secret } from '@secret-provider/core';
+import type { Clock } from '@secret-provider/core/adapter';
+
+/** What a {@link TokenIssuer} is asked for. */
+export interface TokenRequest {
+  /** The lifetime to ask for, in ms, already clamped into the source's bounds. */
+  readonly lifetimeMs: number;
+  /** Epoch ms on the source's clock when the request starts. */
+  readonly now: number;
+  /** The source's clock, for deadlines. */
+  readonly clock: Clock;
+  /** Aborts when the source closes. */
+  readonly signal: AbortSignal;
+  /** The source's name, for errors. */
+  readonly provider: string;
+  /** Why a token is made: the first, one close to its end, one a server refused, one whose inputs changed. */
+  readonly reason: 'first' | 'expiring' | 'rejected' | 'changed';
+}
+
+/** A token as an issuer made it. */
+export interface IssuedToken {
+  readonly value: string | Secret<string>;
+  /**
+   * Epoch ms when it stops being valid. `undefined`: the issuer cannot tell (a fixed token, or a
+   * token endpoint that sent no `expires_in`).
+   */
+  readonly expiresAt: number | undefined;
+}
+
+/**
+ * Makes tokens for a {@link TokenSource}: signs them, asks a token endpoint, or hands back one
+ * given token. The source decides when; the issuer only makes one when asked. Its errors are
+ * `SecretError`s that name no value.
+ */
+export interface TokenIssuer {
+  /** What kind of token this is, for output (`jwt RS256`, `oauth2 client credentials`). */
+  readonly kind: string;
+  /** Whether asking again can give a new token (a fixed token cannot). */
+  readonly refreshable: boolean;
+  issue(request: TokenRequest): Promise<IssuedToken>;
+  /**
+   * Registers the function to call when what tokens are made from has changed (a signing key
+   * rotated in its provider): tokens already made should be made again. Called once by the source.
+   */
+  onChange?(listener: () => void): void;
+  /** Releases what the issuer holds (a watch on another provider). */
+  close?(): Promise<void>;
+}

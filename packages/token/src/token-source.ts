@@ -1,0 +1,552 @@
+import {
+  AccessDeniedError,
+  InvalidConfigError,
+  isSecretError,
+  ProviderClosedError,
+  ProviderUnavailableError,
+  Secret,
+  type SecretError,
+} from '@secret-provider/core';
+import {
+  type BackoffOptions,
+  BaseProvider,
+  type Clock,
+  type EmitFunction,
+  type HookContext,
+  type Poller,
+  raceSignal,
+  type StoredSecret,
+} from '@secret-provider/core/adapter';
+import { createTokenFetch, type TokenFetch, type TokenFetchOptions } from './fetch.js';
+import type { TokenIssuer, TokenRequest } from './issuer.js';
+
+/** The name a {@link TokenSource} reports when none is given. */
+export const PROVIDER_NAME = 'token';
+
+/** Options of a {@link TokenSource}. Durations in milliseconds. */
+export interface TokenSourceOptions {
+  /** Makes the tokens: `jwtIssuer(...)`, `clientCredentials(...)` or `fixedToken(...)`. */
+  readonly issuer: TokenIssuer;
+  /** The name in errors and events. @default 'token' */
+  readonly name?: string | undefined;
+  /** The one key the source answers as a provider. @default 'token' */
+  readonly key?: string | undefined;
+  /** The lifetime to ask for; clamped into `minLifetime`..`maxLifetime` with a warning. @default 300_000 */
+  readonly lifetime?: number | undefined;
+  /** @default 30_000 */
+  readonly minLifetime?: number | undefined;
+  /** Also the longest lifetime a token is trusted for, whatever its issuer says. @default 3_600_000 */
+  readonly maxLifetime?: number | undefined;
+  /**
+   * A token whose remaining lifetime is at or under this is refreshed before use. Capped at half
+   * of a token's own lifetime, so that a short token is still used for half its life.
+   * @default 30_000
+   */
+  readonly refreshMargin?: number | undefined;
+  /**
+   * The background refresh comes before the margin by up to this fraction of it, at random, so
+   * instances started together do not refresh together. @default 0.5
+   */
+  readonly refreshJitter?: number | undefined;
+  /** Back-off of the background refresh after failures. @default { base: 1_000, max: refreshMargin / 2 } */
+  readonly backoff?: BackoffOptions | undefined;
+  /** @default systemClock */
+  readonly clock?: Clock | undefined;
+  /** Random source in [0, 1) (simulations). @default Math.random */
+  readonly random?: (() => number) | undefined;
+}
+
+/** The token in use, as {@link TokenSource.current} reports it (never its value in output). */
+export interface CurrentToken {
+  readonly token: Secret<string>;
+  /** Counts the tokens this source has held; the version its events report. */
+  readonly generation: number;
+  readonly issuedAt: Date;
+  /** `undefined` for a token that cannot expire as far as the source knows (a fixed token). */
+  readonly expiresAt: Date | undefined;
+}
+
+interface Held {
+  readonly token: Secret<string>;
+  readonly generation: number;
+  readonly issuedAt: number;
+  readonly expiresAt: number | undefined;
+  /** Remaining lifetime at or under which the token is refreshed before use. */
+  readonly margin: number;
+  /** When the background refresh replaces it. */
+  readonly refreshAt: number;
+}
+
+/** Statistics of a {@link TokenSource} (counts only). */
+export interface TokenSourceStats {
+  /** Tokens made (the first one included). */
+  readonly issued: number;
+  /** Attempts to make one that failed. */
+  readonly failures: number;
+  /** Refreshes asked for because a server refused a token. */
+  readonly rejections: number;
+}
+
+const DEFAULT_LIFETIME = 300_000;
+const DEFAULT_MIN_LIFETIME = 30_000;
+const DEFAULT_MAX_LIFETIME = 3_600_000;
+const DEFAULT_MARGIN = 30_000;
+
+/**
+ * Holds one short-lived credential and keeps it valid: makes it on first use, refreshes it in
+ * the background before its remaining lifetime reaches `refreshMargin` (with jitter), and before
+ * use when it is at or under the margin. Concurrent callers share one refresh. A server's refusal
+ * ({@link TokenSource.rejected}) makes a new one, once per token. Each replacement is announced
+ * as a `rotated` event of the source's one key; events, warnings and errors carry the key and
+ * the generation, never the token.
+ *
+ * A `TokenSource` is a read-only `SecretProvider` with one key (`token` unless named), so it
+ * plugs in wherever a provider does: a chain, or another adapter's credential reference
+ * (`bearer: { provider: source, key: 'token' }`), which then re-reads it on every rotation.
+ *
+ * @example
+ * ```ts
+ * const source = new TokenSource({
+ *   issuer: clientCredentials({ tokenUrl, clientId: 'svc', clientSecret: { provider: vault, key: 'svc/secret' } }),
+ * });
+ * const api = source.createFetch();
+ * const response = await api('https://api.internal/things'); // Authorization: Bearer ...
+ * ```
+ */
+export class TokenSource extends BaseProvider {
+  readonly #issuer: TokenIssuer;
+  readonly #key: string;
+  readonly #lifetime: number;
+  readonly #minLifetime: number;
+  readonly #maxLifetime: number;
+  readonly #margin: number;
+  readonly #jitter: number;
+  readonly #backoff: BackoffOptions;
+  readonly #random: () => number;
+  readonly #controller = new AbortController();
+  #held: Held | undefined;
+  #refreshing: Promise<Held> | undefined;
+  #poller: Poller | undefined;
+  #generation = 0;
+  #issued = 0;
+  #failures = 0;
+  #rejections = 0;
+  #warnedFixed = false;
+  #warnedClamp = false;
+
+  constructor(options: TokenSourceOptions) {
+    const name = options.name ?? PROVIDER_NAME;
+    super({ name, clock: options.clock, capabilities: { write: false, delete: false } });
+    if (options.issuer === undefined || typeof options.issuer?.issue !== 'function') {
+      throw new InvalidConfigError(
+        { provider: name },
+        `invalid configuration: no token issuer (provider "${name}")`,
+      );
+    }
+    this.#issuer = options.issuer;
+    this.#key = options.key ?? PROVIDER_NAME;
+    this.#minLifetime = duration(options.minLifetime, DEFAULT_MIN_LIFETIME, 'minLifetime', name);
+    this.#maxLifetime = duration(options.maxLifetime, DEFAULT_MAX_LIFETIME, 'maxLifetime', name);
+    if (this.#minLifetime > this.#maxLifetime) {
+      throw new InvalidConfigError(
+        { provider: name },
+        `invalid configuration: minLifetime is greater than maxLifetime (provider "${name}")`,
+      );
+    }
+    this.#lifetime = duration(options.lifetime, DEFAULT_LIFETIME, 'lifetime', name);
+    this.#margin = duration(options.refreshMargin, DEFAULT_MARGIN, 'refreshMargin', name, true);
+    const jitter = options.refreshJitter ?? 0.5;
+    if (typeof jitter !== 'number' || !(jitter >= 0 && jitter <= 1)) {
+      throw new InvalidConfigError(
+        { provider: name },
+        `invalid configuration: refreshJitter must be a number from 0 to 1 (provider "${name}")`,
+      );
+    }
+    this.#jitter = jitter;
+    this.#random = options.random ?? Math.random;
+    this.#backoff = {
+      base: 1_000,
+      max: Math.max(1_000, this.#margin / 2),
+      random: this.#random,
+      ...options.backoff,
+    };
+    this.#issuer.onChange?.(() => this.#inputsChanged());
+  }
+
+  /** The key this source answers. */
+  get key(): string {
+    return this.#key;
+  }
+
+  /** Whether a refused token can be replaced (false for a fixed token). */
+  get refreshable(): boolean {
+    return this.#issuer.refreshable;
+  }
+
+  /** The token, refreshed first when its remaining lifetime is at or under the margin. */
+  async token(options: { signal?: AbortSignal | undefined } = {}): Promise<Secret<string>> {
+    return (await this.current(options)).token;
+  }
+
+  /** The token with its generation and expiry, refreshed first as {@link token} does. */
+  async current(options: { signal?: AbortSignal | undefined } = {}): Promise<CurrentToken> {
+    await this.get(this.#key, options);
+    // `get` went through the base class (closed, aborted): the held token is what it served.
+    const held = this.#held;
+    if (held === undefined) {
+      throw new ProviderClosedError(
+        { provider: this.name, key: this.#key, operation: 'get' },
+        `provider "${this.name}" was closed`,
+      );
+    }
+    return describe(held);
+  }
+
+  /**
+   * A server refused the token of `generation`: a new one is made (once, however many requests
+   * saw the refusal) and returned. A source that cannot refresh rejects with `ACCESS_DENIED`.
+   */
+  async rejected(
+    generation: number,
+    options: { signal?: AbortSignal | undefined } = {},
+  ): Promise<CurrentToken> {
+    const held = this.#held;
+    if (held !== undefined && held.generation !== generation) return describe(held);
+    if (!this.#issuer.refreshable) {
+      throw new AccessDeniedError(
+        { provider: this.name, key: this.#key, operation: 'auth' },
+        `access denied: the token was refused and a fixed token cannot be refreshed (provider "${this.name}")`,
+      );
+    }
+    if (this.#refreshing === undefined) this.#rejections++;
+    return describe(await raceSignal(this.#refresh('rejected'), options.signal));
+  }
+
+  /** Makes a new token now, whatever the current one's lifetime (shared with a refresh in flight). */
+  async refresh(options: { signal?: AbortSignal | undefined } = {}): Promise<CurrentToken> {
+    return describe(
+      await raceSignal(this.#refresh(this.#held === undefined ? 'first' : 'expiring'), options.signal),
+    );
+  }
+
+  /**
+   * A `fetch` that carries the token as a bearer, refreshes and retries once on `401`, and waits
+   * and retries once on `429` (see {@link TokenFetchOptions}).
+   */
+  createFetch(options: TokenFetchOptions = {}): TokenFetch {
+    return createTokenFetch(
+      {
+        name: this.name,
+        key: this.#key,
+        clock: this.clock,
+        random: this.#random,
+        current: (signal) => this.current({ signal }),
+        rejected: (generation, signal) => this.rejected(generation, { signal }),
+        refreshable: () => this.#issuer.refreshable,
+        warn: (code, message) => this.#warn(code, message),
+      },
+      options,
+    );
+  }
+
+  stats(): TokenSourceStats {
+    return { issued: this.#issued, failures: this.#failures, rejections: this.#rejections };
+  }
+
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), key: this.#key, issuer: this.#issuer.kind };
+  }
+
+  override toString(): string {
+    return `TokenSource { name: ${JSON.stringify(this.name)}, issuer: ${JSON.stringify(this.#issuer.kind)}${this.closed ? ', closed' : ''} }`;
+  }
+
+  // ---- provider hooks --------------------------------------------------------------------------
+
+  protected override async readSecret(key: string, context: HookContext): Promise<StoredSecret | undefined> {
+    if (key !== this.#key) return undefined;
+    const held = await raceSignal(this.#fresh(), context.signal);
+    return { value: held.token.reveal(), metadata: metadataOf(held) };
+  }
+
+  protected override hasSecret(key: string): boolean {
+    return key === this.#key;
+  }
+
+  protected override async listKeys(
+    context: HookContext & { prefix?: string | undefined },
+  ): Promise<string[]> {
+    return context.prefix === undefined || this.#key.startsWith(context.prefix) ? [this.#key] : [];
+  }
+
+  protected override async readMetadata(key: string): Promise<ReturnType<typeof metadataOf> | undefined> {
+    if (key !== this.#key) return undefined;
+    return metadataOf(await this.#fresh());
+  }
+
+  // Events come from refreshes (`#issue`), which run whether or not anyone watches.
+  protected override async startWatch(_emit: EmitFunction): Promise<() => void> {
+    return () => {};
+  }
+
+  protected override async onClose(): Promise<void> {
+    this.#controller.abort();
+    await this.#poller?.stop();
+    await this.#refreshing?.catch(() => {});
+    await this.#issuer.close?.();
+    this.#held?.token.dispose();
+    this.#held = undefined;
+  }
+
+  // ---- lifecycle -------------------------------------------------------------------------------
+
+  /** A token with more than the margin left, refreshing (shared) when needed. */
+  async #fresh(): Promise<Held> {
+    const held = this.#held;
+    const now = this.clock.now();
+    if (held !== undefined && !isDue(held, now)) return held;
+    try {
+      return await this.#refresh(held === undefined ? 'first' : 'expiring');
+    } catch (error) {
+      // A refresh ahead of the end failed: the token still valid is served, the failure reported.
+      if (
+        held !== undefined &&
+        held === this.#held &&
+        held.expiresAt !== undefined &&
+        held.expiresAt > this.clock.now()
+      ) {
+        this.#reportError(error);
+        return held;
+      }
+      throw error;
+    }
+  }
+
+  #refresh(reason: TokenRequest['reason']): Promise<Held> {
+    if (this.#refreshing !== undefined) return this.#refreshing;
+    const refreshing = this.#issue(reason).finally(() => {
+      if (this.#refreshing === refreshing) this.#refreshing = undefined;
+    });
+    this.#refreshing = refreshing;
+    return refreshing;
+  }
+
+  async #issue(reason: TokenRequest['reason']): Promise<Held> {
+    const { clock } = this;
+    const startedAt = clock.now();
+    const lifetimeMs = this.#clampRequested();
+    let issued: Awaited<ReturnType<TokenIssuer['issue']>>;
+    try {
+      issued = await this.#issuer.issue({
+        lifetimeMs,
+        now: startedAt,
+        clock,
+        signal: this.#controller.signal,
+        provider: this.name,
+        reason,
+      });
+    } catch (error) {
+      this.#failures++;
+      throw this.mapError(error, { operation: 'refresh', key: this.#key });
+    }
+    const value = Secret.isSecret(issued?.value) ? (issued.value as Secret<string>).reveal() : issued?.value;
+    if (typeof value !== 'string' || value === '') {
+      this.#failures++;
+      throw new ProviderUnavailableError(
+        { provider: this.name, key: this.#key, operation: 'refresh' },
+        `the ${this.#issuer.kind} issuer returned no token (provider "${this.name}")`,
+      );
+    }
+    const expiresAt = this.#trustedExpiry(issued.expiresAt, startedAt);
+    if (expiresAt !== undefined && expiresAt <= clock.now()) {
+      this.#failures++;
+      throw new ProviderUnavailableError(
+        { provider: this.name, key: this.#key, operation: 'refresh' },
+        `the ${this.#issuer.kind} issuer returned a token that has already expired (provider "${this.name}")`,
+      );
+    }
+    if (this.closed)
+      throw this.mapError(this.#controller.signal.reason, { operation: 'refresh', key: this.#key });
+    const previous = this.#held;
+    const held = this.#hold(value, startedAt, expiresAt);
+    this.#held = held;
+    this.#issued++;
+    if (!this.#issuer.refreshable && !this.#warnedFixed) {
+      this.#warnedFixed = true;
+      this.#warn(
+        'TOKEN_NOT_REFRESHABLE',
+        `a fixed ${this.#issuer.kind} is in use: it cannot be refreshed, and a server's refusal of it is final`,
+      );
+    }
+    if (previous !== undefined) {
+      // Dropped later, not now: a caller may still be sending the previous token.
+      this.emit('rotated', {
+        provider: this.name,
+        keys: [this.#key],
+        changes: [
+          { key: this.#key, oldVersion: String(previous.generation), newVersion: String(held.generation) },
+        ],
+        detectedAt: new Date(clock.now()),
+      });
+    }
+    this.#armBackgroundRefresh(held);
+    return held;
+  }
+
+  #hold(value: string, issuedAt: number, expiresAt: number | undefined): Held {
+    const generation = ++this.#generation;
+    if (expiresAt === undefined) {
+      return {
+        token: new Secret(value),
+        generation,
+        issuedAt,
+        expiresAt,
+        margin: 0,
+        refreshAt: Number.POSITIVE_INFINITY,
+      };
+    }
+    const margin = Math.min(this.#margin, (expiresAt - issuedAt) / 2);
+    const refreshAt = expiresAt - margin - margin * this.#jitter * this.#random();
+    return { token: new Secret(value), generation, issuedAt, expiresAt, margin, refreshAt };
+  }
+
+  /** The requested lifetime within the bounds, warned about once when it had to be moved. */
+  #clampRequested(): number {
+    const clamped = Math.min(this.#maxLifetime, Math.max(this.#minLifetime, this.#lifetime));
+    if (clamped !== this.#lifetime && !this.#warnedClamp) {
+      this.#warnedClamp = true;
+      this.#warn(
+        'TOKEN_LIFETIME_CLAMPED',
+        `the requested token lifetime of ${this.#lifetime} ms is outside ${this.#minLifetime}..${this.#maxLifetime} ms; asking for ${clamped} ms`,
+      );
+    }
+    return clamped;
+  }
+
+  /** The expiry the source relies on: never past `maxLifetime`, and assumed when the issuer cannot tell. */
+  #trustedExpiry(expiresAt: number | undefined, startedAt: number): number | undefined {
+    if (!this.#issuer.refreshable) return expiresAt;
+    if (expiresAt === undefined || !Number.isFinite(expiresAt)) {
+      const assumed = startedAt + this.#clampRequested();
+      this.#warn(
+        'TOKEN_EXPIRY_UNKNOWN',
+        `the ${this.#issuer.kind} issuer did not say when the token expires; assuming ${assumed - startedAt} ms`,
+      );
+      return assumed;
+    }
+    const lifetime = expiresAt - startedAt;
+    if (lifetime > this.#maxLifetime) {
+      this.#warn(
+        'TOKEN_LIFETIME_CLAMPED',
+        `the token was issued for ${Math.round(lifetime)} ms, more than maxLifetime; it is refreshed as if it lived ${this.#maxLifetime} ms`,
+      );
+      return startedAt + this.#maxLifetime;
+    }
+    if (lifetime < this.#minLifetime && lifetime > 0) {
+      this.#warn(
+        'TOKEN_LIFETIME_SHORT',
+        `the token was issued for ${Math.round(lifetime)} ms, less than minLifetime (${this.#minLifetime} ms)`,
+      );
+    }
+    return expiresAt;
+  }
+
+  /** Background refreshes on core's poller: the next run is the held token's refresh time. */
+  #armBackgroundRefresh(held: Held): void {
+    if (held.expiresAt === undefined || this.#poller !== undefined || this.closed) return;
+    this.#poller = this.createPoller(
+      async () => {
+        const current = this.#held;
+        if (current === undefined || current.expiresAt === undefined) return { nextDelay: undefined };
+        const now = this.clock.now();
+        if (now < current.refreshAt) return { nextDelay: current.refreshAt - now };
+        const next = await this.#refresh('expiring');
+        return { nextDelay: Math.max(0, next.refreshAt - this.clock.now()) };
+      },
+      // The interval is only the floor of a wait after a failure; successes say when to run next.
+      {
+        interval: 1_000,
+        minInterval: 1_000,
+        jitter: 0,
+        first: 'interval',
+        backoff: this.#backoff,
+        random: this.#random,
+      },
+      (error) => this.#reportError(error),
+    );
+    this.#poller.start();
+    // The first run is due at the token's refresh time, not after the floor.
+    this.#poller.trigger();
+  }
+
+  /** The issuer's inputs changed (a signing key rotated): make a new token after any in flight. */
+  #inputsChanged(): void {
+    if (this.closed || this.#held === undefined) return;
+    const inFlight = this.#refreshing ?? Promise.resolve();
+    void inFlight
+      .catch(() => {})
+      .then(() => (this.closed ? undefined : this.#refresh('changed')))
+      .catch((error: unknown) => this.#reportError(error));
+  }
+
+  #warn(code: string, message: string): void {
+    this.emit('warning', {
+      provider: this.name,
+      code,
+      message,
+      key: this.#key,
+      detectedAt: new Date(this.clock.now()),
+    });
+  }
+
+  #reportError(error: unknown): void {
+    if (this.closed) return;
+    const mapped: SecretError = isSecretError(error)
+      ? error
+      : this.mapError(error, { operation: 'refresh', key: this.#key });
+    this.emit('error', {
+      provider: this.name,
+      error: mapped,
+      key: this.#key,
+      detectedAt: new Date(this.clock.now()),
+    });
+  }
+}
+
+function isDue(held: Held, now: number): boolean {
+  return held.expiresAt !== undefined && held.expiresAt - now <= held.margin;
+}
+
+function describe(held: Held): CurrentToken {
+  return {
+    token: held.token,
+    generation: held.generation,
+    issuedAt: new Date(held.issuedAt),
+    expiresAt: held.expiresAt === undefined ? undefined : new Date(held.expiresAt),
+  };
+}
+
+function metadataOf(held: Held): { version: string; updatedAt: Date; expiresAt: Date | undefined } {
+  return {
+    version: String(held.generation),
+    updatedAt: new Date(held.issuedAt),
+    expiresAt: held.expiresAt === undefined ? undefined : new Date(held.expiresAt),
+  };
+}
+
+function duration(
+  value: number | undefined,
+  fallback: number,
+  option: string,
+  provider: string,
+  zero = false,
+): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!zero && value === 0)) {
+    throw new InvalidConfigError(
+      { provider },
+      `invalid configuration: ${option} must be a finite number of milliseconds${zero ? ' >= 0' : ' > 0'} (provider "${provider}")`,
+    );
+  }
+  return value;
+}

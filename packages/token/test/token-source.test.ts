@@ -1,0 +1,259 @@
+import { createEmitter, isSecretError, type SecretEvents } from '@secret-provider/core';
+import { ManualClock } from '@secret-provider/core/adapter';
+import { expectNoLeak, rejection } from '@secret-provider/testing';
+import { fixedToken, type TokenIssuer, type TokenRequest, TokenSource } from '@secret-provider/token';
+import { afterEach, describe, expect, it } from 'vitest';
+
+/** An issuer that makes numbered tokens valid for the lifetime asked, counting its calls. */
+function countingIssuer(
+  options: { delayMs?: number; grant?: (request: TokenRequest) => number | undefined } = {},
+) {
+  const issued: TokenRequest[] = [];
+  let fail: Error | undefined;
+  const issuer: TokenIssuer & { issued: TokenRequest[]; failNext(error: Error): void; values: string[] } = {
+    kind: 'test',
+    refreshable: true,
+    issued,
+    values: [],
+    failNext(error) {
+      fail = error;
+    },
+    async issue(request) {
+      issued.push(request);
+      if (options.delayMs) await new Promise((resolve) => setTimeout(resolve, options.delayMs));
+      if (fail !== undefined) {
+        const error = fail;
+        fail = undefined;
+        throw error;
+      }
+      const value = `tok-${issued.length}-5c1f9a2e77`;
+      this.values.push(value);
+      const lifetime = options.grant ? options.grant(request) : request.lifetimeMs;
+      return { value, expiresAt: lifetime === undefined ? undefined : request.now + lifetime };
+    },
+  };
+  return issuer;
+}
+
+function recorder(source: TokenSource) {
+  const events: Array<{ type: keyof SecretEvents; event: SecretEvents[keyof SecretEvents] }> = [];
+  const emitter = createEmitter();
+  emitter.on('*', (type, event) => events.push({ type, event: event as SecretEvents[keyof SecretEvents] }));
+  const handle = source.watch(emitter);
+  return {
+    events,
+    handle,
+    of: (type: keyof SecretEvents) => events.filter((e) => e.type === type).map((e) => e.event),
+  };
+}
+
+const sources: TokenSource[] = [];
+const make = (options: ConstructorParameters<typeof TokenSource>[0]) => {
+  const source = new TokenSource(options);
+  sources.push(source);
+  return source;
+};
+afterEach(async () => {
+  await Promise.all(sources.splice(0).map((s) => s.close()));
+});
+
+describe('TokenSource lifecycle', () => {
+  it('refreshes in the background before the margin, and never hands out a token at or under it', async () => {
+    const clock = new ManualClock();
+    const issuer = countingIssuer();
+    const source = make({ issuer, clock, lifetime: 120_000, refreshMargin: 30_000, refreshJitter: 0.5 });
+    const { of } = recorder(source);
+    const first = await source.current();
+    expect(first.generation).toBe(1);
+    // Each refresh lands between 45 s and 30 s before the end (margin plus up to half of it).
+    for (let step = 0; step < 60 * 6; step++) {
+      await clock.advance(10_000);
+      const now = clock.now();
+      const current = await source.current();
+      expect((current.expiresAt?.getTime() ?? 0) - now).toBeGreaterThan(30_000);
+    }
+    // One hour of 120 s tokens renewed 30-45 s early: one every 75-90 s.
+    const refreshes = issuer.issued.length - 1;
+    expect(refreshes).toBeGreaterThanOrEqual(40);
+    expect(refreshes).toBeLessThanOrEqual(49);
+    const rotated = of('rotated');
+    expect(rotated).toHaveLength(refreshes);
+    expect(rotated[0]).toMatchObject({
+      provider: 'token',
+      keys: ['token'],
+      changes: [{ key: 'token', oldVersion: '1', newVersion: '2' }],
+    });
+    expectNoLeak(of('rotated').concat(of('warning'), of('error')), issuer.values);
+  });
+
+  it('refreshes on use when the remaining lifetime is at the margin, if no background refresh came first', async () => {
+    const clock = new ManualClock();
+    // A refresh failing in the background leaves the expiring token in place.
+    const issuer = countingIssuer();
+    const source = make({
+      issuer,
+      clock,
+      lifetime: 60_000,
+      refreshMargin: 20_000,
+      refreshJitter: 0,
+      backoff: { base: 60_000 },
+    });
+    const { of } = recorder(source);
+    await source.token();
+    issuer.failNext(new Error('issuer down'));
+    await clock.advance(40_000); // background refresh due now, fails
+    expect(of('error')).toHaveLength(1);
+    expect(issuer.issued).toHaveLength(2);
+    await clock.advance(1); // remaining 19.999 s: under the margin
+    const current = await source.current();
+    expect(current.generation).toBe(2);
+    expect(issuer.issued).toHaveLength(3);
+  });
+
+  it('serves the still-valid token when a refresh fails, and rejects once it has expired', async () => {
+    const clock = new ManualClock();
+    const issuer = countingIssuer();
+    const source = make({
+      issuer,
+      clock,
+      lifetime: 60_000,
+      refreshMargin: 20_000,
+      refreshJitter: 0,
+      backoff: { base: 600_000, max: 600_000 },
+    });
+    const { of } = recorder(source);
+    await source.token();
+    issuer.failNext(new Error('down'));
+    await clock.advance(45_000); // background refresh fails
+    issuer.failNext(new Error('down again'));
+    const served = await source.current(); // refresh on use fails: the valid token is served
+    expect(served.generation).toBe(1);
+    expect(of('error').length).toBeGreaterThanOrEqual(2);
+    await clock.advance(20_000); // past the end
+    issuer.failNext(new Error('still down'));
+    const error = await rejection(source.token());
+    expect(isSecretError(error, 'UNKNOWN')).toBe(true);
+    expect((error as Error).message).not.toContain('still down');
+  });
+
+  it('makes one token for 100 concurrent callers, and one refresh for 100 callers of an expiring token', async () => {
+    const clock = new ManualClock();
+    const issuer = countingIssuer({ delayMs: 20 });
+    const source = make({ issuer, clock, lifetime: 300_000, refreshJitter: 0 });
+    const first = await Promise.all(Array.from({ length: 100 }, () => source.current()));
+    expect(issuer.issued).toHaveLength(1);
+    expect(new Set(first.map((c) => c.generation))).toEqual(new Set([1]));
+    const rejected = await Promise.all(Array.from({ length: 100 }, () => source.rejected(1)));
+    expect(issuer.issued).toHaveLength(2);
+    expect(new Set(rejected.map((c) => c.generation))).toEqual(new Set([2]));
+    expect(source.stats()).toEqual({ issued: 2, failures: 0, rejections: 1 });
+  });
+
+  it('clamps a requested lifetime into its bounds, with one warning', async () => {
+    const clock = new ManualClock();
+    const long = countingIssuer();
+    const source = make({ issuer: long, clock, lifetime: 24 * 3_600_000 });
+    const { of } = recorder(source);
+    await source.token();
+    await source.refresh();
+    expect(long.issued.map((r) => r.lifetimeMs)).toEqual([3_600_000, 3_600_000]);
+    const clamped = of('warning').filter((w) => 'code' in w && w.code === 'TOKEN_LIFETIME_CLAMPED');
+    expect(clamped).toHaveLength(1);
+    expect(clamped[0]).toMatchObject({ message: expect.stringContaining('asking for 3600000 ms') });
+
+    const short = countingIssuer();
+    const second = make({ issuer: short, clock, lifetime: 1_000, minLifetime: 30_000 });
+    await second.token();
+    expect(short.issued[0]?.lifetimeMs).toBe(30_000);
+  });
+
+  it('trusts no issued token beyond maxLifetime, and warns about one it cannot date', async () => {
+    const clock = new ManualClock();
+    const issuer = countingIssuer({ grant: (r) => (r.reason === 'first' ? 86_400_000 : undefined) });
+    const source = make({ issuer, clock, lifetime: 600_000, maxLifetime: 900_000 });
+    const { of } = recorder(source);
+    const first = await source.current();
+    expect(first.expiresAt?.getTime()).toBe(clock.now() + 900_000);
+    const second = await source.refresh();
+    expect(second.expiresAt?.getTime()).toBe(clock.now() + 600_000);
+    expect(of('warning').map((w) => (w as { code: string }).code)).toEqual([
+      'TOKEN_LIFETIME_CLAMPED',
+      'TOKEN_EXPIRY_UNKNOWN',
+    ]);
+  });
+
+  it('caps the margin at half a short token, so it is still used', async () => {
+    const clock = new ManualClock();
+    const issuer = countingIssuer();
+    const source = make({ issuer, clock, lifetime: 30_000, refreshMargin: 30_000, refreshJitter: 0 });
+    await source.token();
+    await clock.advance(10_000);
+    await source.token();
+    expect(issuer.issued).toHaveLength(1);
+    await clock.advance(5_000); // 15 s left: half the lifetime
+    await source.token();
+    expect(issuer.issued).toHaveLength(2);
+  });
+
+  it('is a read-only provider with one key', async () => {
+    const clock = new ManualClock();
+    const issuer = countingIssuer();
+    const source = make({ issuer, clock, key: 'api-token', name: 'api' });
+    expect(await source.keys()).toEqual(['api-token']);
+    expect(await source.has('api-token')).toBe(true);
+    expect(isSecretError(await rejection(source.get('other')), 'NOT_FOUND')).toBe(true);
+    expect(isSecretError(await rejection(source.set('api-token', 'x')), 'READ_ONLY')).toBe(true);
+    expect(isSecretError(await rejection(source.delete('api-token')), 'UNSUPPORTED')).toBe(true);
+    const secret = await source.get('api-token');
+    expect(secret.reveal()).toBe(issuer.values[0]);
+    const metadata = await source.metadata('api-token');
+    expect(metadata).toMatchObject({ key: 'api-token', version: '1' });
+    expect(metadata.expiresAt?.getTime()).toBe(clock.now() + 300_000);
+    expectNoLeak([source, metadata, String(source), JSON.stringify(source)], issuer.values);
+    await source.close();
+    expect(isSecretError(await rejection(source.token()), 'CLOSED')).toBe(true);
+  });
+
+  it('stops refreshing at close', async () => {
+    const clock = new ManualClock();
+    const issuer = countingIssuer();
+    const source = make({ issuer, clock, lifetime: 60_000 });
+    await source.token();
+    await source.close();
+    await clock.advance(3_600_000);
+    expect(issuer.issued).toHaveLength(1);
+    expect(clock.pending).toBe(0);
+  });
+
+  it('refuses bad options with INVALID_CONFIG', () => {
+    const issuer = countingIssuer();
+    for (const options of [
+      { issuer, lifetime: -1 },
+      { issuer, minLifetime: 10_000, maxLifetime: 5_000 },
+      { issuer, refreshJitter: 2 },
+      { issuer: undefined as unknown as TokenIssuer },
+    ]) {
+      expect(() => new TokenSource(options)).toThrow(expect.objectContaining({ code: 'INVALID_CONFIG' }));
+    }
+  });
+});
+
+describe('fixed tokens', () => {
+  it('work, never refresh, warn that they cannot be refreshed, and refuse a rejection as ACCESS_DENIED', async () => {
+    const clock = new ManualClock();
+    const value = 'pat-user-given-4b7e1d0c93';
+    const source = make({ issuer: fixedToken(value), clock });
+    const { of } = recorder(source);
+    expect((await source.token()).reveal()).toBe(value);
+    await clock.advance(7 * 24 * 3_600_000);
+    const current = await source.current();
+    expect(current.generation).toBe(1);
+    expect(current.expiresAt).toBeUndefined();
+    const warnings = of('warning');
+    expect(warnings.map((w) => (w as { code: string }).code)).toEqual(['TOKEN_NOT_REFRESHABLE']);
+    const error = await rejection(source.rejected(1));
+    expect(isSecretError(error, 'ACCESS_DENIED')).toBe(true);
+    expect(source.refreshable).toBe(false);
+    expectNoLeak([...warnings, error, source], [value]);
+  });
+});
