@@ -419,7 +419,9 @@ export class OfflineFallbackProvider extends WrappingProvider {
       try {
         bytes = await readFile(this.#path);
       } catch (error) {
-        if ((error as { code?: unknown }).code !== 'ENOENT') {
+        const code = (error as { code?: unknown }).code;
+        // No file there (nor can there be one: a writer will report why).
+        if (code !== 'ENOENT' && code !== 'ENOTDIR') {
           this.#report(
             new ProviderUnavailableError(
               { provider: this.name, operation: 'get', cause: error },
