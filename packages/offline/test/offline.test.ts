@@ -546,7 +546,9 @@ describe('write-behind', () => {
     expect(run.provider.stats().writeFailures).toBeGreaterThan(0);
     const errors = run.events.filter((e) => e.type === 'error');
     expect(errors.length).toBeGreaterThan(0);
-    expect(isSecretError((errors[0]?.event as { error: unknown }).error, 'UNAVAILABLE')).toBe(true);
+    expect(isSecretError((errors[0]?.event as { error?: unknown } | undefined)?.error, 'UNAVAILABLE')).toBe(
+      true,
+    );
     received.push(...run.events);
     await run.provider.close();
   });
