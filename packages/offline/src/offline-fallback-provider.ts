@@ -311,16 +311,18 @@ export class OfflineFallbackProvider extends WrappingProvider {
   /** One writer at a time; what is recorded meanwhile goes into its next round. */
   #writeLoop(): Promise<void> {
     this.#writing ??= (async () => {
+      let written = true;
       try {
-        while (this.#dirty) {
+        while (this.#dirty && written) {
           this.#dirty = false;
-          if (!(await this.#writeOnce())) break;
+          written = await this.#writeOnce();
         }
       } finally {
         this.#writing = undefined;
       }
-      // Recorded while the last round was finishing, after the loop looked.
-      if (this.#dirty && this.#closingFlush === undefined) this.#schedule();
+      // Recorded while the last round was finishing, after the loop looked. After a failure the
+      // next recorded value schedules the retry, so a broken disk is not retried in a loop.
+      if (written && this.#dirty && this.#closingFlush === undefined) this.#schedule();
     })();
     return this.#writing;
   }

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InvalidConfigError, isSecretError, Secret } from '@secret-provider/core';
 import { ManualClock } from '@secret-provider/core/adapter';
@@ -549,6 +549,16 @@ describe('write-behind', () => {
     expect(isSecretError((errors[0]?.event as { error?: unknown } | undefined)?.error, 'UNAVAILABLE')).toBe(
       true,
     );
+    // Not retried in a loop: time passing alone writes nothing.
+    const failures = run.provider.stats().writeFailures;
+    await clock.advance(60_000);
+    expect(run.provider.stats().writeFailures).toBe(failures);
+    // The next recorded value retries, and the disk is fine again.
+    rmSync(join(dir.dir, 'state'));
+    await run.provider.get('app/api-token');
+    await clock.advance(1_000);
+    expect(run.provider.stats().writes).toBe(1);
+    expect(existsSync(path)).toBe(true);
     received.push(...run.events);
     await run.provider.close();
   });
