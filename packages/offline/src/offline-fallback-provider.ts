@@ -182,6 +182,7 @@ export class OfflineFallbackProvider extends WrappingProvider {
     try {
       return await this.provider.metadata(key, options);
     } catch (error) {
+      if (isSecretError(error, 'NOT_FOUND')) this.#drop(key);
       if (!isOutage(error)) throw error;
       return this.#metadataOf(key, await this.#fallback(key, error, 'metadata', undefined));
     }
@@ -198,7 +199,10 @@ export class OfflineFallbackProvider extends WrappingProvider {
     this.#drop(key);
   }
 
-  /** Writes what was recorded now, without waiting for `writeDelay`; resolves once it is on disk. */
+  /**
+   * Writes what was recorded now, without waiting for `writeDelay`. Resolves once it is on disk,
+   * or once a failure was reported as an `error` event (it never rejects).
+   */
   async flush(): Promise<void> {
     this.#timer?.cancel();
     this.#timer = undefined;
