@@ -19,9 +19,10 @@ export const TEMP_PREFIX = '..tmp-';
 /**
  * Replaces `path` with `data` so that a reader (or a crash) sees either the old file or the new
  * one, never a mix: the data goes to a temporary file in the same directory, is flushed to disk,
- * renamed over the target, and the directory entry is flushed too. The file gets mode 0600.
+ * renamed over the target, and the directory entry is flushed too. The file gets mode 0600 from
+ * its creation on (it is never readable by others, even briefly). A string is written as UTF-8.
  */
-export async function writeFileAtomic(path: string, data: string): Promise<void> {
+export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
   const dir = dirname(path);
   await mkdir(dir, { recursive: true, mode: SECRET_DIR_MODE });
   // The name does not include the target's: a target name of the longest length a file name
@@ -29,7 +30,7 @@ export async function writeFileAtomic(path: string, data: string): Promise<void>
   const temp = join(dir, `${TEMP_PREFIX}${randomBytes(12).toString('hex')}`);
   const handle = await open(temp, 'wx', SECRET_FILE_MODE);
   try {
-    await handle.writeFile(data, 'utf8');
+    await (typeof data === 'string' ? handle.writeFile(data, 'utf8') : handle.writeFile(data));
     // The creation mode is reduced by the umask; the result must be exactly 0600.
     await handle.chmod(SECRET_FILE_MODE);
     await handle.sync();
