@@ -1,9 +1,18 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expectNoLeak, tempDir } from '@secret-provider/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { built, documentOf, outputs, runBin, runInTty, writeConfig, writeSecretFile } from './run-bin.js';
+import {
+  BIN,
+  built,
+  documentOf,
+  outputs,
+  runBin,
+  runInTty,
+  writeConfig,
+  writeSecretFile,
+} from './run-bin.js';
 
 // The built bin on real files: validate, init, schema, refusals, and terminal output (colour,
 // spinner) in a pseudo-terminal made by util-linux `script`.
@@ -130,6 +139,23 @@ describe('no secret on the command line', () => {
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/refused/);
     expectNoLeak([run.stdout, run.stderr], [LITERAL, 'abc', 'eyJzdWIiOiIxIn0']);
+  });
+
+  it('runs through a bin link (as package managers install it), and not when imported', async () => {
+    const link = join(fresh(), 'secret-provider');
+    symlinkSync(BIN, link);
+    const help = execFileSync(process.execPath, [link, '--help'], { encoding: 'utf8' });
+    expect(help).toContain('Usage: secret-provider');
+    const imported = execFileSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `const m = await import(${JSON.stringify(BIN)}); console.log(typeof m.main)`,
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(imported.trim()).toBe('function');
   });
 
   it('usage errors exit 1; --json usage errors are one document', async () => {
