@@ -55,7 +55,9 @@ export async function canI(
                   detail: `${allowed ? 'allowed' : 'denied'}: ${needs.join(' or ')} on ${path} (token has ${has.join(', ') || 'nothing'})`,
                   hint: allowed
                     ? undefined
-                    : `add to a policy of the token: path "${path}" { capabilities = ["${needs[0]}"] }`,
+                    : has.includes('deny')
+                      ? `a policy of the token denies "${path}" explicitly, which no grant overrides: remove that deny`
+                      : `add to a policy of the token: path "${path}" { capabilities = ["${needs[0]}"] }`,
                   latencyMs: answer.latencyMs,
                   data: { path, needs, capabilities: has },
                 });

@@ -9,6 +9,7 @@ import {
   readConfig,
   type SecretProviderConfig,
   secretFields,
+  validateAgainstSchema,
   validateConfig,
 } from '@secret-provider/config';
 import { isSecretError } from '@secret-provider/core';
@@ -47,6 +48,13 @@ describe('the schema is the validator', () => {
     expect(fields.get('consul')).toEqual(['token']);
     expect(fields.get('etcd')).toEqual(['auth.password']);
     expect(fields.get('env')).toEqual([]);
+  });
+
+  it("the README's example file is valid against the schema", () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const example = /```json\n([\s\S]*?)```/.exec(readme)?.[1];
+    expect(example).toBeDefined();
+    expect(validateAgainstSchema(JSON.parse(example as string))).toEqual([]);
   });
 
   it('the published export is the same file', async () => {
