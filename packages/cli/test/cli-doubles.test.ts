@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { KeyVaultDouble } from '@secret-provider/doubles/key-vault';
 import { VaultDouble } from '@secret-provider/doubles/vault';
 import { expectNoLeak, tempDir } from '@secret-provider/testing';
+import { generate } from 'selfsigned';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { built, documentOf, outputs, runBin, writeConfig, writeSecretFile } from './run-bin.js';
 
@@ -126,6 +127,100 @@ describe('check against the Vault double', () => {
     const run = await runBin(['check', '--json', '--timeout', '2000'], { cwd: dir });
     expect(run.code).toBe(2);
     expect(documentOf(run).results[0]).toMatchObject({ check: 'reachable', outcome: 'remote' });
+  });
+});
+
+describe('check against failing Vaults', () => {
+  it('standby: a warning, exit by what follows (the standby refuses the token lookup: 2)', async () => {
+    const cwd = vaultSetup('standby', appToken);
+    vault.setStandby('unavailable');
+    try {
+      const run = await runBin(['check', '--json'], { cwd });
+      const reachable = documentOf(run).results.find((r) => r.check === 'reachable');
+      expect(reachable).toMatchObject({ outcome: 'warn', data: { status: 429, standby: true } });
+      expect(run.code).toBe(2);
+    } finally {
+      vault.setStandby(false);
+    }
+  });
+
+  it('a 500 from sys/health: exit 2', async () => {
+    const cwd = vaultSetup('five-hundred', appToken);
+    vault.fail({ kind: 'status', status: 500, match: 'sys/health', count: 1 });
+    try {
+      const run = await runBin(['check', '--json'], { cwd });
+      expect(run.code).toBe(2);
+      expect(documentOf(run).results.find((r) => r.provider === 'vault')).toMatchObject({
+        check: 'reachable',
+        outcome: 'remote',
+        data: { status: 500 },
+      });
+    } finally {
+      vault.clearFaults();
+    }
+  });
+
+  it('a hanging Vault: exit 2 after --timeout', async () => {
+    const cwd = vaultSetup('hang', appToken);
+    vault.fail({ kind: 'hang', match: 'sys/health', count: 1 });
+    try {
+      const run = await runBin(['check', '--json', '--timeout', '500'], { cwd });
+      expect(run.code).toBe(2);
+      expect(documentOf(run).results.find((r) => r.provider === 'vault')).toMatchObject({
+        outcome: 'remote',
+        data: { kind: 'timeout' },
+      });
+    } finally {
+      vault.clearFaults();
+    }
+  });
+
+  it('HTTPS: the certificate expiry with the right CA; a TLS failure (exit 2) without it', async () => {
+    const pems = await generate([{ name: 'commonName', value: '127.0.0.1' }], {
+      keyType: 'ec',
+      algorithm: 'sha256',
+      extensions: [
+        { name: 'basicConstraints', cA: true },
+        { name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }] },
+      ],
+    });
+    const tlsVault = await VaultDouble.start({ tls: { key: pems.private, cert: pems.cert } });
+    try {
+      const token = tlsVault.createToken({ ttl: 600, policies: ['default'] }).id;
+      secrets.push(token, tlsVault.rootToken);
+      const dir = join(temp.dir, 'https');
+      mkdirSync(dir);
+      const tokenFile = writeSecretFile(dir, 'vault-token', token);
+      writeSecretFile(dir, 'ca.pem', pems.cert, 0o644);
+      const entry = {
+        name: 'vault',
+        type: 'vault',
+        endpoint: tlsVault.url,
+        auth: { method: 'token', token: { file: tokenFile } },
+      };
+      writeConfig(dir, { providers: [{ ...entry, tls: { caFile: 'ca.pem' } }] });
+      const trusted = await runBin(['check', '--json'], { cwd: dir });
+      expect(trusted.code).toBe(0);
+      const tls = documentOf(trusted).results.find((r) => r.check === 'tls');
+      expect(tls?.outcome).toBe('ok');
+      expect(tls?.data?.days).toBeGreaterThan(300);
+      // The same CA through VAULT_CACERT, the vendor fallback.
+      writeConfig(dir, { providers: [entry] });
+      const viaEnv = await runBin(['check', '--json'], {
+        cwd: dir,
+        env: { VAULT_CACERT: join(dir, 'ca.pem') },
+      });
+      expect(viaEnv.code).toBe(0);
+      const untrusted = await runBin(['check', '--json'], { cwd: dir });
+      expect(untrusted.code).toBe(2);
+      expect(documentOf(untrusted).results[0]).toMatchObject({
+        check: 'reachable',
+        outcome: 'remote',
+        data: { kind: 'tls' },
+      });
+    } finally {
+      await tlsVault.close();
+    }
   });
 });
 
