@@ -6,13 +6,14 @@ import {
   defineConfig,
   loadConfig,
   PROVIDER_TYPES,
+  RoutedProvider,
   readConfig,
   type SecretProviderConfig,
   secretFields,
   validateAgainstSchema,
   validateConfig,
 } from '@secret-provider/config';
-import { isSecretError } from '@secret-provider/core';
+import { CachedProvider, isSecretError } from '@secret-provider/core';
 import { expectNoLeak, rejection, tempDir } from '@secret-provider/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
@@ -184,6 +185,17 @@ describe('validateConfig', () => {
     expectNoLeak([report], [LITERAL]);
   });
 
+  it('validates the telemetry section (built elsewhere)', async () => {
+    const report = await validateConfig(
+      { providers: [{ name: 'm', type: 'memory' }], telemetry: { enabled: 'yes', exporter: 'otlp' } },
+      { env: {} },
+    );
+    expect(report.errors.map((e) => [e.path, e.code])).toEqual([
+      ['telemetry.enabled', 'SCHEMA'],
+      ['telemetry.exporter', 'UNKNOWN_FIELD'],
+    ]);
+  });
+
   it('a Vault without token and without VAULT_TOKEN is unresolved; with VAULT_TOKEN it is not', async () => {
     const config = { providers: [{ name: 'v', type: 'vault' }] };
     expect((await validateConfig(config, { env: {} })).errors).toContainEqual(
@@ -244,6 +256,13 @@ describe('loadConfig', () => {
     await loaded.provider.set('mem/x', 'y');
     expect((await loaded.providers.get('mem')?.get('mem/x'))?.reveal()).toBe('y');
     expect((await loaded.provider.get('OTHER')).reveal()).toBe('o');
+    expect(loaded.provider).toBeInstanceOf(CachedProvider);
+    expect((loaded.provider as CachedProvider).provider).toBeInstanceOf(RoutedProvider);
+  });
+
+  it('without cache or routing, the provider is the chain itself', async () => {
+    await using loaded = await loadConfig({ providers: [{ name: 'mem', type: 'memory' }] }, { env: {} });
+    expect(loaded.provider).toBe(loaded.chain);
   });
 
   it('rejects an invalid configuration with a ConfigError listing every issue by path', async () => {
