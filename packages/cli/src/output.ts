@@ -130,11 +130,18 @@ export class Reporter {
       const document = { command, ok: code === 0, exitCode: code, ...extra, results: this.#lines };
       this.#io.stdout.write(`${JSON.stringify(document, null, 2)}\n`);
     } else if (this.#lines.length > 0) {
-      const failed = this.#lines.filter((l) => l.outcome !== 'ok' && l.outcome !== 'warn').length;
-      const warned = this.#lines.filter((l) => l.outcome === 'warn').length;
-      this.#io.stdout.write(
-        `${failed === 0 ? this.#paint('all checks passed', '32') : this.#paint(`${failed} failed`, '31')}${warned > 0 ? `, ${warned} warning${warned === 1 ? '' : 's'}` : ''}\n`,
-      );
+      const count = (outcomes: readonly Outcome[]) =>
+        this.#lines.filter((l) => outcomes.includes(l.outcome)).length;
+      const failed = count(['local', 'remote', 'denied']);
+      const warned = count(['warn']);
+      const unknown = count(['unknown']);
+      const head =
+        failed === 0 ? this.#paint('all checks passed', '32') : this.#paint(`${failed} failed`, '31');
+      const notes = [
+        ...(warned > 0 ? [`${warned} warning${warned === 1 ? '' : 's'}`] : []),
+        ...(unknown > 0 ? [`${unknown} unknown`] : []),
+      ];
+      this.#io.stdout.write(`${[head, ...notes].join(', ')}\n`);
     }
     return code;
   }

@@ -21,6 +21,7 @@ let appToken: string;
 let narrowToken: string;
 let kvToken: string;
 let kvListless: string;
+let kvGetless: string;
 const secrets: string[] = [DB_PASSWORD, FILE_SECRET, KV_VALUE];
 
 beforeAll(async () => {
@@ -35,7 +36,8 @@ beforeAll(async () => {
   keyVault.setSecret('app-key', KV_VALUE);
   kvToken = keyVault.issueToken();
   kvListless = keyVault.issueToken(['get']);
-  secrets.push(vault.rootToken, appToken, narrowToken, kvToken, kvListless);
+  kvGetless = keyVault.issueToken(['list']);
+  secrets.push(vault.rootToken, appToken, narrowToken, kvToken, kvListless, kvGetless);
   mkdirSync(join(temp.dir, 'volume'));
   writeSecretFile(join(temp.dir, 'volume'), 'api-key', FILE_SECRET);
 });
@@ -293,16 +295,27 @@ describe('against the Key Vault double', () => {
 
   it('can-i: get is probed, set is unknown (no probe writes nothing)', async () => {
     const setup = azureSetup('kv-can-i', kvListless);
-    const get = await runBin(['can-i', 'get', 'app-key', '--json'], setup);
+    // The application key app_key is the Key Vault secret app-key (the default name mapping).
+    const get = await runBin(['can-i', 'get', 'app_key', '--json'], setup);
     expect(get.code).toBe(0);
-    expect(documentOf(get).results[0]).toMatchObject({ outcome: 'ok', data: { action: 'secrets/get' } });
+    expect(documentOf(get).results[0]).toMatchObject({
+      outcome: 'ok',
+      detail: 'allowed (secrets/get)',
+      data: { action: 'secrets/get' },
+    });
+    const getless = await runBin(['can-i', 'get', 'app_key', '--json'], azureSetup('kv-getless', kvGetless));
+    expect(getless.code).toBe(3);
+    expect(documentOf(getless).results[0]).toMatchObject({
+      outcome: 'denied',
+      detail: 'denied (secrets/get)',
+    });
     const list = await runBin(['can-i', 'list', 'app', '--json'], setup);
     expect(list.code).toBe(3);
     expect(documentOf(list).results[0]).toMatchObject({
       outcome: 'denied',
       data: { action: 'secrets/list' },
     });
-    const set = await runBin(['can-i', 'set', 'app-key', '--json'], setup);
+    const set = await runBin(['can-i', 'set', 'app_key', '--json'], setup);
     expect(set.code).toBe(0);
     expect(documentOf(set).results[0]).toMatchObject({ outcome: 'unknown', data: { action: 'secrets/set' } });
   });
