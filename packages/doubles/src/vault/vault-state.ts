@@ -412,7 +412,7 @@ export class VaultState {
     const [first = '', ...restSegments] = path.split('/');
     const rest = restSegments.join('/');
     if (first === 'auth') return this.#auth(req, restSegments, token);
-    if (first === 'sys') return this.#sys(req, rest);
+    if (first === 'sys') return this.#sys(req, rest, token);
     const kv = this.kvMounts.get(first);
     if (kv !== undefined) return kv.version === 1 ? this.#kv1(req, first, rest) : this.#kv2(req, first, rest);
     if (this.dynamicMounts.has(first)) return this.#dynamic(req, first, rest, token as TokenEntry);
@@ -584,9 +584,10 @@ export class VaultState {
 
   // ---- sys -------------------------------------------------------------------------------------
 
-  #sys(req: ApiRequest, rest: string): ApiResponse {
+  #sys(req: ApiRequest, rest: string, token: TokenEntry | undefined): ApiResponse {
     const body = isRecord(req.body) ? req.body : {};
     const write = req.method === 'PUT' || req.method === 'POST';
+    if (rest === 'capabilities-self' && write && token !== undefined) return this.#capabilities(token, body);
     const leaseIdFrom = (prefix: string) => {
       const fromPath = rest.length > prefix.length ? rest.slice(prefix.length + 1) : '';
       return fromPath !== '' ? fromPath : typeof body.lease_id === 'string' ? body.lease_id : '';
@@ -621,6 +622,29 @@ export class VaultState {
       });
     }
     return errors(404, `no handler for route "sys/${rest}". route entry not found.`);
+  }
+
+  /**
+   * `sys/capabilities-self` as Vault answers it (`vault/logical_system.go`): each path with its
+   * capabilities, at the top level and under `data`, plus `capabilities` for the legacy single
+   * `path`. The double's policy model: root has `root`, a denied prefix `deny`, anything else all.
+   */
+  #capabilities(token: TokenEntry, body: Record<string, unknown>): ApiResponse {
+    const paths = Array.isArray(body.paths)
+      ? body.paths.filter((p): p is string => typeof p === 'string')
+      : typeof body.path === 'string'
+        ? [body.path]
+        : [];
+    if (paths.length === 0) return errors(400, "'paths' parameter is missing");
+    const of = (path: string): string[] => {
+      if (token.policies.includes('root')) return ['root'];
+      if (token.deny.some((prefix) => path.startsWith(prefix))) return ['deny'];
+      return ['create', 'delete', 'list', 'patch', 'read', 'update'];
+    };
+    const data: Record<string, string[]> = {};
+    for (const path of paths) data[path] = of(path);
+    if (paths.length === 1) data.capabilities = of(paths[0] as string);
+    return ok({ ...data, data });
   }
 
   #renewLease(id: string, increment: unknown): ApiResponse {

@@ -1,0 +1,200 @@
+// TypeScript view of schema.json for `defineConfig` in .ts/.mjs files. The schema decides what
+// is valid (loadConfig validates every config with it, typed or not); a test checks that the
+// provider types and fields named here are the schema's.
+
+/** Where a secret comes from; a literal secret is never accepted. */
+export type SecretReference =
+  | { readonly env: string }
+  | { readonly file: string }
+  | { readonly provider: string; readonly key: string };
+
+interface ProviderBase {
+  /** Unique name: errors, events, `explain` and references use it. */
+  readonly name: string;
+}
+
+export interface EnvProviderConfig extends ProviderBase {
+  readonly type: 'env';
+  readonly prefix?: string;
+  readonly stripPrefix?: boolean;
+  readonly allow?: readonly string[];
+  readonly all?: boolean;
+  readonly files?: readonly string[];
+  readonly override?: boolean;
+  readonly requireFiles?: boolean;
+  readonly pollInterval?: number;
+  readonly debounceMs?: number;
+}
+
+export interface FileProviderConfig extends ProviderBase {
+  readonly type: 'file';
+  readonly path: string;
+  readonly format?: 'json' | 'yaml' | 'toml' | 'env' | 'directory';
+  readonly jsonKeys?: 'nested' | 'flat';
+  readonly readOnly?: boolean;
+  readonly strict?: boolean;
+  readonly checkPermissions?: boolean;
+  readonly debounceMs?: number;
+  readonly usePolling?: boolean;
+  readonly pollInterval?: number;
+}
+
+export interface MemoryProviderConfig extends ProviderBase {
+  readonly type: 'memory';
+  readonly readOnly?: boolean;
+}
+
+export interface TlsFilesConfig {
+  readonly caFile?: string;
+  readonly certFile?: string;
+  readonly keyFile?: string;
+  readonly servername?: string;
+  readonly rejectUnauthorized?: boolean;
+}
+
+export type VaultAuthConfig =
+  | { readonly method: 'token'; readonly token?: SecretReference }
+  | {
+      readonly method: 'approle';
+      readonly roleId: SecretReference;
+      readonly secretId: SecretReference;
+      readonly mount?: string;
+    }
+  | {
+      readonly method: 'kubernetes';
+      readonly role: string;
+      readonly jwtFile?: string;
+      readonly mount?: string;
+    };
+
+export interface VaultProviderConfig extends ProviderBase {
+  readonly type: 'vault';
+  /** @default `VAULT_ADDR` */
+  readonly endpoint?: string;
+  /** @default `VAULT_NAMESPACE` */
+  readonly namespace?: string;
+  /** @default token auth from `VAULT_TOKEN` */
+  readonly auth?: VaultAuthConfig;
+  readonly tls?: TlsFilesConfig;
+  readonly requestTimeoutMs?: number;
+  readonly mounts?: Readonly<Record<string, { readonly version?: 1 | 2 }>>;
+  readonly kvDelete?: 'latest' | 'all';
+  readonly listRecursive?: boolean;
+  readonly tokenRenewFraction?: number;
+  readonly pollInterval?: number;
+}
+
+export type AzureCredentialConfig =
+  | { readonly type: 'default' }
+  | { readonly type: 'access-token'; readonly token: SecretReference; readonly tenantId?: string };
+
+export interface AzureProviderConfig extends ProviderBase {
+  readonly type: 'azure';
+  /** @default `AZURE_KEYVAULT_URL` */
+  readonly vaultUrl?: string;
+  /** @default `{ type: 'default' }` (DefaultAzureCredential) */
+  readonly credential?: AzureCredentialConfig;
+  /** A CA certificate file trusted for the vault (private endpoints behind a TLS proxy). */
+  readonly caFile?: string;
+  readonly disableChallengeResourceVerification?: boolean;
+  readonly requestTimeoutMs?: number;
+  readonly deleteMode?: 'soft' | 'purge';
+  readonly includeDisabled?: boolean;
+  readonly includeManaged?: boolean;
+  readonly expired?: 'reject' | 'allow';
+  readonly notYetValid?: 'reject' | 'allow';
+  readonly pollInterval?: number;
+}
+
+export interface HttpProviderConfig extends ProviderBase {
+  readonly type: 'http';
+  readonly url: string;
+  readonly format?: 'json' | 'env' | 'value';
+  readonly jsonKeys?: 'nested' | 'flat';
+  readonly valueKey?: string;
+  readonly bearer?: SecretReference;
+  readonly timeout?: number;
+  readonly minInterval?: number;
+  readonly maxInterval?: number;
+  readonly staleIfError?: number;
+  readonly maxBytes?: number;
+}
+
+export interface ConsulProviderConfig extends ProviderBase {
+  readonly type: 'consul';
+  /** @default `CONSUL_HTTP_ADDR` */
+  readonly address?: string;
+  readonly prefix?: string;
+  readonly key?: string;
+  readonly format?: 'json' | 'env';
+  readonly jsonKeys?: 'nested' | 'flat';
+  /** @default `CONSUL_HTTP_TOKEN` */
+  readonly token?: SecretReference;
+  readonly datacenter?: string;
+  readonly readOnly?: boolean;
+  readonly timeout?: number;
+  readonly wait?: number;
+  readonly minInterval?: number;
+  readonly maxBytes?: number;
+}
+
+export interface EtcdProviderConfig extends ProviderBase {
+  readonly type: 'etcd';
+  readonly hosts: readonly string[];
+  readonly prefix?: string;
+  readonly document?: string;
+  readonly jsonKeys?: 'nested' | 'flat';
+  readonly auth?: { readonly username: string; readonly password: SecretReference };
+  readonly tls?: TlsFilesConfig;
+  readonly requestTimeout?: number;
+  readonly readOnly?: boolean;
+}
+
+export type ProviderConfig =
+  | EnvProviderConfig
+  | FileProviderConfig
+  | MemoryProviderConfig
+  | VaultProviderConfig
+  | AzureProviderConfig
+  | HttpProviderConfig
+  | ConsulProviderConfig
+  | EtcdProviderConfig;
+
+/** The provider types a configuration can declare. */
+export type ProviderType = ProviderConfig['type'];
+
+export interface CacheConfig {
+  /** Milliseconds a value is served from the cache. */
+  readonly ttl?: number;
+  /** Most entries kept (least recently used go first). */
+  readonly max?: number;
+  readonly staleWhileRevalidate?: number;
+}
+
+/** A whole configuration file. */
+export interface SecretProviderConfig {
+  readonly $schema?: string;
+  /** @default 'ordered' */
+  readonly mode?: 'ordered' | 'failover';
+  /** In chain order. */
+  readonly providers: readonly ProviderConfig[];
+  readonly cache?: false | CacheConfig;
+  /** Re-read intervals (seconds) of static Vault secrets by key pattern. */
+  readonly refresh?: {
+    readonly intervals?: Readonly<Record<string, number>>;
+    readonly defaultInterval?: number;
+    readonly envVar?: string;
+  };
+  /** Keys (exact or by prefix) served by one named provider only. */
+  readonly routing?: {
+    readonly keys?: Readonly<Record<string, string>>;
+    readonly prefixes?: Readonly<Record<string, string>>;
+  };
+  /** Validated here, built by the telemetry package. */
+  readonly telemetry?: {
+    readonly enabled?: boolean;
+    readonly serviceName?: string;
+    readonly traces?: boolean;
+    readonly metrics?: boolean;
+  };
+}

@@ -1,0 +1,69 @@
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { tempDir } from '@secret-provider/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+// A fresh Node process imports the BUILT package as a user would and records every module it
+// resolves: adapters (and their SDKs) load only for the provider types a configuration declares.
+
+const run = promisify(execFile);
+const packageDir = fileURLToPath(new URL('..', import.meta.url));
+const recorder = join(packageDir, 'test', 'fixtures', 'record-loads.mjs');
+let temp: { dir: string; remove: () => void };
+
+beforeAll(() => {
+  temp = tempDir('secret-provider-config-loads-');
+  mkdirSync(join(temp.dir, 'volume'));
+  writeFileSync(join(temp.dir, 'volume', 'k'), 'v', { mode: 0o600 });
+});
+afterAll(() => temp.remove());
+
+async function modulesLoaded(config: unknown): Promise<string[]> {
+  const file = join(temp.dir, `config-${Math.random().toString(36).slice(2)}.json`);
+  writeFileSync(file, JSON.stringify(config), { mode: 0o600 });
+  const log = join(temp.dir, `loads-${Math.random().toString(36).slice(2)}.txt`);
+  const script = `const { loadConfig } = await import('@secret-provider/config');
+const loaded = await loadConfig(${JSON.stringify(file)}, { env: { VAULT_TOKEN: 't' } });
+await loaded.close();`;
+  await run(process.execPath, ['--import', recorder, '--input-type=module', '-e', script], {
+    cwd: packageDir,
+    env: { PATH: process.env.PATH ?? '', LOAD_LOG: log },
+    timeout: 30_000,
+  });
+  return readFileSync(log, 'utf8').split('\n').filter(Boolean);
+}
+
+const heavy = (urls: string[]) =>
+  urls.filter((url) =>
+    /@secret-provider[/+](vault|azure|etcd|consul|http)\b|packages\/(vault|azure|etcd|consul|http)\/|[/+]node-vault|[/+]@azure[/+]|[/+]etcd3/.test(
+      url,
+    ),
+  );
+
+describe('lazy loading of adapters', () => {
+  it('runs against the build', () => {
+    expect(existsSync(join(packageDir, 'dist', 'index.js')), 'build first (pnpm build)').toBe(true);
+  });
+
+  it('a configuration of env and file loads neither Vault nor Azure (nor etcd, Consul, HTTP)', async () => {
+    const urls = await modulesLoaded({
+      providers: [
+        { name: 'env', type: 'env' },
+        { name: 'files', type: 'file', path: join(temp.dir, 'volume'), format: 'directory' },
+      ],
+    });
+    expect(urls.some((url) => /@secret-provider[/+]file\b|packages\/file\//.test(url))).toBe(true);
+    expect(heavy(urls)).toEqual([]);
+  });
+
+  it('a configuration with a Vault loads the Vault adapter (so the check above can fail)', async () => {
+    const urls = await modulesLoaded({
+      providers: [{ name: 'vault', type: 'vault', endpoint: 'http://127.0.0.1:9' }],
+    });
+    expect(heavy(urls).some((url) => /vault/.test(url))).toBe(true);
+    expect(heavy(urls).some((url) => /azure/.test(url))).toBe(false);
+  });
+});
