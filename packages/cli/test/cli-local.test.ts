@@ -8,6 +8,7 @@ import {
   built,
   documentOf,
   outputs,
+  PACKAGE_BIN,
   runBin,
   runInTty,
   writeConfig,
@@ -143,7 +144,7 @@ describe('no secret on the command line', () => {
 
   it('runs through a bin link (as package managers install it), and not when imported', async () => {
     const link = join(fresh(), 'secret-provider');
-    symlinkSync(BIN, link);
+    symlinkSync(PACKAGE_BIN, link);
     const help = execFileSync(process.execPath, [link, '--help'], { encoding: 'utf8' });
     expect(help).toContain('Usage: secret-provider');
     const imported = execFileSync(

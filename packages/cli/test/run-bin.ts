@@ -5,6 +5,8 @@ import { fileURLToPath } from 'node:url';
 
 /** The built bin: these tests check what ships (`pnpm build` first). */
 export const BIN = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
+/** The file the package's `bin` names, which package managers link as `secret-provider`. */
+export const PACKAGE_BIN = fileURLToPath(new URL('../bin/secret-provider.js', import.meta.url));
 
 export const built = (): boolean => existsSync(BIN);
 
