@@ -77,6 +77,7 @@ function tarballProblems(dir, manifest) {
     else if (value && typeof value === 'object') for (const inner of Object.values(value)) collect(inner);
   };
   collect(manifest.exports);
+  collect(manifest.bin); // a command is an entry point too
   for (const target of targets) if (!files.has(target)) problems.push(`export target missing: ${target}`);
   // JavaScript reachable from the export targets through relative imports (the shared chunks).
   const reachable = new Set();
