@@ -21,6 +21,7 @@ import {
   operationChannels,
   operationContext,
   publishChange,
+  publishHit,
   settleMetadata,
   settleSecret,
   type TracedOperation,
@@ -291,8 +292,7 @@ export abstract class BaseProvider implements SecretProvider {
   }
 
   get(key: string, options?: GetOptions): Promise<Secret<string>> {
-    if (traced(operationChannels.get))
-      return this.#trace('get', key, (context) => this.#tracedGet(key, options, context), settleSecret);
+    if (traced(operationChannels.get)) return this.#tracedGet(key, options);
     // Hot path: a fresh cached value costs a map lookup. Keys are validated before anything is cached.
     if (options === undefined && this.#cache !== undefined && !this.#closed && typeof key === 'string') {
       const hit = this.#cache.hit(key);
@@ -301,16 +301,13 @@ export abstract class BaseProvider implements SecretProvider {
     return this.#get(key, options ?? {});
   }
 
-  #tracedGet(
-    key: string,
-    options: GetOptions | undefined,
-    context: OperationContext,
-  ): Promise<Secret<string>> {
+  #tracedGet(key: string, options: GetOptions | undefined): Promise<Secret<string>> {
     if (options === undefined && this.#cache !== undefined && !this.#closed && typeof key === 'string') {
+      const context = operationContext('get', this.name, key);
       const hit = this.#cache.hit(key, context);
-      if (hit !== undefined) return hit;
+      if (hit !== undefined) return publishHit(context, hit);
     }
-    return this.#get(key, options ?? {}, context);
+    return this.#trace('get', key, (context) => this.#get(key, options ?? {}, context), settleSecret);
   }
 
   async #get(rawKey: string, options: GetOptions, trace?: OperationContext): Promise<Secret<string>> {

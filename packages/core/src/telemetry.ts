@@ -173,8 +173,7 @@ function failed(context: OperationContext | RequestContext, error: unknown, star
 /**
  * Runs `run` as `context`'s operation on `tracing`: start (with the stores subscribers bound,
  * so that requests made by the operation see it), end, and for a promise asyncStart/asyncEnd
- * (after error, on a failure). A `run` that returns a promise it knows to be fulfilled (a cache
- * hit) sets `context.outcome` itself, and the operation is complete at end. `settle` copies what may be told of the result into the context.
+ * (after error, on a failure). `settle` copies what may be told of the result into the context.
  * Call only when {@link traced}; the result passes through untouched.
  */
 export function traceOperation<C extends OperationContext | RequestContext, T>(
@@ -194,13 +193,9 @@ export function traceOperation<C extends OperationContext | RequestContext, T>(
       tracing.end.publish(context);
       throw error;
     }
-    // Complete now: a synchronous answer, or a promise already known to hold the answer (a
-    // cache hit, whose run sets the outcome itself and saves the subscribers a turn).
-    if (!(result instanceof Promise) || context.outcome !== undefined) {
-      if (context.outcome === undefined) {
-        context.outcome = 'ok';
-        settle?.(context, result as Awaited<T>);
-      }
+    if (!(result instanceof Promise)) {
+      context.outcome = 'ok';
+      settle?.(context, result as Awaited<T>);
       context.durationMs = performance.now() - started;
       tracing.end.publish(context);
       return result;
@@ -224,6 +219,19 @@ export function traceOperation<C extends OperationContext | RequestContext, T>(
       },
     ) as T;
   });
+}
+
+/**
+ * Publishes a `get` answered by a fresh cache entry (`context` completed by the cache): start
+ * and end, nothing asynchronous. No stores are entered: a hit makes no request.
+ */
+export function publishHit(context: OperationContext, hit: Promise<Secret<string>>): Promise<Secret<string>> {
+  const tracing = operationChannels.get;
+  const started = performance.now();
+  tracing.start.publish(context);
+  context.durationMs = performance.now() - started;
+  tracing.end.publish(context);
+  return hit;
 }
 
 /** Context of an operation on `provider`, with the key when it is a string. */
