@@ -6,7 +6,13 @@
 // Nothing is built unless a channel has subscribers.
 
 import type { AsyncLocalStorage } from 'node:async_hooks';
-import { type Channel, channel, type TracingChannel, tracingChannel } from 'node:diagnostics_channel';
+import {
+  type Channel,
+  channel,
+  type TracingChannel,
+  type TracingChannelSubscribers,
+  tracingChannel,
+} from 'node:diagnostics_channel';
 import { performance } from 'node:perf_hooks';
 import { isSecretError, type SecretErrorCode } from './errors.js';
 import type { Secret } from './secret.js';
@@ -47,6 +53,7 @@ export interface OperationContext {
   outcome?: Outcome | undefined;
   errorCode?: FailureCode | undefined;
   retryable?: boolean | undefined;
+  /** Time taken, in ms; absent for a `get` answered by a fresh cache entry. */
   durationMs?: number | undefined;
 }
 
@@ -223,13 +230,12 @@ export function traceOperation<C extends OperationContext | RequestContext, T>(
 
 /**
  * Publishes a `get` answered by a fresh cache entry (`context` completed by the cache): start
- * and end, nothing asynchronous. No stores are entered: a hit makes no request.
+ * and end, nothing asynchronous, and no `durationMs` (a hit is a map lookup; timing it would
+ * cost more than the lookup). No stores are entered: a hit makes no request.
  */
 export function publishHit(context: OperationContext, hit: Promise<Secret<string>>): Promise<Secret<string>> {
   const tracing = operationChannels.get;
-  const started = performance.now();
   tracing.start.publish(context);
-  context.durationMs = performance.now() - started;
   tracing.end.publish(context);
   return hit;
 }
@@ -336,7 +342,7 @@ export function publishChange(type: keyof SecretEvents, event: SecretEvents[keyo
 export interface TelemetryHandlers {
   /** An operation started (the context is not complete yet). */
   readonly operationStart?: ((context: OperationContext) => void) | undefined;
-  /** An operation finished (`outcome` and `durationMs` set). */
+  /** An operation finished (`outcome` set, and `durationMs` unless a cache hit answered it). */
   readonly operation?: ((context: OperationContext) => void) | undefined;
   readonly requestStart?: ((context: RequestContext) => void) | undefined;
   /** A backend request finished. */
@@ -361,18 +367,23 @@ export function subscribeTelemetry(handlers: TelemetryHandlers): () => void {
     onStart: ((context: C) => void) | undefined,
     onDone: ((context: C) => void) | undefined,
   ) => {
-    // A synchronous answer is complete at `end`; an asynchronous one (no outcome at `end` yet) at `asyncEnd`.
+    // A synchronous answer is complete at `end`; an asynchronous one (no outcome at `end` yet) at
+    // `asyncEnd`. Channels nobody needs stay without subscribers, so publishing on them is free.
     const subscribers = {
-      start: (context: C) => onStart?.(context),
-      end: (context: C) => {
-        if (context.outcome !== undefined) onDone?.(context);
-      },
-      asyncStart: () => {},
-      asyncEnd: (context: C) => onDone?.(context),
-      error: () => {},
+      ...(onStart === undefined ? {} : { start: onStart }),
+      ...(onDone === undefined
+        ? {}
+        : {
+            end: (context: C) => {
+              if (context.outcome !== undefined) onDone(context);
+            },
+            asyncEnd: onDone,
+          }),
     };
-    tracing.subscribe(subscribers);
-    undo.push(() => tracing.unsubscribe(subscribers));
+    // Node subscribes only the handlers given; its types ask for all five.
+    const given = subscribers as TracingChannelSubscribers<C>;
+    tracing.subscribe(given);
+    undo.push(() => tracing.unsubscribe(given));
   };
   for (const operation of OPERATIONS) {
     trace(operationChannels[operation], handlers.operationStart, handlers.operation);
