@@ -336,7 +336,10 @@ class MetricRecorder {
     const now = this.#now();
     if (request.leaseDurationS !== undefined && request.leaseDurationS > 0 && request.key !== undefined) {
       let leases = this.#leases.get(request.provider);
-      if (leases === undefined) this.#leases.set(request.provider, (leases = new Map()));
+      if (leases === undefined) {
+        leases = new Map();
+        this.#leases.set(request.provider, leases);
+      }
       leases.set(request.key, now + request.leaseDurationS * 1000);
     }
     if (request.tokenTtlS !== undefined) this.#tokens.set(request.provider, now + request.tokenTtlS * 1000);
