@@ -28,7 +28,9 @@ const conditions = ['@secret-provider/source', 'module', 'node', 'development|pr
 
 export default defineConfig({
   resolve: { conditions },
-  ssr: { resolve: { conditions } },
+  // Tests run in Node, which vitest starts with these conditions: without `module`, which picks
+  // bundler builds that Node cannot load (the OpenTelemetry API's imports files without extensions).
+  ssr: { resolve: { conditions: conditions.filter((condition) => condition !== 'module') } },
   test: {
     include: ['packages/*/test/**/*.test.ts', 'integration-tests/**/*.test.ts'],
     testTimeout: 20_000,

@@ -4,6 +4,7 @@ import type { TokenCredential } from '@azure/core-auth';
 import type { SecretClient, SecretClientOptions } from '@azure/keyvault-secrets';
 import { keyVaultAnswerPolicy } from './answers.js';
 import { ConnectionAgents } from './connection-agents.js';
+import { requestTelemetryPolicy } from './request-telemetry.js';
 import type { Vault } from './routing.js';
 import { createDefaultCredential, loadSecretsModule } from './sdk.js';
 
@@ -64,6 +65,7 @@ export class VaultClients {
         { policy: keyVaultAnswerPolicy(vault.url), position: 'perCall' },
         // After the SDK's proxy policy, which it must see the work of.
         { policy: this.#agents.policy(tlsOptions), position: 'perRetry' },
+        { policy: requestTelemetryPolicy(this.#provider), position: 'perRetry' },
       ],
     });
   }

@@ -27,6 +27,11 @@ export {
 export { Poller, type PollerOptions, type PollOutcome, type PollTask } from './poller.js';
 export { AsyncQueue } from './stream.js';
 export {
+  type RequestContext,
+  type RequestRecord,
+  traceRequest,
+} from './telemetry.js';
+export {
   DEFAULT_MAX_KEY_LENGTH,
   fingerprint,
   jittered,

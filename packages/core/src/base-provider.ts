@@ -15,6 +15,19 @@ import { closedWatchHandle, diffSnapshots, EventHub, emitDiff, type VersionSnaps
 import { Poller, type PollerOptions, type PollTask } from './poller.js';
 import { INSPECT_CUSTOM, Secret, type SecretValue } from './secret.js';
 import { type ChangeStream, changeStream } from './stream.js';
+import {
+  changeChannel,
+  type OperationContext,
+  operationChannels,
+  operationContext,
+  publishChange,
+  publishHit,
+  settleMetadata,
+  settleSecret,
+  type TracedOperation,
+  traced,
+  traceOperation,
+} from './telemetry.js';
 import type {
   GetOptions,
   KeysOptions,
@@ -211,6 +224,7 @@ export abstract class BaseProvider implements SecretProvider {
   /** Reports an event to every watcher; keys it names are dropped from the cache first. */
   protected emit: EmitFunction = (type, event) => {
     this.#cache?.observe(type, event);
+    if (changeChannel.hasSubscribers) publishChange(type, event);
     this.#hub.emit(type, event);
   };
 
@@ -278,6 +292,7 @@ export abstract class BaseProvider implements SecretProvider {
   }
 
   get(key: string, options?: GetOptions): Promise<Secret<string>> {
+    if (traced(operationChannels.get)) return this.#tracedGet(key, options);
     // Hot path: a fresh cached value costs a map lookup. Keys are validated before anything is cached.
     if (options === undefined && this.#cache !== undefined && !this.#closed && typeof key === 'string') {
       const hit = this.#cache.hit(key);
@@ -286,7 +301,16 @@ export abstract class BaseProvider implements SecretProvider {
     return this.#get(key, options ?? {});
   }
 
-  async #get(rawKey: string, options: GetOptions): Promise<Secret<string>> {
+  #tracedGet(key: string, options: GetOptions | undefined): Promise<Secret<string>> {
+    if (options === undefined && this.#cache !== undefined && !this.#closed && typeof key === 'string') {
+      const context = operationContext('get', this.name, key);
+      const hit = this.#cache.hit(key, context);
+      if (hit !== undefined) return publishHit(context, hit);
+    }
+    return this.#trace('get', key, (context) => this.#get(key, options ?? {}, context), settleSecret);
+  }
+
+  async #get(rawKey: string, options: GetOptions, trace?: OperationContext): Promise<Secret<string>> {
     const key = this.#enter(rawKey, 'get');
     throwIfAborted(options.signal);
     if (options.version !== undefined && !this.capabilities.versions) {
@@ -296,6 +320,7 @@ export abstract class BaseProvider implements SecretProvider {
       );
     }
     if (this.#cache === undefined) {
+      if (trace !== undefined) trace.servedFrom = 'backend';
       const loaded = await raceSignal(this.#load(key, options), options.signal);
       return new Secret(loaded.value, loaded.metadata);
     }
@@ -303,7 +328,14 @@ export abstract class BaseProvider implements SecretProvider {
     // failed with the reason of) the signal of whichever caller started it. Each caller's own
     // signal still ends that caller's wait.
     const shared = { version: options.version };
-    return this.#cache.read(key, options.version, options.signal, () => this.#load(key, shared), options);
+    return this.#cache.read(
+      key,
+      options.version,
+      options.signal,
+      () => this.#load(key, shared),
+      options,
+      trace,
+    );
   }
 
   async #load(key: string, options: GetOptions): Promise<LoadedSecret> {
@@ -328,6 +360,18 @@ export abstract class BaseProvider implements SecretProvider {
    * can; otherwise reads the value and drops it. Failures other than "missing" reject.
    */
   has(rawKey: string, options: OperationOptions = {}): boolean | Promise<boolean> {
+    if (!traced(operationChannels.has)) return this.#has(rawKey, options);
+    return this.#trace(
+      'has',
+      rawKey,
+      () => this.#has(rawKey, options),
+      (context, found) => {
+        context.found = found;
+      },
+    );
+  }
+
+  #has(rawKey: string, options: OperationOptions): boolean | Promise<boolean> {
     let key: string;
     try {
       key = this.#enter(rawKey, 'has');
@@ -360,7 +404,12 @@ export abstract class BaseProvider implements SecretProvider {
     });
   }
 
-  async metadata(rawKey: string, options: OperationOptions = {}): Promise<SecretMetadata> {
+  metadata(key: string, options: OperationOptions = {}): Promise<SecretMetadata> {
+    if (!traced(operationChannels.metadata)) return this.#metadata(key, options);
+    return this.#trace('metadata', key, () => this.#metadata(key, options), settleMetadata);
+  }
+
+  async #metadata(rawKey: string, options: OperationOptions): Promise<SecretMetadata> {
     const key = this.#enter(rawKey, 'metadata');
     throwIfAborted(options.signal);
     if (this.readMetadata === undefined) {
@@ -381,7 +430,12 @@ export abstract class BaseProvider implements SecretProvider {
     return withKey(key, found);
   }
 
-  async set(rawKey: string, value: string | Secret<SecretValue>, options: SetOptions = {}): Promise<void> {
+  set(key: string, value: string | Secret<SecretValue>, options: SetOptions = {}): Promise<void> {
+    if (!traced(operationChannels.set)) return this.#set(key, value, options);
+    return this.#trace('set', key, () => this.#set(key, value, options));
+  }
+
+  async #set(rawKey: string, value: string | Secret<SecretValue>, options: SetOptions): Promise<void> {
     const key = this.#enter(rawKey, 'set');
     const text = valueToString(value, this.name, key);
     throwIfAborted(options.signal);
@@ -401,7 +455,12 @@ export abstract class BaseProvider implements SecretProvider {
     await (this.#cache === undefined ? run() : this.#cache.write(key, run));
   }
 
-  async delete(rawKey: string, options: OperationOptions = {}): Promise<void> {
+  delete(key: string, options: OperationOptions = {}): Promise<void> {
+    if (!traced(operationChannels.delete)) return this.#delete(key, options);
+    return this.#trace('delete', key, () => this.#delete(key, options));
+  }
+
+  async #delete(rawKey: string, options: OperationOptions): Promise<void> {
     const key = this.#enter(rawKey, 'delete');
     throwIfAborted(options.signal);
     if (this.deleteSecret === undefined || !this.capabilities.delete) {
@@ -419,7 +478,19 @@ export abstract class BaseProvider implements SecretProvider {
     if (!existed) throw new SecretNotFoundError({ provider: this.name, key, operation: 'delete' });
   }
 
-  async keys(options: KeysOptions = {}): Promise<string[]> {
+  keys(options: KeysOptions = {}): Promise<string[]> {
+    if (!traced(operationChannels.keys)) return this.#keys(options);
+    return this.#trace(
+      'keys',
+      undefined,
+      () => this.#keys(options),
+      (context, names) => {
+        context.count = names.length;
+      },
+    );
+  }
+
+  async #keys(options: KeysOptions): Promise<string[]> {
     this.#assertOpen('keys');
     throwIfAborted(options.signal);
     if (this.listKeys === undefined || !this.capabilities.list)
@@ -494,6 +565,17 @@ export abstract class BaseProvider implements SecretProvider {
   }
 
   // ---- internals -----------------------------------------------------------------------------
+
+  /** Runs one public operation published on its tracing channel (only called with subscribers). */
+  #trace<T>(
+    operation: TracedOperation,
+    key: unknown,
+    run: (context: OperationContext) => T,
+    settle?: (context: OperationContext, result: Awaited<T>) => void,
+  ): T {
+    const context = operationContext(operation, this.name, key);
+    return traceOperation(operationChannels[operation], context, () => run(context), settle);
+  }
 
   #assertOpen(operation: SecretOperation): void {
     if (this.#closed) throw new ProviderClosedError({ provider: this.name, operation });

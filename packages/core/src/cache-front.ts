@@ -8,6 +8,7 @@ import {
 } from './cache.js';
 import { InvalidConfigError, type SecretError } from './errors.js';
 import type { Secret } from './secret.js';
+import type { OperationContext } from './telemetry.js';
 import type { SecretEvents } from './types.js';
 import { raceSignal } from './util.js';
 
@@ -30,8 +31,8 @@ export class CacheFront {
   }
 
   /** The hot path: an already resolved promise of a fresh value, or `undefined`. */
-  hit(key: string): Promise<Secret<string>> | undefined {
-    return this.#cache.hit(key);
+  hit(key: string, trace?: OperationContext): Promise<Secret<string>> | undefined {
+    return this.#cache.hit(key, trace);
   }
 
   /** The fresh value without waiting, or `undefined` (never calls the backend). */
@@ -51,9 +52,10 @@ export class CacheFront {
     signal: AbortSignal | undefined,
     load: () => Promise<LoadedSecret>,
     freshness?: Freshness,
+    trace?: OperationContext,
   ): Promise<Secret<string>> {
     const cacheKey = version === undefined ? key : versionedCacheKey(key, version);
-    return raceSignal(this.#cache.get(cacheKey, key, load, checkedFreshness(freshness)), signal);
+    return raceSignal(this.#cache.get(cacheKey, key, load, checkedFreshness(freshness), trace), signal);
   }
 
   /** Runs a write or delete of `key` with the cache invalidated before and after. */

@@ -2,6 +2,7 @@ import { LRUCache } from 'lru-cache';
 import { HoldOff } from './backoff.js';
 import { InvalidConfigError, isSecretError, type SecretError, SecretNotFoundError } from './errors.js';
 import { Secret, shareSecret } from './secret.js';
+import { cacheChannel, type OperationContext, publishCache } from './telemetry.js';
 import type { SecretMetadata } from './types.js';
 
 /** Options of the cache in front of a provider. Durations are in milliseconds. */
@@ -206,8 +207,10 @@ export class SecretCache {
     const max = Math.max(1, Math.floor(nonNegative(options.max, 500, 'max')));
     this.#lru = new LRUCache<string, CacheEntry>({
       max,
-      dispose: (_entry, _key, reason) => {
+      dispose: (_entry, cacheKey, reason) => {
         if (reason === 'evict') this.#stats.evictions++;
+        if (cacheChannel.hasSubscribers && (reason === 'evict' || reason === 'delete'))
+          this.#publish(cacheKey, 'eviction', reason === 'evict' ? 'size' : 'invalidated');
       },
     });
   }
@@ -220,7 +223,10 @@ export class SecretCache {
     const entry = this.#lru.get(cacheKey);
     if (entry === undefined || entry.freshUntil <= this.#now()) return undefined;
     const secret = secretOf(entry);
-    if (secret !== undefined) this.#stats.hits++;
+    if (secret !== undefined) {
+      this.#stats.hits++;
+      if (cacheChannel.hasSubscribers) this.#publish(cacheKey, 'hit');
+    }
     return secret;
   }
 
@@ -236,26 +242,38 @@ export class SecretCache {
 
   /**
    * Like {@link SecretCache.peek}, as an already resolved promise (the same one for every hit
-   * of an entry), or `undefined` when the backend would have to be asked.
+   * of an entry), or `undefined` when the backend would have to be asked. `trace`, the context of
+   * an operation being published, is completed by a hit (served from the cache, its version).
    */
-  hit(cacheKey: string): Promise<Secret<string>> | undefined {
+  hit(cacheKey: string, trace?: OperationContext): Promise<Secret<string>> | undefined {
     const entry = this.#lru.get(cacheKey);
     if (entry === undefined || entry.freshUntil <= this.#now()) return undefined;
     const resolved = resolvedOf(entry);
-    if (resolved !== undefined) this.#stats.hits++;
+    if (resolved !== undefined) {
+      this.#stats.hits++;
+      if (cacheChannel.hasSubscribers) this.#publish(cacheKey, 'hit');
+      if (trace !== undefined) {
+        trace.servedFrom = 'cache';
+        trace.version = secretOf(entry)?.metadata?.version;
+        trace.outcome = 'ok';
+      }
+    }
     return resolved;
   }
 
   /**
    * The value of `cacheKey`, from the cache when fresh, else from `load`, with every protection
-   * of this cache. `key` names the secret in errors.
+   * of this cache. `key` names the secret in errors. `trace`, the context of an operation being
+   * published, is told where the value came from.
    */
   async get(
     cacheKey: string,
     key: string,
     load: () => Promise<LoadedSecret>,
     freshness?: Freshness,
+    trace?: OperationContext,
   ): Promise<Secret<string>> {
+    const served = this.#served(cacheKey, trace);
     const now = this.#now();
     const entry = this.#lru.get(cacheKey);
     // A caller that asks for a newer value than an entry holds does not get that entry (nor a
@@ -269,29 +287,58 @@ export class SecretCache {
       if (entry.freshUntil > now) {
         if (entry.negative) {
           this.#stats.negativeHits++;
+          served?.('negative');
           throw new SecretNotFoundError({ provider: this.#provider, key, operation: 'get' });
         }
         this.#stats.hits++;
+        served?.('cache');
         return secretOf(entry) as Secret<string>;
       }
       if (!entry.negative && this.#until(entry, this.#swr) > now) {
         this.#stats.staleServed++;
+        served?.('stale');
         this.#refreshInBackground(cacheKey, key, load, entry);
         return secretOf(entry) as Secret<string>;
       }
       const heldUntil = this.#holdOff.until(cacheKey);
       if (heldUntil !== undefined && heldUntil > now && this.#until(entry, this.#staleIfError) > now) {
         this.#stats.staleServed++;
+        served?.('stale');
         return secretOf(entry) as Secret<string>;
       }
     }
     const joined = this.#inflight.get(cacheKey);
     if (joined !== undefined) {
       this.#stats.coalesced++;
-      return this.#settle(await joined.promise, key);
+      served?.('coalesced');
+      return this.#settle(staleAfterError(await joined.promise, entry, trace), key);
     }
     this.#stats.misses++;
-    return this.#settle(await this.#load(cacheKey, load, entry).promise, key);
+    served?.('miss');
+    return this.#settle(staleAfterError(await this.#load(cacheKey, load, entry).promise, entry, trace), key);
+  }
+
+  /** Where a read was served from goes to the operation's context and the cache channel; `undefined` when nobody listens. */
+  #served(
+    cacheKey: string,
+    trace: OperationContext | undefined,
+  ): ((result: 'cache' | 'stale' | 'coalesced' | 'negative' | 'miss') => void) | undefined {
+    const publish = cacheChannel.hasSubscribers;
+    if (trace === undefined && !publish) return undefined;
+    return (result) => {
+      if (trace !== undefined) trace.servedFrom = result === 'miss' ? 'backend' : result;
+      if (publish) this.#publish(cacheKey, result === 'cache' ? 'hit' : result);
+    };
+  }
+
+  #publish(
+    cacheKey: string,
+    result: Parameters<typeof publishCache>[2],
+    reason?: 'size' | 'invalidated',
+  ): void {
+    // A versioned entry is reported under its key: the version is not part of the name.
+    const nul = cacheKey.indexOf('\u0000');
+    publishCache(this.#provider, nul < 0 ? cacheKey : cacheKey.slice(0, nul), result, this.#lru.size, reason);
   }
 
   /** Forgets `key` (every version) and makes reads in flight for it unable to store their result. */
@@ -386,6 +433,7 @@ export class SecretCache {
               this.#until(previous, this.#staleIfError) > now
             ) {
               this.#stats.staleServed++;
+              if (cacheChannel.hasSubscribers) this.#publish(cacheKey, 'stale');
               // Wait before asking again (the backend's Retry-After or a back-off; after a
               // throttling, spread over the shortest TTL so that a backlog does not return at once).
               this.#holdOff.fail(cacheKey, error, now, this.#ttl * (1 - this.#jitter));
@@ -416,6 +464,16 @@ export class SecretCache {
     }
     return new CacheEntry(shareSecret(new Secret(loaded.value, loaded.metadata)), fresh, hard, now);
   }
+}
+
+/** The entry a load settled with; a failed refresh that served the last good value says so in `trace`. */
+function staleAfterError(
+  settled: CacheEntry,
+  previous: CacheEntry | undefined,
+  trace: OperationContext | undefined,
+): CacheEntry {
+  if (trace !== undefined && settled === previous) trace.servedFrom = 'stale';
+  return settled;
 }
 
 /** The epoch milliseconds after which the value is no longer valid, from its expiry or lease. */

@@ -51,6 +51,19 @@ export {
 } from './redaction/index.js';
 export { REDACTED, Secret, type SecretValue, toSecret } from './secret.js';
 export { type ChangeStream, changeStream, type SecretChange } from './stream.js';
+export {
+  type CacheEvent,
+  type ChangeEvent,
+  type FailureCode,
+  type OperationContext,
+  type Outcome,
+  type RequestContext,
+  type ServedFrom,
+  subscribeTelemetry,
+  TELEMETRY_CHANNELS,
+  type TelemetryHandlers,
+  type TracedOperation,
+} from './telemetry.js';
 export type {
   AddedEvent,
   ErrorEvent,

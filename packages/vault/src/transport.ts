@@ -9,7 +9,15 @@ import {
   type SecretError,
   type SecretOperation,
 } from '@secret-provider/core';
-import { type Clock, parseRetryAfter, raceSignal, retryDelay, sleep } from '@secret-provider/core/adapter';
+import {
+  type Clock,
+  parseRetryAfter,
+  type RequestRecord,
+  raceSignal,
+  retryDelay,
+  sleep,
+  traceRequest,
+} from '@secret-provider/core/adapter';
 import { describeFailure, isInvalidToken, isRetryable, mapFailure, type VaultFailure } from './errors.js';
 import type { NodeVaultClient } from './options.js';
 
@@ -190,7 +198,20 @@ export class VaultTransport {
       let failure: VaultFailure;
       let original: unknown;
       try {
-        const result = await raceSignal(this.#send(spec, options, session), spec.signal);
+        const sent = traceRequest(
+          { provider: config.provider, operation: spec.operation, key: spec.key, attempt },
+          (record) => {
+            record.clientRequestId = correlationId;
+            return this.#send(spec, options, session).then(
+              (body) => describeAnswer(record, spec.operation, body),
+              (error: unknown) => {
+                record.status = describeFailure(error).status;
+                throw error;
+              },
+            );
+          },
+        );
+        const result = await raceSignal(sent, spec.signal);
         this.#consecutiveThrottles = 0;
         if (spec.accept !== undefined && !spec.accept(result)) throw this.#notUnderstood(spec);
         return result;
@@ -259,6 +280,39 @@ export class VaultTransport {
   map(error: unknown, operation: SecretOperation, key?: string): SecretError {
     return mapFailure(error, describeFailure(error), { provider: this.#config.provider, operation, key });
   }
+}
+
+/**
+ * What a published request record may tell of a Vault answer: its `request_id` (joins Vault's
+ * audit log), the status, and lease and token lifetimes. node-vault resolves only 200 and 204
+ * answers, and drops the status: a body means 200.
+ */
+function describeAnswer<T>(record: RequestRecord, operation: SecretOperation, body: T): T {
+  record.status = body === undefined || body === null || body === '' ? 204 : 200;
+  if (typeof body !== 'object' || body === null) return body;
+  const answer = body as {
+    request_id?: unknown;
+    lease_id?: unknown;
+    lease_duration?: unknown;
+    auth?: { lease_duration?: unknown } | null;
+    data?: { ttl?: unknown } | null;
+  };
+  if (typeof answer.request_id === 'string') record.correlationId = answer.request_id;
+  if (
+    typeof answer.lease_id === 'string' &&
+    answer.lease_id !== '' &&
+    typeof answer.lease_duration === 'number'
+  )
+    record.leaseDurationS = answer.lease_duration;
+  const tokenTtl =
+    typeof answer.auth?.lease_duration === 'number'
+      ? answer.auth.lease_duration
+      : operation === 'auth' && typeof answer.data?.ttl === 'number'
+        ? answer.data.ttl
+        : undefined;
+  // A TTL of 0 is a token that does not expire.
+  if (tokenTtl !== undefined && tokenTtl > 0) record.tokenTtlS = tokenTtl;
+  return body;
 }
 
 type AgentWithAddRequest = { addRequest(req: ClientRequest, options: unknown): void };

@@ -1034,7 +1034,11 @@ function send(
   headers: Record<string, string> = {},
 ): void {
   if (body === undefined) {
-    res.writeHead(status, { 'x-ms-keyvault-service-version': '1.9.0.0', ...headers });
+    res.writeHead(status, {
+      'x-ms-keyvault-service-version': '1.9.0.0',
+      'x-ms-request-id': randomUUID(),
+      ...headers,
+    });
     res.end();
     return;
   }
@@ -1051,6 +1055,8 @@ function sendText(
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(text),
     'x-ms-keyvault-service-version': '1.9.0.0',
+    // Key Vault names every answer; its diagnostic logs carry the same id.
+    'x-ms-request-id': randomUUID(),
     ...headers,
   });
   res.end(text);

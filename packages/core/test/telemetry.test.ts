@@ -1,0 +1,176 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import {
+  type CacheEvent,
+  type ChangeEvent,
+  isSecretError,
+  type OperationContext,
+  ProviderUnavailableError,
+  type RequestContext,
+  subscribeTelemetry,
+} from '@secret-provider/core';
+import { BaseProvider, type StoredSecret, traceRequest } from '@secret-provider/core/adapter';
+import { expectNoLeak, rejection } from '@secret-provider/testing';
+import { afterEach, describe, expect, it } from 'vitest';
+
+const VALUE = 'telemetry-value-Xq93zK';
+
+/** A backend whose reads go through `traceRequest`, as an adapter's would. */
+class Backend extends BaseProvider {
+  readonly data = new Map<string, string>([['db/password', VALUE]]);
+  failNext = false;
+
+  constructor(cache = true) {
+    super({ name: 'traced', cache });
+  }
+
+  protected override readSecret(key: string): Promise<StoredSecret | undefined> {
+    return traceRequest(
+      { provider: this.name, operation: 'get', key, method: 'GET', target: '/kv/{key}' },
+      async (record) => {
+        record.correlationId = `req-${key.length}`;
+        if (this.failNext) {
+          this.failNext = false;
+          record.status = 503;
+          throw new ProviderUnavailableError(
+            { provider: this.name, key, operation: 'get' },
+            `down; ${VALUE}`,
+          );
+        }
+        const value = this.data.get(key);
+        record.status = value === undefined ? 404 : 200;
+        return value === undefined ? undefined : { value, metadata: { version: '7' } };
+      },
+    );
+  }
+
+  protected override async writeSecret(key: string, value: string): Promise<void> {
+    this.data.set(key, value);
+  }
+
+  protected override async deleteSecret(key: string): Promise<boolean> {
+    return this.data.delete(key);
+  }
+
+  protected override async listKeys(): Promise<string[]> {
+    return [...this.data.keys()];
+  }
+
+  protected override hasSecret(key: string): boolean {
+    return this.data.has(key);
+  }
+
+  announce(key: string): void {
+    this.emit('rotated', { provider: this.name, keys: [key], detectedAt: new Date() } as never);
+  }
+}
+
+function recordAll(store?: AsyncLocalStorage<OperationContext>) {
+  const operations: OperationContext[] = [];
+  const requests: (RequestContext & { parent?: string | undefined })[] = [];
+  const cache: CacheEvent[] = [];
+  const changes: ChangeEvent[] = [];
+  const stop = subscribeTelemetry({
+    operation: (c) => operations.push({ ...c }),
+    request: (c) => requests.push({ ...c, parent: store?.getStore()?.operation }),
+    cache: (e) => cache.push(e),
+    change: (e) => changes.push(e),
+    store,
+  });
+  return { operations, requests, cache, changes, stop };
+}
+
+let stops: (() => void)[] = [];
+afterEach(() => {
+  for (const stop of stops) stop();
+  stops = [];
+});
+
+describe('telemetry channels', () => {
+  it('publish nothing and change nothing without subscribers', async () => {
+    const backend = new Backend();
+    expect((await backend.get('db/password')).reveal()).toBe(VALUE);
+    expect((await backend.get('db/password')).reveal()).toBe(VALUE);
+    expect(backend.cacheStats()).toMatchObject({ hits: 1, misses: 1 });
+  });
+
+  it('report each operation once with where it was served from, and the requests it made', async () => {
+    const store = new AsyncLocalStorage<OperationContext>();
+    const seen = recordAll(store);
+    stops.push(seen.stop);
+    const backend = new Backend();
+    await backend.get('db/password');
+    await backend.get('db/password');
+    const [miss, hit] = seen.operations;
+    expect(miss).toMatchObject({
+      operation: 'get',
+      provider: 'traced',
+      key: 'db/password',
+      servedFrom: 'backend',
+      version: '7',
+      outcome: 'ok',
+    });
+    expect(hit).toMatchObject({ servedFrom: 'cache', outcome: 'ok', version: '7' });
+    expect(miss?.durationMs).toBeGreaterThanOrEqual(0);
+    expect(seen.requests).toEqual([
+      expect.objectContaining({
+        operation: 'get',
+        key: 'db/password',
+        status: 200,
+        correlationId: 'req-11',
+        outcome: 'ok',
+        parent: 'get',
+      }),
+    ]);
+    expect(seen.cache.map((e) => e.result)).toEqual(['miss', 'hit']);
+    expect(seen.cache[1]).toMatchObject({ provider: 'traced', key: 'db/password', size: 1 });
+  });
+
+  it('report failures by code, synchronous answers at end, and changes by name', async () => {
+    const seen = recordAll();
+    stops.push(seen.stop);
+    const backend = new Backend(false);
+    backend.failNext = true;
+    const failure = await rejection(backend.get('db/password'));
+    expect(isSecretError(failure, 'UNAVAILABLE')).toBe(true);
+    expect(isSecretError(await rejection(backend.get('missing')), 'NOT_FOUND')).toBe(true);
+    expect(backend.has('db/password')).toBe(true);
+    await backend.set('other', VALUE);
+    await backend.delete('other');
+    expect(await backend.keys()).toEqual(['db/password']);
+    expect(isSecretError(await rejection(backend.get('')), 'INVALID_KEY')).toBe(true);
+    backend.announce('db/password');
+    expect(seen.operations.map((c) => [c.operation, c.outcome, c.errorCode])).toEqual([
+      ['get', 'error', 'UNAVAILABLE'],
+      ['get', 'error', 'NOT_FOUND'],
+      ['has', 'ok', undefined],
+      ['set', 'ok', undefined],
+      ['delete', 'ok', undefined],
+      ['keys', 'ok', undefined],
+      ['get', 'error', 'INVALID_KEY'],
+    ]);
+    expect(seen.operations[0]).toMatchObject({ retryable: true, servedFrom: 'backend' });
+    expect(seen.operations[2]).toMatchObject({ found: true });
+    expect(seen.operations[5]).toMatchObject({ count: 1 });
+    expect(seen.requests.map((r) => [r.status, r.outcome, r.errorCode])).toEqual([
+      [503, 'error', 'UNAVAILABLE'],
+      [404, 'ok', undefined],
+    ]);
+    expect(seen.changes).toEqual([{ provider: 'traced', type: 'rotated', keys: ['db/password'] }]);
+    expectNoLeak([seen.operations, seen.requests, seen.cache, seen.changes], [VALUE], { encodings: true });
+  });
+
+  it('report coalesced reads, evictions by reason and stop when unsubscribed', async () => {
+    const seen = recordAll();
+    const backend = new Backend();
+    await Promise.all([backend.get('db/password'), backend.get('db/password')]);
+    backend.invalidate('db/password');
+    seen.stop();
+    await backend.get('db/password');
+    expect(seen.operations.map((c) => c.servedFrom)).toEqual(['backend', 'coalesced']);
+    expect(seen.cache.map((e) => [e.result, e.reason])).toEqual([
+      ['miss', undefined],
+      ['coalesced', undefined],
+      ['eviction', 'invalidated'],
+    ]);
+  });
+});
