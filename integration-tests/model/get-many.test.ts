@@ -100,10 +100,6 @@ const layerArb = fc.record({
   cached: fc.boolean(),
 });
 
-type ChainSpec =
-  | { readonly mode: 'ordered'; readonly failover: boolean; readonly index: boolean }
-  | { readonly mode: 'failover' };
-
 const chainArb = fc.oneof(
   fc.record({ mode: fc.constant('ordered' as const), failover: fc.boolean(), index: fc.boolean() }),
   fc.constant({ mode: 'failover' as const }),
