@@ -32,11 +32,14 @@ export {
   traceRequest,
 } from './telemetry.js';
 export {
+  DEFAULT_GET_MANY_CONCURRENCY,
   DEFAULT_MAX_KEY_LENGTH,
   fingerprint,
   jittered,
+  mapBounded,
   raceSignal,
   throwIfAborted,
+  uniqueKeys,
   validateKey,
   valueToString,
   withTimeout,

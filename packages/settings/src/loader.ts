@@ -67,7 +67,8 @@ export class SnapshotLoader<S extends StandardSchemaV1> {
   }
 
   /**
-   * Reads `targets` concurrently, one read per provider and key however many fields share it,
+   * Reads `targets`: one batch per provider (`getMany`; key by key when it has none or the batch
+   * fails), each key once however many fields share it,
    * and merges what was read into a copy of `previous`. Unchanged values keep their `RawValue`,
    * so that a `Secret` handed to the schema stays the same object while its value does.
    */
@@ -238,27 +239,61 @@ export class SnapshotLoader<S extends StandardSchemaV1> {
   }
 }
 
+/**
+ * Reads every routed key once: one `getMany` per provider where it has one (a batch read where
+ * the backend has one), else one `get` per key.
+ */
 async function readAll(
   fields: readonly PlannedField[],
   signal: AbortSignal,
 ): Promise<Map<number, ReadOutcome>> {
-  const reads = new Map<SecretProvider, Map<string, Promise<ReadOutcome>>>();
-  const outcomes = new Map<number, ReadOutcome>();
+  const keysOf = new Map<SecretProvider, Set<string>>();
+  for (const field of fields) {
+    if (field.provider === undefined) continue;
+    let keys = keysOf.get(field.provider);
+    if (keys === undefined) {
+      keys = new Set();
+      keysOf.set(field.provider, keys);
+    }
+    keys.add(field.key);
+  }
+  const read = new Map<SecretProvider, Map<string, ReadOutcome>>();
   await Promise.all(
-    fields.map(async (field) => {
-      const provider = field.provider;
-      if (provider === undefined) return;
-      let byKey = reads.get(provider);
-      if (byKey === undefined) {
-        byKey = new Map();
-        reads.set(provider, byKey);
+    [...keysOf].map(async ([provider, keys]) => {
+      read.set(provider, await readProvider(provider, [...keys], signal));
+    }),
+  );
+  const outcomes = new Map<number, ReadOutcome>();
+  for (const field of fields) {
+    const outcome = field.provider === undefined ? undefined : read.get(field.provider)?.get(field.key);
+    if (outcome !== undefined) outcomes.set(field.index, outcome);
+  }
+  return outcomes;
+}
+
+async function readProvider(
+  provider: SecretProvider,
+  keys: readonly string[],
+  signal: AbortSignal,
+): Promise<Map<string, ReadOutcome>> {
+  const outcomes = new Map<string, ReadOutcome>();
+  if (typeof provider.getMany === 'function' && keys.length > 1) {
+    try {
+      const found = await provider.getMany(keys, { signal });
+      for (const key of keys) {
+        const secret = found.get(key);
+        outcomes.set(key, secret === undefined ? { found: false } : { found: true, secret });
       }
-      let read = byKey.get(field.key);
-      if (read === undefined) {
-        read = readOne(provider, field.key, signal);
-        byKey.set(field.key, read);
-      }
-      outcomes.set(field.index, await read);
+      return outcomes;
+    } catch {
+      if (signal.aborted) throw signal.reason;
+      // A failed batch does not say which keys failed: each field's problem must name its own,
+      // so the keys are read again one by one.
+    }
+  }
+  await Promise.all(
+    keys.map(async (key) => {
+      outcomes.set(key, await readOne(provider, key, signal));
     }),
   );
   return outcomes;

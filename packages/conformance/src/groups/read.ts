@@ -54,6 +54,39 @@ export const readGroup: GroupSpec = {
       },
     },
     {
+      title: 'getMany (when the provider has it) agrees with get for existing, missing and invalid keys',
+      body: async (ctx) => {
+        const getMany = (ctx.provider as { getMany?: (keys: readonly string[]) => Promise<unknown> }).getMany;
+        if (typeof getMany !== 'function') return;
+        const read = (keys: readonly string[]): Promise<Map<string, unknown>> =>
+          getMany.call(ctx.provider, keys) as Promise<Map<string, unknown>>;
+        const present = [ctx.key(30), ctx.key(31)];
+        const missing = ctx.key(32);
+        for (const [i, key] of present.entries()) await ctx.seed(key, ctx.value(`many-${i}`));
+        const found = await read([present[1] as string, missing, present[0] as string, present[1] as string]);
+        assert.ok(found instanceof Map, 'getMany resolves a Map');
+        assert.deepEqual(
+          [...found.keys()],
+          [present[1], present[0]],
+          'getMany holds the existing keys once each, in the order asked, and not the missing one',
+        );
+        for (const key of present) {
+          const secret = found.get(key);
+          assert.ok(Secret.isSecret(secret), `getMany gives a Secret for "${key}"`);
+          assert.equal(secret.reveal(), (await ctx.provider.get(key)).reveal(), 'getMany agrees with get');
+        }
+        await rejectsWith(ctx.provider.get(missing), 'NOT_FOUND', 'get() of the key getMany left out');
+        assert.equal((await read([])).size, 0, 'getMany of no keys is an empty Map');
+        for (const bad of BAD_KEYS) {
+          await rejectsWith(
+            read([present[0] as string, bad as string]),
+            'INVALID_KEY',
+            'getMany with an invalid key',
+          );
+        }
+      },
+    },
+    {
       title: 'rejects a missing key with NOT_FOUND, naming key and provider',
       body: async (ctx) => {
         const key = ctx.key(2);
