@@ -201,6 +201,8 @@ export abstract class CompositeProvider implements SecretProvider {
 
   /** The value of `key`: from the first layer that has it, or from the serving replica. */
   abstract get(key: string, options?: GetOptions): Promise<Secret<string>>;
+  /** The values of several keys, each as `get` would give it; missing keys are absent. */
+  abstract getMany(keys: readonly string[], options?: GetOptions): Promise<Map<string, Secret<string>>>;
   /** The metadata of `key`, from the provider `get` would read. */
   abstract metadata(key: string, options?: OperationOptions): Promise<SecretMetadata>;
   /** Whether the chain has `key` (see each kind); answers synchronously when its providers do. */

@@ -1,5 +1,6 @@
 import {
   type GetOptions,
+  getMany,
   hasKey,
   isSecretError,
   type KeysOptions,
@@ -15,7 +16,14 @@ import {
   type SecretProvider,
   type SecretValue,
 } from '@secret-provider/core';
-import { type Clock, raceSignal } from '@secret-provider/core/adapter';
+import {
+  type Clock,
+  DEFAULT_GET_MANY_CONCURRENCY,
+  mapBounded,
+  raceSignal,
+  uniqueKeys,
+  validateKey,
+} from '@secret-provider/core/adapter';
 import {
   type ChainedDeleteOptions,
   type ChainedSetOptions,
@@ -119,6 +127,41 @@ export class FailoverProvider extends CompositeProvider {
     return (
       this.refuse(key, 'get', options?.signal) ?? this.#read('get', key, options, (p) => p.get(key, options))
     );
+  }
+
+  /**
+   * The values of several keys from the serving replica, in one `getMany` (its batch read where
+   * it has one); a failure that switches replicas retries the whole call on the next. When every
+   * replica fails the batch, each key is asked on its own (as `get`), since a replica may fail
+   * only some keys. Missing keys are absent: a replica's "missing" is the chain's answer.
+   */
+  async getMany(keys: readonly string[], options: GetOptions = {}): Promise<Map<string, Secret<string>>> {
+    this.enterWithoutKey('get', options.signal);
+    const unique = uniqueKeys(keys, this.name, (key) => validateKey(key, this.name));
+    if (unique.length === 0) return new Map();
+    try {
+      return await this.#read('get', undefined, options, (p) => getMany(p, unique, options));
+    } catch (error) {
+      if (options.signal?.aborted || !isSecretError(error) || !this.movesOn(error.code)) throw error;
+    }
+    // Every replica failed the batch. Each key may still be served by a replica that fails only
+    // other keys, as its `get` would be: ask key by key, each failing over on its own.
+    const answers = await mapBounded(
+      unique,
+      DEFAULT_GET_MANY_CONCURRENCY,
+      (key) =>
+        this.get(key, options).catch((error: unknown) => {
+          if (isSecretError(error, 'NOT_FOUND')) return undefined;
+          throw error;
+        }),
+      options.signal,
+    );
+    const found = new Map<string, Secret<string>>();
+    unique.forEach((key, index) => {
+      const secret = answers[index];
+      if (secret !== undefined) found.set(key, secret);
+    });
+    return found;
   }
 
   metadata(key: string, options?: OperationOptions): Promise<SecretMetadata> {

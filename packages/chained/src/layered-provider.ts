@@ -1,5 +1,6 @@
 import {
   type GetOptions,
+  getMany,
   hasKey,
   isSecretError,
   type KeysOptions,
@@ -14,7 +15,15 @@ import {
   type SecretValue,
   UnsupportedOperationError,
 } from '@secret-provider/core';
-import { BaseProvider, raceSignal, toSecretError } from '@secret-provider/core/adapter';
+import {
+  BaseProvider,
+  DEFAULT_GET_MANY_CONCURRENCY,
+  mapBounded,
+  raceSignal,
+  toSecretError,
+  uniqueKeys,
+  validateKey,
+} from '@secret-provider/core/adapter';
 import {
   type ChainedDeleteOptions,
   type ChainedSetOptions,
@@ -134,6 +143,95 @@ export class LayeredProvider extends CompositeProvider {
     const read = this.#read('get', key, options);
     // A layer need not look at the signal: the caller who gives up is answered at once anyway.
     return options?.signal === undefined ? read : raceSignal(read, options.signal);
+  }
+
+  /**
+   * The values of several keys, as `get` of each would give them: the first layer is asked for
+   * every key in one `getMany`, the next for the keys still missing, and so on; layers that can
+   * tell they lack a key are not asked for it. Where a layer's batch fails in a way `get` moves
+   * past (a `failover` code, or `INVALID_KEY`), that layer is asked key by key, so that only the
+   * keys that really fail there move on. A key that fails in a layer (and is found in none after
+   * it) rejects the call, as its `get` would.
+   */
+  async getMany(rawKeys: readonly string[], options: GetOptions = {}): Promise<Map<string, Secret<string>>> {
+    this.enterWithoutKey('get', options.signal);
+    const keys = uniqueKeys(rawKeys, this.name, (key) => validateKey(key, this.name));
+    if (keys.length === 0) return new Map();
+    this.#startIndex();
+    const read = this.#readMany(keys, options);
+    return options.signal === undefined ? read : raceSignal(read, options.signal);
+  }
+
+  async #readMany(keys: readonly string[], options: GetOptions): Promise<Map<string, Secret<string>>> {
+    const signal = options.signal;
+    const found = new Map<string, Secret<string>>();
+    /** Per key, as in #readFrom: the first failure moved past, the first INVALID_KEY, a layer lacked it. */
+    const failures = new Map<string, SecretError>();
+    const invalid = new Map<string, SecretError>();
+    const missing = new Set<string>();
+    let remaining = [...keys];
+    for (const layer of this.#layers) {
+      if (remaining.length === 0) break;
+      const asked: string[] = [];
+      for (const key of remaining) {
+        let known = this.#hasWithoutRead(layer, key, options);
+        if (known instanceof Promise) known = await known.catch(() => undefined);
+        if (signal?.aborted) throw signal.reason;
+        if (known === false) missing.add(key);
+        else asked.push(key);
+      }
+      if (asked.length === 0) continue;
+      let batch: Map<string, Secret<string>> | undefined;
+      try {
+        batch = await getMany(layer.provider, asked, options);
+      } catch (error) {
+        const mapped = this.childError(error, layer, 'get', undefined, signal);
+        if (mapped.code !== 'INVALID_KEY' && !this.movesOn(mapped.code)) throw mapped;
+      }
+      if (batch === undefined) {
+        // Which keys failed is known only key by key; a failure `get` would not move past rejects.
+        batch = new Map();
+        const answers = await mapBounded(
+          asked,
+          DEFAULT_GET_MANY_CONCURRENCY,
+          (key) =>
+            layer.provider.get(key, options).then(
+              (secret) => ({ key, secret }),
+              (error: unknown) => ({ key, error: this.childError(error, layer, 'get', key, signal) }),
+            ),
+          signal,
+        );
+        for (const answer of answers) {
+          if ('secret' in answer) batch.set(answer.key, answer.secret);
+          else if (answer.error.code === 'NOT_FOUND') missing.add(answer.key);
+          else if (answer.error.code === 'INVALID_KEY') {
+            if (!invalid.has(answer.key)) invalid.set(answer.key, answer.error);
+          } else if (this.movesOn(answer.error.code)) {
+            this.reportFailure(layer, answer.error, answer.key);
+            if (!failures.has(answer.key)) failures.set(answer.key, answer.error);
+          } else throw answer.error;
+        }
+      } else {
+        for (const key of asked) if (!batch.has(key)) missing.add(key);
+      }
+      for (const [key, secret] of batch) found.set(key, secret);
+      remaining = remaining.filter((key) => !batch.has(key));
+    }
+    if (signal?.aborted) throw signal.reason;
+    for (const key of remaining) {
+      // A layer that failed might have had the key: that is not "not found".
+      const failure = failures.get(key);
+      if (failure !== undefined) throw failure;
+      const refused = invalid.get(key);
+      if (refused !== undefined && !missing.has(key)) throw refused;
+    }
+    // In the order asked, as every getMany answers.
+    const ordered = new Map<string, Secret<string>>();
+    for (const key of keys) {
+      const secret = found.get(key);
+      if (secret !== undefined) ordered.set(key, secret);
+    }
+    return ordered;
   }
 
   metadata(key: string, options?: OperationOptions): Promise<SecretMetadata> {

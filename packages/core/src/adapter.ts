@@ -28,11 +28,14 @@ export { type FieldAddress, pickField, splitFieldKey } from './fields.js';
 export { Poller, type PollerOptions, type PollOutcome, type PollTask } from './poller.js';
 export { AsyncQueue } from './stream.js';
 export {
+  DEFAULT_GET_MANY_CONCURRENCY,
   DEFAULT_MAX_KEY_LENGTH,
   fingerprint,
   jittered,
+  mapBounded,
   raceSignal,
   throwIfAborted,
+  uniqueKeys,
   validateKey,
   valueToString,
   withTimeout,

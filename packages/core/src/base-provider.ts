@@ -28,7 +28,16 @@ import type {
   WatchHandle,
   WatchOptions,
 } from './types.js';
-import { DEFAULT_MAX_KEY_LENGTH, raceSignal, throwIfAborted, validateKey, valueToString } from './util.js';
+import {
+  DEFAULT_GET_MANY_CONCURRENCY,
+  DEFAULT_MAX_KEY_LENGTH,
+  mapBounded,
+  raceSignal,
+  throwIfAborted,
+  uniqueKeys,
+  validateKey,
+  valueToString,
+} from './util.js';
 
 /** Capabilities an adapter declares (options it honours) or switches off for one instance. */
 export type DeclaredCapabilities = Partial<
@@ -117,6 +126,8 @@ export abstract class BaseProvider implements SecretProvider {
   #capabilities: ProviderCapabilities | undefined;
   /** The trusted `hasSecret` hook, `null` when there is none; resolved on first use. */
   #hasHook: BaseProvider['hasSecret'] | null | undefined;
+  /** The trusted `readMany` hook, `null` when there is none; resolved on first use. */
+  #readManyHook: BaseProvider['readMany'] | null | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
 
@@ -148,6 +159,15 @@ export abstract class BaseProvider implements SecretProvider {
     key: string,
     context: HookContext & { version?: string | undefined },
   ): Promise<StoredSecret | undefined>;
+
+  /**
+   * Reads several secrets in one backend call (a batch API); the map holds the keys that exist,
+   * the keys that do not are absent. `getMany` sends it every key its cache cannot answer, in one
+   * call: split them as the backend's API needs. Without it, `getMany` reads key by key through
+   * `readSecret`, a few at a time. Trusted only where it is defined at or below the class that
+   * defines `readSecret` (as `hasSecret`).
+   */
+  protected readMany?(keys: readonly string[], context: HookContext): Promise<Map<string, StoredSecret>>;
 
   /** Stores a value. Without this hook the provider is read-only. */
   protected writeSecret?(key: string, value: string, context: HookContext & SetOptions): Promise<void>;
@@ -321,6 +341,85 @@ export abstract class BaseProvider implements SecretProvider {
     const value =
       typeof stored.value === 'string' ? stored.value : Buffer.from(stored.value).toString('utf8');
     return { value, metadata: withKey(key, stored.metadata) };
+  }
+
+  /**
+   * The values of several keys (see `SecretProvider.getMany`): validated first, served from the
+   * cache where it can, the rest read by the adapter's `readMany` in one call, or key by key
+   * through the path of `get` when it has none.
+   */
+  async getMany(rawKeys: readonly string[], options: GetOptions = {}): Promise<Map<string, Secret<string>>> {
+    this.#assertOpen('get');
+    const keys = uniqueKeys(rawKeys, this.name, (key) => this.validateKey(key));
+    throwIfAborted(options.signal);
+    if (options.version !== undefined) {
+      throw new UnsupportedOperationError(
+        { provider: this.name, operation: 'get' },
+        'getMany reads the latest versions; read a version with get(key, { version })',
+      );
+    }
+    if (keys.length === 0) return new Map();
+    if (this.#readManyHook === undefined) this.#readManyHook = this.#trustedHook('readMany');
+    const readMany = this.#readManyHook;
+    if (readMany === null || readMany === undefined) return this.#getEach(keys, options);
+    if (this.#cache === undefined) {
+      const loaded = await raceSignal(this.#loadMany(readMany, keys, options.signal), options.signal);
+      const found = new Map<string, Secret<string>>();
+      for (const [key, { value, metadata }] of loaded) found.set(key, new Secret(value, metadata));
+      return found;
+    }
+    // As for `get`: the shared batch does not carry the signal of the caller that started it.
+    return this.#cache.readMany(
+      keys,
+      options.signal,
+      (missing) => this.#loadMany(readMany, missing),
+      options,
+    );
+  }
+
+  /** `getMany` without a batch hook: each key through the path of `get`, a few at a time. */
+  async #getEach(keys: readonly string[], options: GetOptions): Promise<Map<string, Secret<string>>> {
+    const secrets = await raceSignal(
+      mapBounded(
+        keys,
+        DEFAULT_GET_MANY_CONCURRENCY,
+        (key) =>
+          this.#get(key, options).catch((error: unknown) => {
+            if (isSecretError(error, 'NOT_FOUND')) return undefined;
+            throw error;
+          }),
+        options.signal,
+      ),
+      options.signal,
+    );
+    const found = new Map<string, Secret<string>>();
+    keys.forEach((key, index) => {
+      const secret = secrets[index];
+      if (secret !== undefined) found.set(key, secret);
+    });
+    return found;
+  }
+
+  async #loadMany(
+    readMany: NonNullable<BaseProvider['readMany']>,
+    keys: readonly string[],
+    signal?: AbortSignal,
+  ): Promise<Map<string, LoadedSecret>> {
+    let stored: Map<string, StoredSecret>;
+    try {
+      stored = await readMany.call(this, keys, { operation: 'get', signal });
+    } catch (error) {
+      throw this.#mapped(error, 'get', undefined, signal);
+    }
+    // Only the keys asked for, in their order: an adapter's extra entries go nowhere.
+    const loaded = new Map<string, LoadedSecret>();
+    for (const key of keys) {
+      const found = stored.get(key);
+      if (found === undefined) continue;
+      const value = typeof found.value === 'string' ? found.value : Buffer.from(found.value).toString('utf8');
+      loaded.set(key, { value, metadata: withKey(key, found.metadata) });
+    }
+    return loaded;
   }
 
   /**
@@ -541,21 +640,27 @@ export abstract class BaseProvider implements SecretProvider {
   }
 
   #trustedHas(): BaseProvider['hasSecret'] | null {
-    if (this.#hasHook === undefined) {
-      this.#hasHook = null;
-      for (
-        let proto = Object.getPrototypeOf(this) as object | null;
-        proto !== null && proto !== BaseProvider.prototype;
-        proto = Object.getPrototypeOf(proto) as object | null
-      ) {
-        if (Object.hasOwn(proto, 'hasSecret')) {
-          this.#hasHook = this.hasSecret;
-          break;
-        }
-        if (Object.hasOwn(proto, 'readSecret')) break;
-      }
-    }
+    if (this.#hasHook === undefined) this.#hasHook = this.#trustedHook('hasSecret');
     return this.#hasHook ?? null;
+  }
+
+  /**
+   * An optional read hook, or `null` when it is absent or not trusted: it answers for the
+   * backend only if defined at or below the class that defines `readSecret` (a subclass that
+   * overrides `readSecret` alone must not have its reads answered by the parent's hook).
+   */
+  #trustedHook(name: 'hasSecret'): BaseProvider['hasSecret'] | null;
+  #trustedHook(name: 'readMany'): BaseProvider['readMany'] | null;
+  #trustedHook(name: 'hasSecret' | 'readMany'): BaseProvider['hasSecret'] | BaseProvider['readMany'] | null {
+    for (
+      let proto = Object.getPrototypeOf(this) as object | null;
+      proto !== null && proto !== BaseProvider.prototype;
+      proto = Object.getPrototypeOf(proto) as object | null
+    ) {
+      if (Object.hasOwn(proto, name)) return (name === 'hasSecret' ? this.hasSecret : this.readMany) ?? null;
+      if (Object.hasOwn(proto, 'readSecret')) break;
+    }
+    return null;
   }
 
   #reportWatchError(error: unknown): void {

@@ -56,6 +56,19 @@ export class CacheFront {
     return raceSignal(this.#cache.get(cacheKey, key, load, checkedFreshness(freshness)), signal);
   }
 
+  /**
+   * The latest values of `keys` (valid, each once) through the cache: what it holds is served,
+   * the rest is loaded by one `loadMany` call (see {@link SecretCache.getMany}).
+   */
+  readMany(
+    keys: readonly string[],
+    signal: AbortSignal | undefined,
+    loadMany: (keys: string[]) => Promise<Map<string, LoadedSecret>>,
+    freshness?: Freshness,
+  ): Promise<Map<string, Secret<string>>> {
+    return raceSignal(this.#cache.getMany(keys, loadMany, checkedFreshness(freshness)), signal);
+  }
+
   /** Runs a write or delete of `key` with the cache invalidated before and after. */
   async write<T>(key: string, change: () => Promise<T>): Promise<T> {
     this.#cache.invalidate(key);

@@ -140,6 +140,13 @@ function defaultNow(): number {
   return coarseNow;
 }
 
+/** What a read does with the entry it found (see `SecretCache.#serve`). */
+const FRESH = 0;
+const REVALIDATE = 1;
+const HELD = 2;
+const LOAD = 3;
+type Serve = typeof FRESH | typeof REVALIDATE | typeof HELD | typeof LOAD;
+
 interface InFlight {
   readonly promise: Promise<CacheEntry>;
   /** Cleared when a write or invalidation overtakes this read: its result must not be stored. */
@@ -258,32 +265,12 @@ export class SecretCache {
   ): Promise<Secret<string>> {
     const now = this.#now();
     const entry = this.#lru.get(cacheKey);
-    // A caller that asks for a newer value than an entry holds does not get that entry (nor a
-    // stale one while it revalidates); it still gets the last good value if the backend fails
-    // within `staleIfError`.
-    const usable =
-      entry !== undefined &&
-      freshness?.forceFetch !== true &&
-      (freshness?.maxAge === undefined || now - entry.loadedAt < freshness.maxAge);
-    if (entry !== undefined && usable) {
-      if (entry.freshUntil > now) {
-        if (entry.negative) {
-          this.#stats.negativeHits++;
-          throw new SecretNotFoundError({ provider: this.#provider, key, operation: 'get' });
-        }
-        this.#stats.hits++;
-        return secretOf(entry) as Secret<string>;
-      }
-      if (!entry.negative && this.#until(entry, this.#swr) > now) {
-        this.#stats.staleServed++;
-        this.#refreshInBackground(cacheKey, key, load, entry);
-        return secretOf(entry) as Secret<string>;
-      }
-      const heldUntil = this.#holdOff.until(cacheKey);
-      if (heldUntil !== undefined && heldUntil > now && this.#until(entry, this.#staleIfError) > now) {
-        this.#stats.staleServed++;
-        return secretOf(entry) as Secret<string>;
-      }
+    const served = this.#serve(cacheKey, entry, now, freshness);
+    if (served !== LOAD) {
+      const cached = entry as CacheEntry;
+      if (served === REVALIDATE) this.#refreshInBackground(cacheKey, key, load, cached);
+      if (cached.negative) throw new SecretNotFoundError({ provider: this.#provider, key, operation: 'get' });
+      return secretOf(cached) as Secret<string>;
     }
     const joined = this.#inflight.get(cacheKey);
     if (joined !== undefined) {
@@ -292,6 +279,127 @@ export class SecretCache {
     }
     this.#stats.misses++;
     return this.#settle(await this.#load(cacheKey, load, entry).promise, key);
+  }
+
+  /**
+   * The values of `keys` (latest versions, each key once), with every protection of
+   * {@link SecretCache.get} per key: what the cache can answer is served, keys already being read
+   * join that read, and the rest go to `loadMany` in one call (its map lacks the keys that do not
+   * exist). Keys served stale while revalidating are refreshed by one more background call. A
+   * single `get` of a key arriving while the batch runs joins it. Missing keys are absent from the
+   * result; a failure of the batch rejects, unless every key it failed for has a last good value
+   * within `staleIfError`.
+   */
+  async getMany(
+    keys: readonly string[],
+    loadMany: (keys: string[]) => Promise<Map<string, LoadedSecret>>,
+    freshness?: Freshness,
+  ): Promise<Map<string, Secret<string>>> {
+    const now = this.#now();
+    const served = new Map<string, CacheEntry>();
+    const pending = new Map<string, Promise<CacheEntry>>();
+    const toLoad: [string, CacheEntry | undefined][] = [];
+    const toRevalidate: [string, CacheEntry][] = [];
+    for (const key of keys) {
+      const entry = this.#lru.get(key);
+      const decision = this.#serve(key, entry, now, freshness);
+      if (decision !== LOAD) {
+        const cached = entry as CacheEntry;
+        if (decision === REVALIDATE && !this.#inflight.has(key)) toRevalidate.push([key, cached]);
+        served.set(key, cached);
+        continue;
+      }
+      const joined = this.#inflight.get(key);
+      if (joined !== undefined) {
+        this.#stats.coalesced++;
+        pending.set(key, joined.promise);
+        continue;
+      }
+      this.#stats.misses++;
+      toLoad.push([key, entry]);
+    }
+    for (const [key, inflight] of this.#loadBatch(toLoad, loadMany)) pending.set(key, inflight.promise);
+    for (const [key, inflight] of this.#loadBatch(toRevalidate, loadMany)) {
+      inflight.promise.catch((error: unknown) => {
+        if (isSecretError(error)) this.#onBackgroundError?.(error, key);
+      });
+    }
+    // Awaited together, so that every key's outcome is observed even when one fails.
+    const loaded = await Promise.all(pending.values());
+    let index = 0;
+    for (const key of pending.keys()) served.set(key, loaded[index++] as CacheEntry);
+    const result = new Map<string, Secret<string>>();
+    for (const key of keys) {
+      const entry = served.get(key);
+      const secret = entry === undefined ? undefined : secretOf(entry);
+      if (secret !== undefined) result.set(key, secret);
+    }
+    return result;
+  }
+
+  /**
+   * What a read of `cacheKey` does with `entry` now: serve it ({@link FRESH}, {@link HELD}), serve
+   * it and refresh in the background ({@link REVALIDATE}), or ask the backend ({@link LOAD}).
+   * Counts what it serves. A caller that asks for a newer value than an entry holds does not get
+   * that entry (nor a stale one while it revalidates); it still gets the last good value if the
+   * backend fails within `staleIfError`.
+   */
+  #serve(
+    cacheKey: string,
+    entry: CacheEntry | undefined,
+    now: number,
+    freshness: Freshness | undefined,
+  ): Serve {
+    if (
+      entry === undefined ||
+      freshness?.forceFetch === true ||
+      (freshness?.maxAge !== undefined && now - entry.loadedAt >= freshness.maxAge)
+    ) {
+      return LOAD;
+    }
+    if (entry.freshUntil > now) {
+      if (entry.negative) this.#stats.negativeHits++;
+      else this.#stats.hits++;
+      return FRESH;
+    }
+    if (!entry.negative && this.#until(entry, this.#swr) > now) {
+      this.#stats.staleServed++;
+      return REVALIDATE;
+    }
+    const heldUntil = this.#holdOff.until(cacheKey);
+    if (heldUntil !== undefined && heldUntil > now && this.#until(entry, this.#staleIfError) > now) {
+      this.#stats.staleServed++;
+      return HELD;
+    }
+    return LOAD;
+  }
+
+  /**
+   * One in-flight read per item, all answered by a single `loadMany` call for their keys (made
+   * when the first of them starts, none when `items` is empty).
+   */
+  #loadBatch(
+    items: readonly (readonly [string, CacheEntry | undefined])[],
+    loadMany: (keys: string[]) => Promise<Map<string, LoadedSecret>>,
+  ): [string, InFlight][] {
+    let batch: Promise<Map<string, LoadedSecret>> | undefined;
+    const loadAll = () => {
+      batch ??= loadMany(items.map(([key]) => key));
+      return batch;
+    };
+    return items.map(([key, previous]) => [
+      key,
+      this.#load(
+        key,
+        async () => {
+          const loaded = (await loadAll()).get(key);
+          if (loaded === undefined)
+            throw new SecretNotFoundError({ provider: this.#provider, key, operation: 'get' });
+          return loaded;
+        },
+        previous,
+      ),
+    ]);
   }
 
   /** Forgets `key` (every version) and makes reads in flight for it unable to store their result. */

@@ -1,9 +1,10 @@
-import type { CacheOptions, CacheStats } from './cache.js';
+import type { CacheOptions, CacheStats, LoadedSecret } from './cache.js';
 import { CacheFront } from './cache-front.js';
-import { ProviderClosedError } from './errors.js';
+import { ProviderClosedError, UnsupportedOperationError } from './errors.js';
+import { getMany } from './many.js';
 import type { Secret, SecretValue } from './secret.js';
 import type { GetOptions, OperationOptions, SecretEvents, SecretProvider, SetOptions } from './types.js';
-import { throwIfAborted, validateKey } from './util.js';
+import { throwIfAborted, uniqueKeys, validateKey } from './util.js';
 import { WrappingProvider } from './wrapping-provider.js';
 
 export interface CachedProviderOptions extends CacheOptions {
@@ -56,6 +57,38 @@ export class CachedProvider extends WrappingProvider {
       return { value: secret.reveal(), metadata: secret.metadata };
     };
     return this.#cache.read(key, options.version, options.signal, load, options);
+  }
+
+  /**
+   * The values of several keys through the cache: what it holds is served, the misses go to the
+   * wrapped provider in one `getMany` (its batch read where it has one).
+   */
+  override async getMany(
+    rawKeys: readonly string[],
+    options: GetOptions = {},
+  ): Promise<Map<string, Secret<string>>> {
+    this.assertOpen('get');
+    const keys = uniqueKeys(rawKeys, this.name, (key) => validateKey(key, this.name));
+    throwIfAborted(options.signal);
+    if (options.version !== undefined) {
+      throw new UnsupportedOperationError(
+        { provider: this.name, operation: 'get' },
+        'getMany reads the latest versions; read a version with get(key, { version })',
+      );
+    }
+    if (keys.length === 0) return new Map();
+    const innerOptions =
+      options.forceFetch === undefined && options.maxAge === undefined
+        ? undefined
+        : { forceFetch: options.forceFetch, maxAge: options.maxAge };
+    const loadMany = async (missing: string[]) => {
+      const loaded = new Map<string, LoadedSecret>();
+      for (const [key, secret] of await getMany(this.provider, missing, innerOptions)) {
+        loaded.set(key, { value: secret.reveal(), metadata: secret.metadata });
+      }
+      return loaded;
+    };
+    return this.#cache.readMany(keys, options.signal, loadMany, options);
   }
 
   /** Answered by the cache when it knows, else by the wrapped provider. */

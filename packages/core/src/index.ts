@@ -26,6 +26,7 @@ export {
   UnsupportedOperationError,
 } from './errors.js';
 export { createEmitter } from './events.js';
+export { type GetManyOptions, getMany } from './many.js';
 export { hasKey } from './presence.js';
 export {
   type AttachHandle,

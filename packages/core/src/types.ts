@@ -194,6 +194,16 @@ export interface SecretProvider extends AsyncDisposable {
   has?(key: string, options?: OperationOptions): boolean | Promise<boolean>;
 
   /**
+   * The values of several keys in one call, using the backend's batch read where it has one.
+   * Resolves a map of the keys that exist, in the order asked (a missing key is absent, not an
+   * error); any other failure rejects with the typed error. Duplicate keys are read once; every
+   * key is validated (`INVALID_KEY`) before any I/O; `maxAge`/`forceFetch` apply per key; the
+   * signal aborts it with its reason. `version` is refused (`UNSUPPORTED`): a version names one
+   * key's history. Optional: `getMany()` from core gives it for any provider.
+   */
+  getMany?(keys: readonly string[], options?: GetOptions): Promise<Map<string, Secret<string>>>;
+
+  /**
    * Stores `value` under `key`.
    * @throws {ReadOnlyError} when the provider is read-only.
    */

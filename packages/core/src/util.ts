@@ -124,3 +124,58 @@ export async function withTimeout<T>(
 export function jittered(base: number, fraction: number, random: () => number = Math.random): number {
   return base * (1 - fraction * random());
 }
+
+/** How many reads `getMany` runs at once where it reads key by key. */
+export const DEFAULT_GET_MANY_CONCURRENCY = 8;
+
+/**
+ * `task` over every item, at most `limit` at a time, results in the order of `items`. After a
+ * failure (or once `signal` aborts) no further task starts; it rejects with the first failure
+ * once the tasks already running have settled, so none of them is left unobserved.
+ */
+export async function mapBounded<T, R>(
+  items: readonly T[],
+  limit: number,
+  task: (item: T) => Promise<R>,
+  signal?: AbortSignal,
+): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const worker = async () => {
+    while (failure === undefined && next < items.length) {
+      if (signal?.aborted) {
+        failure = { error: signal.reason };
+        return;
+      }
+      const index = next++;
+      try {
+        results[index] = await task(items[index] as T);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  const workers = Math.max(1, Math.min(Math.floor(limit) || 1, items.length));
+  await Promise.all(Array.from({ length: workers }, worker));
+  if (failure !== undefined) throw failure.error;
+  return results;
+}
+
+/**
+ * The keys of a `getMany` call, each validated by `validate` before any I/O, duplicates
+ * dropped (first occurrence kept).
+ * @throws {InvalidKeyError} when `keys` is not an array or a key is invalid.
+ */
+export function uniqueKeys(
+  keys: readonly string[],
+  provider: string,
+  validate: (key: unknown) => string,
+): string[] {
+  if (!Array.isArray(keys)) {
+    throw new InvalidKeyError({ provider }, `invalid keys: expected an array, got ${typeof keys}`);
+  }
+  const unique = new Set<string>();
+  for (const key of keys) unique.add(validate(key));
+  return [...unique];
+}

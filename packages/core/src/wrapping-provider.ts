@@ -1,5 +1,6 @@
 import { ProviderClosedError, type SecretOperation, toSecretError } from './errors.js';
 import { closedWatchHandle, createEmitter, EventHub } from './events.js';
+import { getMany } from './many.js';
 import { hasKey } from './presence.js';
 import { INSPECT_CUSTOM, type Secret, type SecretValue } from './secret.js';
 import { type ChangeStream, changeStream } from './stream.js';
@@ -80,6 +81,12 @@ export abstract class WrappingProvider implements SecretProvider {
   async get(key: string, options?: GetOptions): Promise<Secret<string>> {
     this.assertOpen('get');
     return this.#inner.get(key, options);
+  }
+
+  /** The wrapped provider's `getMany`, or its `get`s a few at a time (core `getMany`). */
+  async getMany(keys: readonly string[], options?: GetOptions): Promise<Map<string, Secret<string>>> {
+    this.assertOpen('get');
+    return getMany(this.#inner, keys, options);
   }
 
   has(key: string, options?: OperationOptions): boolean | Promise<boolean> {

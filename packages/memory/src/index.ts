@@ -188,6 +188,16 @@ export class MemoryProvider extends BaseProvider {
     return entry === undefined ? undefined : { value: entry.value, metadata: metadataOf(entry) };
   }
 
+  /** Every key in one pass over the store, so a `getMany` sees one moment of it. */
+  protected override async readMany(keys: readonly string[]): Promise<Map<string, StoredSecret>> {
+    const found = new Map<string, StoredSecret>();
+    for (const key of keys) {
+      const entry = this.store.read(key);
+      if (entry !== undefined) found.set(key, { value: entry.value, metadata: metadataOf(entry) });
+    }
+    return found;
+  }
+
   protected override async readMetadata(key: string): Promise<Omit<SecretMetadata, 'key'> | undefined> {
     const entry = this.store.read(key);
     return entry === undefined ? undefined : metadataOf(entry);
