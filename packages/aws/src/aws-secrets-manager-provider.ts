@@ -213,7 +213,7 @@ export class AwsSecretsManagerProvider extends BaseProvider {
    * `NextToken`). A key absent from the map is missing; a secret the service could not read
    * (denied, KMS) fails the whole call with that secret's mapped error.
    */
-  protected async readMany(
+  protected override async readMany(
     keys: readonly string[],
     context: HookContext,
   ): Promise<Map<string, StoredSecret>> {
