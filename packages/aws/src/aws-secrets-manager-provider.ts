@@ -137,7 +137,12 @@ export class AwsSecretsManagerProvider extends BaseProvider {
       const { region, endpoint, credentials, clientConfig, requestTimeoutMs } = this.#options;
       return new sdk.SecretsManagerClient({
         maxAttempts: 1,
-        requestHandler: { requestTimeout: requestTimeoutMs ?? 30_000, connectionTimeout: 10_000 },
+        requestHandler: {
+          requestTimeout: requestTimeoutMs ?? 30_000,
+          connectionTimeout: 10_000,
+          // Without it the handler only logs a warning and waits on.
+          throwOnRequestTimeout: true,
+        },
         ...(region === undefined ? {} : { region }),
         ...(endpoint === undefined ? {} : { endpoint }),
         ...(credentials === undefined ? {} : { credentials }),

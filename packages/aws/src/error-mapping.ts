@@ -158,11 +158,17 @@ export function mapAwsError(error: unknown, context: AwsErrorContext): SecretErr
       `${what}: throttled by Secrets Manager ${where}`,
     );
   }
-  if (name === 'TimeoutError' || name === 'RequestTimeout' || name === 'RequestTimeoutException') {
-    return new SecretTimeoutError(details, `${what}: Secrets Manager did not answer in time ${where}`);
-  }
-  if ((code !== undefined && NETWORK_CODES.has(code)) || name === 'AbortError') {
+  // Before the name: the SDK renames connection failures (ECONNRESET...) `TimeoutError`.
+  if ((code !== undefined && NETWORK_CODES.has(code) && code !== 'ETIMEDOUT') || name === 'AbortError') {
     return new ProviderUnavailableError(details, `${what}: Secrets Manager is unreachable ${where}`);
+  }
+  if (
+    name === 'TimeoutError' ||
+    name === 'RequestTimeout' ||
+    name === 'RequestTimeoutException' ||
+    code === 'ETIMEDOUT'
+  ) {
+    return new SecretTimeoutError(details, `${what}: Secrets Manager did not answer in time ${where}`);
   }
   if (name === 'ResourceExistsException' || name === 'InvalidRequestException') {
     return new SecretConflictError(details, `${what}: refused by Secrets Manager (${name}) ${where}`);

@@ -53,6 +53,8 @@ interface StoredSecretEntry {
   readonly createdDate: number;
   lastChangedDate: number;
   deletedDate: number | undefined;
+  /** Days of the recovery window of a scheduled deletion. */
+  recoveryDays: number | undefined;
   readonly description: string | undefined;
   readonly kmsKeyId: string | undefined;
   readonly tags: ReadonlyArray<{ Key: string; Value: string }>;
@@ -85,7 +87,9 @@ export type SecretsManagerFault =
   /** The request is carried out, then the connection is reset instead of answered. */
   | { readonly kind: 'reset-after' }
   /** A 200 whose body is not JSON (a proxy page). */
-  | { readonly kind: 'garbage' };
+  | { readonly kind: 'garbage' }
+  /** No answer at all (until the client gives up or the double closes). */
+  | { readonly kind: 'hang' };
 
 /** A fault of one secret: reads of it fail this way (in `BatchGetSecretValue`, as an `Errors` entry). */
 export type SecretFault = 'DecryptionFailure' | 'AccessDeniedException';
@@ -200,6 +204,11 @@ export class SecretsManagerDouble {
     return this.#secrets.get(name)?.deletedDate;
   }
 
+  /** The recovery window (days) of a scheduled deletion of `name`. */
+  recoveryWindowOf(name: string): number | undefined {
+    return this.#secrets.get(name)?.recoveryDays;
+  }
+
   /** Reads of `name` fail with `fault` until cleared with `undefined`. */
   setSecretFault(name: string, fault: SecretFault | undefined): void {
     if (fault === undefined) this.#secretFaults.delete(name);
@@ -233,6 +242,7 @@ export class SecretsManagerDouble {
       createdDate: now,
       lastChangedDate: now,
       deletedDate: undefined,
+      recoveryDays: undefined,
       description: input.description,
       kmsKeyId: input.kmsKeyId,
       tags: input.tags ?? [],
@@ -378,6 +388,10 @@ export class SecretsManagerDouble {
       );
       return;
     }
+    if (fault?.kind === 'hang') {
+      log(0);
+      return;
+    }
     if (fault?.kind === 'garbage') {
       log(200);
       if (!res.writable) return;
@@ -495,6 +509,7 @@ export class SecretsManagerDouble {
       case 'RestoreSecret': {
         const secret = this.#find(input.SecretId, { allowDeleted: true });
         secret.deletedDate = undefined;
+        secret.recoveryDays = undefined;
         return { ARN: secret.arn, Name: secret.name };
       }
       default:
@@ -566,6 +581,7 @@ export class SecretsManagerDouble {
       return { ARN: secret.arn, Name: secret.name, DeletionDate: nowSeconds() };
     }
     secret.deletedDate = nowSeconds();
+    secret.recoveryDays = days as number;
     return {
       ARN: secret.arn,
       Name: secret.name,
