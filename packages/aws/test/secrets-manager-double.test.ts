@@ -42,7 +42,10 @@ const raw = (url: string, headers: Record<string, string>) =>
       ...headers,
     },
     body: '{}',
-  }).then(async (response) => ({ status: response.status, body: await response.json() }));
+  }).then(async (response) => ({
+    status: response.status,
+    body: (await response.json()) as { __type?: string },
+  }));
 
 describe('SecretsManagerDouble, through the real SDK client', () => {
   it('checks the SigV4 Authorization header for shape and credential scope', async () => {
