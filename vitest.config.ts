@@ -23,8 +23,10 @@ const summaryLine: Reporter = {
 // Tests import packages by their public names; the `@secret-provider/source` export condition
 // (the one tsc's `customConditions` uses too) resolves those to sources, so that one copy of each
 // class exists in a test run and no build is needed to test. `integration-tests/exports.test.ts`
-// checks the built entry points separately, as users import them.
-const conditions = ['@secret-provider/source', 'module', 'node', 'development|production'];
+// checks the built entry points separately, as users import them. No `module` condition: Node
+// does not know it, and packages that list it before `node` (the AWS SDK) point it at bundler-only
+// ESM (extensionless imports) that Node cannot load.
+const conditions = ['@secret-provider/source', 'node', 'development|production'];
 
 export default defineConfig({
   resolve: { conditions },

@@ -24,6 +24,7 @@ export {
   type SnapshotDiff,
   type VersionSnapshot,
 } from './events.js';
+export { type FieldAddress, pickField, splitFieldKey } from './fields.js';
 export { Poller, type PollerOptions, type PollOutcome, type PollTask } from './poller.js';
 export { AsyncQueue } from './stream.js';
 export {

@@ -1,4 +1,5 @@
 import { InvalidKeyError } from '@secret-provider/core';
+import { splitFieldKey } from '@secret-provider/core/adapter';
 
 /** A key on a KV mount. */
 export interface KvAddress {
@@ -39,11 +40,7 @@ export type VaultAddress = KvAddress | LogicalAddress;
  *   or an empty field name.
  */
 export function parseKey(key: string, mounts: ReadonlyMap<string, 1 | 2>, provider: string): VaultAddress {
-  const hash = key.indexOf('#');
-  const base = hash < 0 ? key : key.slice(0, hash);
-  const field = hash < 0 ? undefined : key.slice(hash + 1);
-  // Messages do not quote the key: a caller may have passed a value by mistake.
-  if (field === '') throw new InvalidKeyError({ provider }, 'invalid key: empty field name after "#"');
+  const { base, field } = splitFieldKey(key, provider);
   checkPath(base, provider);
   const slash = base.indexOf('/');
   const first = slash < 0 ? base : base.slice(0, slash);

@@ -26,6 +26,7 @@ import {
   type Clock,
   type EmitFunction,
   type HookContext,
+  pickField,
   raceSignal,
   type StoredSecret,
   systemClock,
@@ -949,14 +950,7 @@ function forwardResponseHeaders(client: NodeVaultClient): void {
 
 /** The value of `field`, or of the whole secret (see {@link VaultProvider} for the addressing). */
 function extract(data: Readonly<Record<string, unknown>>, field: string | undefined): string | undefined {
-  if (field !== undefined) {
-    // Own fields only: `#__proto__` or `#toString` of a secret without such a field is missing,
-    // not Object.prototype's member.
-    if (!Object.hasOwn(data, field)) return undefined;
-    const value = data[field];
-    if (value === undefined || value === null) return undefined;
-    return typeof value === 'string' ? value : JSON.stringify(value);
-  }
+  if (field !== undefined) return pickField(data, field);
   const names = Object.keys(data);
   if (names.length === 1 && names[0] === 'value' && typeof data.value === 'string') return data.value;
   return JSON.stringify(data);
