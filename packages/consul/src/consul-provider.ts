@@ -344,7 +344,7 @@ export class ConsulProvider extends BaseProvider {
     if (documentKey !== undefined) {
       const entry = entries[0];
       if (entry !== undefined) {
-        for (const [key, value] of this.#parseDocument(entry, request)) {
+        for (const [key, value] of await this.#parseDocument(entry, request)) {
           const hash = fingerprint(value);
           contents.set(key, { hash, version: hash });
         }
@@ -387,14 +387,14 @@ export class ConsulProvider extends BaseProvider {
     }
     const cached = this.#parsed;
     if (cached !== undefined && cached.index === entry.modifyIndex) return cached.values;
-    const values = this.#parseDocument(entry, request);
+    const values = await this.#parseDocument(entry, request);
     this.#parsed = { index: entry.modifyIndex, values };
     return values;
   }
 
-  #parseDocument(entry: Entry, request: RequestContext): Map<string, string> {
+  async #parseDocument(entry: Entry, request: RequestContext): Promise<Map<string, string>> {
     try {
-      return readDocument(entry.value, this.#format, this.#jsonKeys);
+      return await readDocument(entry.value, this.#format, this.#jsonKeys);
     } catch (error) {
       // The reader's messages give a position at most, never the text.
       throw this.#unexpected(request, error instanceof Error ? error.message : 'unreadable document');

@@ -19,7 +19,14 @@ import {
   type StoredSecret,
   type VersionSnapshot,
 } from '@secret-provider/core/adapter';
-import { type DocumentFormat, type JsonKeyStyle, readDocument } from './document.js';
+import {
+  type DocumentFormat,
+  formatOfContentType,
+  formatOfPath,
+  type JsonKeyStyle,
+  type KeyedFormat,
+  readDocument,
+} from './document.js';
 import {
   type CredentialReference,
   CredentialSource,
@@ -40,12 +47,13 @@ export interface HttpProviderOptions
   /** @default 'http' */
   readonly name?: string | undefined;
   /**
-   * `json` (keys as the file provider names them: `db.password`), `env`, or `value` (the body is
-   * one value, read as `valueKey`). @default from the URL's path (`.json`, `.env`), else `json`
-   * when the response's `Content-Type` says JSON
+   * `json`, `yaml`, `toml` (keys as the file provider names them: `db.password`), `env`, or
+   * `value` (the body is one value, read as `valueKey`). @default from the response's
+   * `Content-Type` (JSON, `application/yaml`, `text/yaml`, `application/toml`), else from the
+   * URL's path (`.json`, `.yaml`, `.yml`, `.toml`, `.env`)
    */
   readonly format?: DocumentFormat | undefined;
-  /** For `json`: `nested` keys address leaves of nested objects, `flat` only top-level names. @default 'nested' */
+  /** For `json`, `yaml`, `toml`: `nested` keys address leaves of nested objects, `flat` only top-level names. @default 'nested' */
   readonly jsonKeys?: JsonKeyStyle | undefined;
   /** For `value`: the key the body is read as. */
   readonly valueKey?: string | undefined;
@@ -103,16 +111,20 @@ interface LoadedDocument {
   lifetime: number;
 }
 
+const FORMATS: readonly DocumentFormat[] = ['json', 'yaml', 'toml', 'env', 'value'];
+
 const ACCEPT: Record<DocumentFormat | 'auto', string> = {
   json: 'application/json',
+  yaml: 'application/yaml, text/yaml;q=0.9, */*;q=0.5',
+  toml: 'application/toml, */*;q=0.5',
   env: 'text/plain, */*;q=0.5',
   value: '*/*',
-  auto: 'application/json, */*;q=0.5',
+  auto: 'application/json, application/yaml, application/toml, */*;q=0.5',
 };
 
 /**
- * Secrets from one document served over HTTP (a config service, an object store): JSON, `.env`
- * or one raw value, read with Node's `fetch` and kept as an HTTP cache keeps it. Reads answer
+ * Secrets from one document served over HTTP (a config service, an object store): JSON, YAML,
+ * TOML, `.env` or one raw value, read with Node's `fetch` and kept as an HTTP cache keeps it. Reads answer
  * from the document while it is fresh (`Cache-Control: max-age`, clamped to `minInterval` and
  * `maxInterval`, else `pollInterval`), then revalidate it with `If-None-Match` /
  * `If-Modified-Since`: a 304 costs no parse and changes nothing. A watch polls on the same
@@ -136,7 +148,9 @@ const ACCEPT: Record<DocumentFormat | 'auto', string> = {
  */
 export class HttpProvider extends BaseProvider {
   readonly #url: URL;
-  readonly #format: DocumentFormat | 'auto';
+  readonly #format: DocumentFormat | undefined;
+  /** What the URL's path names: asked for in `Accept`, read when `Content-Type` names nothing. */
+  readonly #pathFormat: KeyedFormat | undefined;
   readonly #jsonKeys: JsonKeyStyle;
   readonly #valueKey: string | undefined;
   readonly #headers: Readonly<Record<string, string>>;
@@ -160,7 +174,14 @@ export class HttpProvider extends BaseProvider {
   constructor(options: HttpProviderOptions) {
     super({ ...options, name: options.name ?? PROVIDER_NAME, capabilities: { write: false, delete: false } });
     this.#url = parseUrl(options.url, this.name);
-    this.#format = options.format ?? formatOf(this.#url);
+    if (options.format !== undefined && !FORMATS.includes(options.format)) {
+      throw new InvalidConfigError(
+        { provider: this.name },
+        `provider "${this.name}": format must be one of ${FORMATS.join(', ')}`,
+      );
+    }
+    this.#format = options.format;
+    this.#pathFormat = formatOfPath(this.#url);
     if (this.#format === 'value' && (typeof options.valueKey !== 'string' || options.valueKey === '')) {
       throw new InvalidConfigError(
         { provider: this.name },
@@ -325,7 +346,10 @@ export class HttpProvider extends BaseProvider {
   async #fetch(operation: 'get' | 'watch'): Promise<LoadedDocument> {
     const context: RequestContext = { provider: this.name, operation };
     for (let attempt = 0; ; attempt++) {
-      const headers: Record<string, string> = { accept: ACCEPT[this.#format], ...this.#headers };
+      const headers: Record<string, string> = {
+        accept: ACCEPT[this.#format ?? this.#pathFormat ?? 'auto'],
+        ...this.#headers,
+      };
       const credential = await this.#bearer?.credential(context, this.#closer.signal);
       if (credential !== undefined) headers.authorization = `Bearer ${credential.token}`;
       const held = this.#document;
@@ -347,11 +371,11 @@ export class HttpProvider extends BaseProvider {
         this.#bearer?.refused(credential.generation);
         continue;
       }
-      return this.#accept(answer, context);
+      return await this.#accept(answer, context);
     }
   }
 
-  #accept(answer: HttpAnswer, context: RequestContext): LoadedDocument {
+  async #accept(answer: HttpAnswer, context: RequestContext): Promise<LoadedDocument> {
     const now = this.clock.now();
     const held = this.#document;
     if (answer.status === 304 && held !== undefined) {
@@ -380,7 +404,7 @@ export class HttpProvider extends BaseProvider {
       Object.assign(held, { etag, lastModified, validatedAt: now, lifetime });
       return held;
     }
-    const values = this.#parse(answer, context);
+    const values = await this.#parse(answer, context);
     this.#stats.parses++;
     const versions = new Map([...values].map(([key, value]) => [key, fingerprint(value)]));
     const document: LoadedDocument = {
@@ -397,7 +421,7 @@ export class HttpProvider extends BaseProvider {
     return document;
   }
 
-  #parse(answer: HttpAnswer, context: RequestContext): Map<string, string> {
+  async #parse(answer: HttpAnswer, context: RequestContext): Promise<Map<string, string>> {
     let text: string;
     try {
       text = new TextDecoder('utf-8', { fatal: true }).decode(answer.body);
@@ -405,18 +429,16 @@ export class HttpProvider extends BaseProvider {
       throw this.#unreadable(context, 'the document is not valid UTF-8');
     }
     if (this.#format === 'value') return new Map([[this.#valueKey as string, text]]);
-    let format: 'json' | 'env' | undefined = this.#format === 'auto' ? undefined : this.#format;
+    const format =
+      this.#format ?? formatOfContentType(answer.headers.get('content-type') ?? '') ?? this.#pathFormat;
     if (format === undefined) {
-      const type = answer.headers.get('content-type') ?? '';
-      if (/^application\/(?:[\w.+-]*\+)?json\b/i.test(type)) format = 'json';
-      else
-        throw this.#unreadable(
-          context,
-          'cannot tell the document format from the URL or the Content-Type; set `format`',
-        );
+      throw this.#unreadable(
+        context,
+        'cannot tell the document format from the Content-Type or the URL; set `format`',
+      );
     }
     try {
-      return readDocument(text, format, this.#jsonKeys);
+      return await readDocument(text, format, this.#jsonKeys);
     } catch (error) {
       // The reader's messages give a position at most.
       throw this.#unreadable(context, error instanceof Error ? error.message : 'unreadable document');
@@ -459,13 +481,6 @@ function parseUrl(input: string | URL, provider: string): URL {
     throw new InvalidConfigError({ provider }, `provider "${provider}": url must be http: or https:`);
   }
   return url;
-}
-
-function formatOf(url: URL): DocumentFormat | 'auto' {
-  const name = url.pathname.split('/').pop()?.toLowerCase() ?? '';
-  if (name.endsWith('.json')) return 'json';
-  if (name === '.env' || name.startsWith('.env.') || name.endsWith('.env')) return 'env';
-  return 'auto';
 }
 
 function duration(

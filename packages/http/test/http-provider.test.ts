@@ -126,6 +126,106 @@ describe('HttpProvider: reading documents', () => {
   });
 });
 
+describe('HttpProvider: YAML and TOML documents', () => {
+  const yaml = `# app settings\ndb:\n  password: "${SECRET}"\n  port: 5432\nflag: true\n`;
+  const toml = `flag = true\n\n[db]\npassword = "${SECRET}"\nport = 5432\n`;
+
+  it('reads YAML and TOML keys as the file provider names them, the format told by the path', async () => {
+    const server = await serve({ body: yaml, contentType: 'application/octet-stream' });
+    for (const path of ['/app.yaml', '/app.yml']) {
+      const provider = open({ url: server.url(path) });
+      expect((await provider.get('db.password')).reveal()).toBe(SECRET);
+      expect((await provider.keys()).sort()).toEqual(['db.password', 'db.port', 'flag']);
+    }
+    expect(server.requests.at(-1)?.headers.accept).toMatch(/^application\/yaml/);
+    server.setBody(toml);
+    const provider = open({ url: server.url('/app.toml') });
+    expect((await provider.get('db.password')).reveal()).toBe(SECRET);
+    expect((await provider.get('db.port')).reveal()).toBe('5432');
+    expect((await provider.keys()).sort()).toEqual(['db.password', 'db.port', 'flag']);
+    expect(server.requests.at(-1)?.headers.accept).toMatch(/^application\/toml/);
+    const flat = open({ url: server.url('/flat.toml'), jsonKeys: 'flat' });
+    expect((await flat.keys()).sort()).toEqual(['db', 'flag']);
+  });
+
+  it('takes the format from Content-Type before the path, and the option before both', async () => {
+    const server = await serve({ body: yaml });
+    for (const type of [
+      'application/yaml',
+      'text/yaml; charset=utf-8',
+      'application/x-yaml',
+      'text/x-yaml',
+    ]) {
+      server.options.contentType = type;
+      expect((await open({ url: server.url('/api/config') }).get('db.password')).reveal(), type).toBe(SECRET);
+    }
+    // The server says YAML: a path in `.json` does not override it.
+    server.options.contentType = 'application/yaml';
+    expect((await open({ url: server.url('/config.json') }).get('db.password')).reveal()).toBe(SECRET);
+    server.setBody(toml);
+    server.options.contentType = 'application/toml';
+    expect((await open({ url: server.url('/api/config') }).get('db.password')).reveal()).toBe(SECRET);
+    // The option wins over a Content-Type that says something else.
+    server.options.contentType = 'application/json';
+    expect((await open({ url: server.url('/api/config'), format: 'toml' }).get('db.password')).reveal()).toBe(
+      SECRET,
+    );
+    // JSON is YAML; a JSON Content-Type over a YAML-only body does not parse.
+    server.setBody(yaml);
+    const error = await rejection(open({ url: server.url('/config.yaml') }).get('db.password'));
+    expect(isSecretError(error, 'UNAVAILABLE')).toBe(true);
+    expect(String(error)).toMatch(/invalid JSON document/);
+    expectNoLeak([error], [SECRET]);
+    expect(() => new HttpProvider({ url: server.url(), format: 'xml' as 'json' })).toThrow(
+      /format must be one of/,
+    );
+  });
+
+  it('reports a YAML or TOML body that does not parse as UNAVAILABLE, with a line and column and never the text', async () => {
+    const cases: Array<[string, string, RegExp]> = [
+      [
+        '/bad.yaml',
+        `db:\n  password: "${SECRET}\n  port: [1, 2\n`,
+        /invalid YAML document: invalid YAML at line \d+, column \d+/,
+      ],
+      [
+        '/dup.yaml',
+        `a: ${SECRET}\na: ${SECRET}\n`,
+        /invalid YAML document: invalid YAML at line 2, column 1/,
+      ],
+      [
+        '/bad.toml',
+        `[db]\npassword = "${SECRET}\nport = 5432\n`,
+        /invalid TOML document: invalid TOML at line 2, column \d+/,
+      ],
+      ['/list.yaml', `- ${SECRET}\n`, /top level must be a YAML mapping/],
+    ];
+    const server = await serve({ contentType: 'text/plain' });
+    for (const [path, body, message] of cases) {
+      server.setBody(body);
+      const error = (await rejection(open({ url: server.url(path) }).get('db.password'))) as SecretError;
+      expect(isSecretError(error, 'UNAVAILABLE'), path).toBe(true);
+      expect(error.message, path).toMatch(message);
+      expectNoLeak([error], [SECRET]);
+    }
+  });
+
+  it('watches a YAML document: a rotated value and an added key are reported by name only', async () => {
+    const server = await serve({ body: yaml, contentType: 'application/yaml', etag: true });
+    const provider = open({ url: server.url('/config'), pollInterval: 20, minInterval: 20 });
+    const { events, handle } = await record(provider);
+    server.setBody(`${yaml.replace(SECRET, `${SECRET}-2`)}extra: 1\n`);
+    await until(() => summary(events).length >= 2, 5_000, 'events of the change');
+    expect(summary(events).sort()).toEqual(['added:extra', 'rotated:db.password']);
+    expect((await provider.get('db.password')).reveal()).toBe(`${SECRET}-2`);
+    expectNoLeak(
+      events.map((e) => e.event),
+      [SECRET],
+    );
+    await handle.stop();
+  });
+});
+
 describe('HttpProvider: polling with validators', () => {
   it('revalidates with If-None-Match; a 304 costs no parse and emits nothing', async () => {
     const server = await serve({ body: json({ a: SECRET }), etag: true });

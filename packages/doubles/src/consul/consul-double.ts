@@ -7,8 +7,9 @@ import type { AddressInfo, Socket } from 'node:net';
  * `agent/consul/state/kvs.go`, `agent/http.go`, and the API docs on blocking queries):
  *
  * - Entries carry `CreateIndex`, `ModifyIndex`, `LockIndex`, `Flags`, `Key` and `Value` (base64;
- *   `null` for an empty value). Every write is one step of one Raft index; a write that changes
- *   neither value nor flags changes nothing (no new index).
+ *   `null` for an empty value). Every write is one step of one Raft index (the first write is
+ *   index 2: index 1 is the cluster's bootstrap); a write that changes neither value nor flags
+ *   changes nothing (no new index).
  * - `X-Consul-Index` per request shape: one key, its `ModifyIndex`; `recurse` and `keys`, the
  *   highest index of the prefix's entries and tombstones, else the table's; a 404, the table's
  *   index. An index of 0 is answered as 1 ("index 1 is impossible anyway").
@@ -106,8 +107,12 @@ export class ConsulDouble {
   readonly #defaultWaitMs: number;
   readonly #random: () => number;
   #faults: ConsulFault[] = [];
-  /** The Raft index of the last write. */
-  #raft = 0;
+  /**
+   * The Raft index of the last write. A cluster has applied its bootstrap configuration at index
+   * 1 before it serves anything, so no KV write can be index 1, the floor of an empty table's
+   * `X-Consul-Index`: a blocking query at that floor wakes on the first write, as on Consul.
+   */
+  #raft = 1;
   /** The index of the last write to the KV table (sets and deletes). */
   #kvs = 0;
 
@@ -281,6 +286,15 @@ export class ConsulDouble {
         answeredAt: Date.now(),
       });
       if (!res.writable) return;
+      // Consul writes error texts without a Content-Type; Go's net/http then sniffs one, which
+      // for text is this (clients parse bodies by it).
+      if (
+        body !== undefined &&
+        body.length > 0 &&
+        !Object.keys(headers).some((h) => /^content-type$/i.test(h))
+      ) {
+        headers = { ...headers, 'Content-Type': 'text/plain; charset=utf-8' };
+      }
       res.writeHead(status, headers);
       res.end(body);
     };
