@@ -13,6 +13,10 @@ const SECRET_BRAND = Symbol.for('secret-provider.secret');
 export const INSPECT_CUSTOM: unique symbol = Symbol.for('nodejs.util.inspect.custom') as never;
 
 let markShared: (secret: Secret<SecretValue>) => void;
+/** Makes a secret of a derived value of any type (see {@link Secret.map}); module-private. */
+let derive: <U>(value: U, metadata: SecretMetadata | undefined) => Secret<U>;
+/** Marks construction by `derive`, which skips the check of the value's type. */
+let deriving = false;
 
 /**
  * @internal Marks a secret as owned by a cache and handed to many callers: one caller's
@@ -42,13 +46,21 @@ export function shareSecret<T extends SecretValue>(secret: Secret<T>): Secret<T>
  * connect({ password: password.reveal() });
  * ```
  */
-export class Secret<T extends SecretValue = string> {
+export class Secret<T = string> {
   #value: T | undefined;
   #shared = false;
 
   static {
     markShared = (secret) => {
       secret.#shared = true;
+    };
+    derive = <U>(value: U, metadata: SecretMetadata | undefined) => {
+      deriving = true;
+      try {
+        return new Secret<U>(value, metadata);
+      } finally {
+        deriving = false;
+      }
     };
   }
 
@@ -62,7 +74,7 @@ export class Secret<T extends SecretValue = string> {
   readonly metadata: SecretMetadata | undefined;
 
   constructor(value: T, metadata?: SecretMetadata) {
-    if (typeof value !== 'string' && !(value instanceof Uint8Array)) {
+    if (!deriving && typeof value !== 'string' && !(value instanceof Uint8Array)) {
       throw new SecretError('INVALID_VALUE', 'a Secret holds a string or a Uint8Array');
     }
     this.#value = value;
@@ -99,14 +111,24 @@ export class Secret<T extends SecretValue = string> {
 
   /** Constant-time comparison with another secret or a plain value; see {@link Secret.equals}. */
   equals(other: Secret<SecretValue> | SecretValue): boolean {
-    return Secret.equals(this, other);
+    const own: unknown = this.reveal();
+    if (typeof own !== 'string' && !(own instanceof Uint8Array)) {
+      throw new SecretError(
+        'INVALID_VALUE',
+        'only a string or bytes secret can be compared in constant time',
+      );
+    }
+    return Secret.equals(own, other);
   }
 
   /**
    * Derives another secret from this one's value without the value passing through caller code
-   * that might log it (for example parsing a JSON document into one field).
+   * that might log it (for example parsing a JSON document into one field). The result may be of
+   * any type (a string, bytes, a parsed object); it is redacted like this one.
+   * @throws {SecretError} `INVALID_VALUE` when `transform` throws (its error is kept only as a
+   * sanitized cause, since it may quote the value) or returns `undefined` or `null`.
    */
-  map<U extends SecretValue>(transform: (value: T) => U): Secret<U> {
+  map<U>(transform: (value: T) => U): Secret<U> {
     let derived: U;
     try {
       derived = transform(this.reveal());
@@ -114,7 +136,35 @@ export class Secret<T extends SecretValue = string> {
       // The transform saw the value; its error may quote it (`JSON.parse` does).
       throw new SecretError('INVALID_VALUE', 'deriving a value from a secret failed', { cause: error });
     }
-    return new Secret(derived, this.metadata);
+    if (derived === undefined || derived === null) {
+      throw new SecretError('INVALID_VALUE', 'deriving a value from a secret gave no value');
+    }
+    return derive(derived, this.metadata);
+  }
+
+  /**
+   * The value parsed as JSON (bytes as UTF-8), still a secret; `validate` (a schema's `parse`, a
+   * type guard that throws) makes it a `U`. The parsed document is never shown: a parse or
+   * validation error is `INVALID_VALUE` without the text (`JSON.parse` quotes its input).
+   *
+   * @example
+   * ```ts
+   * const db = (await secrets.get('DB')).json((v) => DbCredentials.parse(v)); // Secret<DbCredentials>
+   * connect(db.reveal().password);
+   * ```
+   */
+  json<U = unknown>(validate?: (value: unknown) => U): Secret<U> {
+    return this.map((value) => {
+      const text =
+        typeof value === 'string'
+          ? value
+          : value instanceof Uint8Array
+            ? new TextDecoder('utf-8', { fatal: true }).decode(value)
+            : undefined;
+      if (text === undefined) throw new TypeError('json() reads a string or bytes secret');
+      const parsed: unknown = JSON.parse(text);
+      return validate === undefined ? (parsed as U) : validate(parsed);
+    });
   }
 
   /** Whether {@link Secret.dispose} has run. */
@@ -130,6 +180,7 @@ export class Secret<T extends SecretValue = string> {
   dispose(): void {
     if (this.#shared) return;
     if (this.#value instanceof Uint8Array) this.#value.fill(0);
+    // A derived object's strings cannot be wiped; dropping the reference is what is possible.
     this.#value = undefined;
   }
 

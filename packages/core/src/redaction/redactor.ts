@@ -224,6 +224,8 @@ export class Redactor {
   readonly #keyed = new Map<string, string>();
   /** Scoped keys of providers whose values were read, masked or not (rotations re-read them). */
   readonly #followed = new Set<string>();
+  /** Scoped key -> the slots of the string fields of its JSON value (see `jsonLeaves`). */
+  readonly #fieldSlots = new Map<string, string[]>();
   readonly #retiring = new Map<string, ValueEntry>();
   #nextExpiry = Number.POSITIVE_INFINITY;
   readonly #warnedShort = new Set<string>();
@@ -595,6 +597,18 @@ export class Redactor {
     return true;
   }
 
+  /** The string fields of a key's JSON value, each in its own slot; slots of old fields retire. */
+  #learnFields(scopedKey: string, fields: readonly [string, string][], about: About): void {
+    const previous = this.#fieldSlots.get(scopedKey) ?? [];
+    const slots = fields.map(([path]) => `${scopedKey}\u0000field:${path}`);
+    for (const slot of previous) if (!slots.includes(slot)) this.#forgetKeyed(slot);
+    fields.forEach(([, leaf], index) => {
+      this.#learnKeyed(slots[index] as string, leaf, about, 'count');
+    });
+    if (slots.length > 0) this.#fieldSlots.set(scopedKey, slots);
+    else this.#fieldSlots.delete(scopedKey);
+  }
+
   #forgetKeyed(scopedKey: string): void {
     const previous = this.#keyed.get(scopedKey);
     if (previous === undefined) return;
@@ -617,9 +631,12 @@ export class Redactor {
     }
     const text = typeof value === 'string' ? value : undefined;
     const password = text === undefined ? undefined : urlPassword(text);
-    if (secret === true) return { whole: true, warn: true, password };
-    if (secret === false) return { whole: false, warn: false, password };
-    return { whole: text === undefined || !looksLikeConfiguration(text), warn: false, password };
+    const whole =
+      secret === true || (secret !== false && (text === undefined || !looksLikeConfiguration(text)));
+    // The fields of a masked JSON document are masked one by one too: `Secret.json()` hands them
+    // out on their own, and code logs them on their own.
+    const fields = whole && text !== undefined ? jsonLeaves(text) : [];
+    return { whole, warn: secret === true, password, fields };
   }
 
   /** `value` becomes the current value of `key` in `provider`, masked as {@link #plan} says. */
@@ -635,6 +652,7 @@ export class Redactor {
     if (plan.password === undefined) this.#forgetKeyed(scopedKey + PASSWORD_PART);
     else
       this.#learnKeyed(scopedKey + PASSWORD_PART, plan.password, { key, provider, part: 'password' }, 'warn');
+    this.#learnFields(scopedKey, plan.fields, { key, provider, part: 'field' });
     if (plan.whole) this.#learnKeyed(scopedKey, value, { key, provider }, plan.warn ? 'warn' : 'count');
     // A key whose new value is not masked still retires the old one.
     else this.#forgetKeyed(scopedKey);
@@ -644,7 +662,11 @@ export class Redactor {
   #hold(provider: string, key: string, value: SecretValue, secretKeys: SecretKeyPredicate): () => void {
     const plan = this.#plan(provider, key, value, secretKeys);
     const held: string[] = [];
-    for (const item of [plan.whole ? value : undefined, plan.password]) {
+    for (const item of [
+      plan.whole ? value : undefined,
+      plan.password,
+      ...plan.fields.map(([, leaf]) => leaf),
+    ]) {
       if (item === undefined) continue;
       const entry = this.#retain(item, undefined, 'quiet');
       if (entry === undefined) continue;
@@ -745,7 +767,7 @@ export class Redactor {
     const what =
       about === undefined
         ? 'a secret value'
-        : `${about.part === 'password' ? 'the password in the URL' : 'the value'} of "${about.key}"${about.provider === undefined ? '' : ` (provider "${about.provider}")`}`;
+        : `${about.part === 'password' ? 'the password in the URL' : about.part === 'field' ? 'a field of the value' : 'the value'} of "${about.key}"${about.provider === undefined ? '' : ` (provider "${about.provider}")`}`;
     this.#warn({
       code: 'SHORT_SECRET',
       key: about?.key,
@@ -783,6 +805,7 @@ export class Redactor {
         this.#followed.delete(scopedKey);
         this.#forgetKeyed(scopedKey);
         this.#forgetKeyed(scopedKey + PASSWORD_PART);
+        this.#learnFields(scopedKey, [], { key, provider });
       },
       knows: (provider, key) => this.#followed.has(scoped(provider, key)),
       refresh: async (provider, keys, secretKeys = this.#secretKeys) => {
@@ -827,7 +850,7 @@ export function createRedactor(options: RedactorOptions = {}): Redactor {
 interface About {
   readonly key: string;
   readonly provider?: string | undefined;
-  readonly part?: 'password' | undefined;
+  readonly part?: 'password' | 'field' | undefined;
 }
 
 /** What becomes of a value too short to mask: reported, only counted, or neither. */
@@ -838,6 +861,36 @@ interface Plan {
   readonly whole: boolean;
   readonly warn: boolean;
   readonly password: string | undefined;
+  /** Slot and value of each string field, when the value is a JSON object or array. */
+  readonly fields: readonly [string, string][];
+}
+
+/** Most fields of one JSON value masked on their own; a bound against pathological documents. */
+const MAX_JSON_FIELDS = 256;
+
+/**
+ * The string fields of `text` when it is a JSON object or array, found by the redactor's own deep
+ * walk. That walk also offers the digits of numbers; strings of digits alone are left out, so a
+ * port in a JSON secret does not mask every such number in the logs.
+ */
+function jsonLeaves(text: string): [string, string][] {
+  const first = text.trimStart()[0];
+  if (first !== '{' && first !== '[') return [];
+  let document: unknown;
+  try {
+    document = JSON.parse(text);
+  } catch {
+    return [];
+  }
+  const leaves: [string, string][] = [];
+  redactDeep(document, {
+    redactString: (leaf) => {
+      if (leaves.length < MAX_JSON_FIELDS && !/^[-+.\deE]*$/.test(leaf))
+        leaves.push([String(leaves.length), leaf]);
+      return leaf;
+    },
+  });
+  return leaves;
 }
 
 /** Appended to a key's scoped name for the password inside its value. */
