@@ -25,6 +25,26 @@ export interface IssuedToken {
    * token endpoint that sent no `expires_in`).
    */
   readonly expiresAt: number | undefined;
+  /** Whether {@link TokenIssuer.renew} may extend this token. @default true when the issuer can renew */
+  readonly renewable?: boolean | undefined;
+  /** Epoch ms past which no renewal can extend it (a max TTL); `undefined`: not known. */
+  readonly maxExpiresAt?: number | undefined;
+}
+
+/** What {@link TokenIssuer.renew} is asked to extend. */
+export interface RenewRequest extends Omit<TokenRequest, 'reason'> {
+  /** The token to extend in place. */
+  readonly token: Secret<string>;
+  /** When it expires now. */
+  readonly expiresAt: number;
+}
+
+/** The outcome of a renewal: the same token with a new end. */
+export interface RenewedToken {
+  readonly expiresAt: number;
+  /** `false`: it cannot be renewed again. */
+  readonly renewable?: boolean | undefined;
+  readonly maxExpiresAt?: number | undefined;
 }
 
 /**
@@ -38,6 +58,13 @@ export interface TokenIssuer {
   /** Whether asking again can give a new token (a fixed token cannot). */
   readonly refreshable: boolean;
   issue(request: TokenRequest): Promise<IssuedToken>;
+  /**
+   * Extends the same token in place (Vault's `renew-self`). Resolves `undefined` when the server
+   * refuses (max TTL reached, not renewable); an `ACCESS_DENIED` error means the token is gone.
+   * Either way the source issues a new token instead. A grant shorter than asked means the token
+   * reached its ceiling: it is not renewed again.
+   */
+  renew?(request: RenewRequest): Promise<RenewedToken | undefined>;
   /**
    * Registers the function to call when what tokens are made from has changed (a signing key
    * rotated in its provider): tokens already made should be made again. Called once by the source.

@@ -73,8 +73,11 @@ interface Held {
   readonly expiresAt: number | undefined;
   /** Remaining lifetime at or under which the token is refreshed before use. */
   readonly margin: number;
-  /** When the background refresh replaces it. */
+  /** When the background refresh replaces (or renews) it. */
   readonly refreshAt: number;
+  /** Whether the issuer may extend it in place. */
+  readonly renewable: boolean;
+  readonly maxExpiresAt: number | undefined;
 }
 
 /** Statistics of a {@link TokenSource} (counts only). */
@@ -85,6 +88,8 @@ export interface TokenSourceStats {
   readonly failures: number;
   /** Refreshes asked for because a server refused a token. */
   readonly rejections: number;
+  /** Tokens extended in place instead of issued anew. */
+  readonly renewals: number;
 }
 
 const DEFAULT_LIFETIME = 300_000;
@@ -131,6 +136,7 @@ export class TokenSource extends BaseProvider {
   #issued = 0;
   #failures = 0;
   #rejections = 0;
+  #renewals = 0;
   #warnedFixed = false;
   #warnedClamp = false;
 
@@ -250,7 +256,12 @@ export class TokenSource extends BaseProvider {
   }
 
   stats(): TokenSourceStats {
-    return { issued: this.#issued, failures: this.#failures, rejections: this.#rejections };
+    return {
+      issued: this.#issued,
+      failures: this.#failures,
+      rejections: this.#rejections,
+      renewals: this.#renewals,
+    };
   }
 
   override toJSON(): Record<string, unknown> {
@@ -335,6 +346,11 @@ export class TokenSource extends BaseProvider {
     const { clock } = this;
     const startedAt = clock.now();
     const lifetimeMs = this.#clampRequested();
+    const current = this.#held;
+    if (reason === 'expiring' && current !== undefined && this.#renewWorthwhile(current, startedAt)) {
+      const renewed = await this.#renew(current, startedAt, lifetimeMs);
+      if (renewed !== undefined) return renewed;
+    }
     let issued: Awaited<ReturnType<TokenIssuer['issue']>>;
     try {
       issued = await this.#issuer.issue({
@@ -368,7 +384,8 @@ export class TokenSource extends BaseProvider {
     if (this.closed)
       throw this.mapError(this.#controller.signal.reason, { operation: 'refresh', key: this.#key });
     const previous = this.#held;
-    const held = this.#hold(value, startedAt, expiresAt);
+    const renewable = this.#issuer.renew !== undefined && issued.renewable !== false;
+    const held = this.#hold(value, startedAt, expiresAt, renewable, issued.maxExpiresAt);
     this.#held = held;
     this.#issued++;
     if (!this.#issuer.refreshable && !this.#warnedFixed) {
@@ -393,21 +410,75 @@ export class TokenSource extends BaseProvider {
     return held;
   }
 
-  #hold(value: string, issuedAt: number, expiresAt: number | undefined): Held {
+  #hold(
+    value: string,
+    issuedAt: number,
+    expiresAt: number | undefined,
+    renewable: boolean,
+    maxExpiresAt: number | undefined,
+  ): Held {
     const generation = ++this.#generation;
-    if (expiresAt === undefined) {
-      return {
-        token: new Secret(value),
-        generation,
-        issuedAt,
-        expiresAt,
-        margin: 0,
-        refreshAt: Number.POSITIVE_INFINITY,
-      };
+    const base = { token: new Secret(value), generation, issuedAt, renewable, maxExpiresAt };
+    if (expiresAt === undefined)
+      return { ...base, expiresAt, margin: 0, refreshAt: Number.POSITIVE_INFINITY, renewable: false };
+    return { ...base, expiresAt, ...this.#schedule(issuedAt, expiresAt) };
+  }
+
+  /** The margin of a token valid from `since` to `expiresAt`, and when to refresh it. */
+  #schedule(since: number, expiresAt: number): { margin: number; refreshAt: number } {
+    const margin = Math.min(this.#margin, (expiresAt - since) / 2);
+    return { margin, refreshAt: expiresAt - margin - margin * this.#jitter * this.#random() };
+  }
+
+  /** Renewing is worth it while the token is alive and its ceiling leaves at least `minLifetime`. */
+  #renewWorthwhile(held: Held, now: number): boolean {
+    if (!held.renewable || this.#issuer.renew === undefined || held.expiresAt === undefined) return false;
+    if (held.expiresAt <= now) return false;
+    return held.maxExpiresAt === undefined || held.maxExpiresAt - now >= this.#minLifetime;
+  }
+
+  /**
+   * Extends the held token in place: same value and generation, so no `rotated`. `undefined`
+   * when the issuer refused (or the token was gone): the caller issues a new one.
+   */
+  async #renew(held: Held, startedAt: number, lifetimeMs: number): Promise<Held | undefined> {
+    const renew = this.#issuer.renew;
+    if (renew === undefined || held.expiresAt === undefined) return undefined;
+    let renewed: Awaited<ReturnType<NonNullable<TokenIssuer['renew']>>>;
+    try {
+      renewed = await renew.call(this.#issuer, {
+        token: held.token,
+        expiresAt: held.expiresAt,
+        lifetimeMs,
+        now: startedAt,
+        clock: this.clock,
+        signal: this.#controller.signal,
+        provider: this.name,
+      });
+    } catch (error) {
+      if (isSecretError(error, 'ACCESS_DENIED')) return undefined;
+      this.#failures++;
+      throw this.mapError(error, { operation: 'refresh', key: this.#key });
     }
-    const margin = Math.min(this.#margin, (expiresAt - issuedAt) / 2);
-    const refreshAt = expiresAt - margin - margin * this.#jitter * this.#random();
-    return { token: new Secret(value), generation, issuedAt, expiresAt, margin, refreshAt };
+    if (renewed === undefined || typeof renewed?.expiresAt !== 'number') return undefined;
+    const expiresAt = this.#trustedExpiry(renewed.expiresAt, startedAt);
+    if (expiresAt === undefined || expiresAt <= this.clock.now()) return undefined;
+    if (this.closed)
+      throw this.mapError(this.#controller.signal.reason, { operation: 'refresh', key: this.#key });
+    // A grant short of the ask means the token hit its ceiling: the next refresh issues anew.
+    const capped = expiresAt - startedAt < lifetimeMs - 1_000;
+    const next: Held = {
+      ...held,
+      expiresAt,
+      ...this.#schedule(startedAt, expiresAt),
+      renewable: renewed.renewable !== false && !capped,
+      maxExpiresAt: renewed.maxExpiresAt ?? held.maxExpiresAt,
+    };
+    if (this.#held !== held) return this.#held;
+    this.#held = next;
+    this.#renewals++;
+    this.#armBackgroundRefresh(next);
+    return next;
   }
 
   /** The requested lifetime within the bounds, warned about once when it had to be moved. */

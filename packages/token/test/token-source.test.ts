@@ -146,7 +146,7 @@ describe('TokenSource lifecycle', () => {
     const rejected = await Promise.all(Array.from({ length: 100 }, () => source.rejected(1)));
     expect(issuer.issued).toHaveLength(2);
     expect(new Set(rejected.map((c) => c.generation))).toEqual(new Set([2]));
-    expect(source.stats()).toEqual({ issued: 2, failures: 0, rejections: 1 });
+    expect(source.stats()).toEqual({ issued: 2, failures: 0, rejections: 1, renewals: 0 });
   });
 
   it('clamps a requested lifetime into its bounds, with one warning', async () => {
@@ -255,5 +255,108 @@ describe('fixed tokens', () => {
     expect(isSecretError(error, 'ACCESS_DENIED')).toBe(true);
     expect(source.refreshable).toBe(false);
     expectNoLeak([...warnings, error, source], [value]);
+  });
+});
+
+describe('TokenSource renewal in place', () => {
+  /** Tokens that renew up to a ceiling `maxMs` after issue, granting less once it is near. */
+  function renewingIssuer(maxMs: number, options: { refuse?: () => boolean } = {}) {
+    const base = countingIssuer();
+    const renewals: number[] = [];
+    const issuer: TokenIssuer = {
+      kind: 'renewing',
+      refreshable: true,
+      async issue(request) {
+        const issued = await base.issue(request);
+        return { ...issued, maxExpiresAt: request.now + maxMs };
+      },
+      async renew(request) {
+        renewals.push(request.now);
+        if (options.refuse?.()) return undefined;
+        const issuedAt = base.issued[base.issued.length - 1]?.now ?? 0;
+        return { expiresAt: Math.min(request.now + request.lifetimeMs, issuedAt + maxMs) };
+      },
+    };
+    return { issuer, base, renewals };
+  }
+
+  it('extends the same token until its ceiling, then issues a new one', async () => {
+    const clock = new ManualClock();
+    const { issuer, base, renewals } = renewingIssuer(600_000);
+    const source = make({ issuer, clock, lifetime: 120_000, refreshMargin: 30_000, refreshJitter: 0 });
+    const { of } = recorder(source);
+    const first = await source.current();
+    for (let step = 0; step < 60; step++) {
+      await clock.advance(10_000);
+      const current = await source.current();
+      expect((current.expiresAt?.getTime() ?? 0) - clock.now()).toBeGreaterThan(0);
+    }
+    // 10 minutes of 2-minute tokens with a 10-minute ceiling: renewed in place, then re-issued.
+    expect(renewals.length).toBeGreaterThanOrEqual(3);
+    expect(base.issued.length).toBe(2);
+    expect(source.stats().renewals).toBe(renewals.length);
+    const rotated = of('rotated');
+    expect(rotated).toHaveLength(1);
+    const second = await source.current();
+    expect(second.generation).toBe(first.generation + 1);
+    expect(second.token.reveal()).toBe(base.values[1]);
+  });
+
+  it('a refused renewal falls back to a fresh issue; a non-renewable token is never renewed', async () => {
+    const clock = new ManualClock();
+    const { issuer, base, renewals } = renewingIssuer(3_600_000, { refuse: () => true });
+    const source = make({ issuer, clock, lifetime: 120_000, refreshMargin: 30_000, refreshJitter: 0 });
+    await source.current();
+    await clock.advance(95_000);
+    const current = await source.current();
+    expect(renewals).toHaveLength(1);
+    expect(base.issued.length).toBe(2);
+    expect(current.generation).toBe(2);
+
+    const plain = countingIssuer();
+    let renewCalls = 0;
+    const nonRenewable: TokenIssuer = {
+      kind: 'plain',
+      refreshable: true,
+      async issue(request) {
+        return { ...(await plain.issue(request)), renewable: false };
+      },
+      async renew() {
+        renewCalls++;
+        return undefined;
+      },
+    };
+    const other = make({ issuer: nonRenewable, clock, lifetime: 120_000, refreshJitter: 0 });
+    await other.current();
+    await clock.advance(95_000);
+    expect((await other.current()).generation).toBe(2);
+    expect(renewCalls).toBe(0);
+  });
+
+  it('a rejected token is re-issued, never renewed, and renewal failures other than refusals are errors', async () => {
+    const clock = new ManualClock();
+    let fail = false;
+    const { issuer, base, renewals } = renewingIssuer(3_600_000);
+    const flaky: TokenIssuer = {
+      ...issuer,
+      async renew(request) {
+        if (fail) throw new Error('connect ECONNREFUSED');
+        return issuer.renew?.(request);
+      },
+    };
+    const source = make({ issuer: flaky, clock, lifetime: 120_000, refreshMargin: 30_000, refreshJitter: 0 });
+    const { of } = recorder(source);
+    const first = await source.current();
+    await source.rejected(first.generation);
+    expect(renewals).toHaveLength(0);
+    expect(base.issued.length).toBe(2);
+    fail = true;
+    await clock.advance(95_000);
+    // The renewal failed: the still-valid token is served and the failure reported.
+    const current = await source.current();
+    expect(current.generation).toBe(2);
+    expect(source.stats().failures).toBeGreaterThanOrEqual(1);
+    expect(of('error').length).toBeGreaterThanOrEqual(1);
+    expectNoLeak(of('error'), base.values);
   });
 });
