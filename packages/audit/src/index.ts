@@ -5,7 +5,6 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { channel } from 'node:diagnostics_channel';
 import { open } from 'node:fs/promises';
 import {
-  type CacheEvent,
   type ChangeEvent,
   InvalidConfigError,
   type OperationContext,
@@ -255,7 +254,6 @@ export function createAuditor(options: AuditorOptions): Auditor {
     operation: onOperation,
     request: onRequest,
     change: onChange,
-    cache: (_e: CacheEvent) => {},
   });
 
   const attach = (provider: SecretProvider) => {

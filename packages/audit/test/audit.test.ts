@@ -146,6 +146,19 @@ describe('audit records', () => {
     expect(calls).toBe(1);
     await closedAuditor.close();
     await wrapped.close();
+
+    const broken = createAuditor({
+      sinks: [{ write: () => Promise.reject(new Error('disk full')) }],
+      mode: 'fail-closed',
+    });
+    const third = broken.wrap(new MemoryProvider({ name: 'broken', initial: { A: PASSWORD } }));
+    await third.get('A');
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    expect(broken.stats().sinkFailures).toBe(1);
+    expect(await rejection(third.get('A'))).toBeInstanceOf(AuditUnavailableError);
+    await broken.close();
+    await third.close();
   });
 });
 
