@@ -1,0 +1,376 @@
+// An access audit built on core's diagnostics channels: records are made from the channels'
+// contexts (names, codes and numbers only), so no record can carry a value, an option, a
+// credential or a raw error text.
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { channel } from 'node:diagnostics_channel';
+import { open } from 'node:fs/promises';
+import {
+  type ChangeEvent,
+  InvalidConfigError,
+  type OperationContext,
+  type RequestContext,
+  SecretError,
+  type SecretOperation,
+  type SecretProvider,
+  subscribeTelemetry,
+} from '@secret-provider/core';
+import { type Clock, systemClock, type Timer, WrappingProvider } from '@secret-provider/core/adapter';
+
+/** One value-free audit record. */
+export interface AuditRecord {
+  /** ISO time the record was made. */
+  readonly time: string;
+  /** `operation` (get, set...), `request` (auth, renew... made outside an operation), `change`, `cache-hits`. */
+  readonly kind: 'operation' | 'request' | 'change' | 'cache-hits';
+  readonly operation: string;
+  readonly provider: string;
+  readonly key?: string | undefined;
+  readonly keys?: readonly string[] | undefined;
+  /** `denied` for ACCESS_DENIED, else `ok` or `error`. */
+  readonly outcome?: 'ok' | 'error' | 'denied' | undefined;
+  readonly errorCode?: string | undefined;
+  readonly servedFrom?: string | undefined;
+  readonly version?: string | undefined;
+  readonly durationMs?: number | undefined;
+  readonly status?: number | undefined;
+  /** Server request ids of the backend requests (Vault `request_id`, Key Vault `x-ms-request-id`). */
+  readonly requestIds?: readonly string[] | undefined;
+  readonly clientRequestIds?: readonly string[] | undefined;
+  readonly leaseDurationS?: number | undefined;
+  readonly tokenTtlS?: number | undefined;
+  /** `cache-hits`: hits of the key in the window. */
+  readonly count?: number | undefined;
+  readonly windowMs?: number | undefined;
+}
+
+/** Where records go. A rejected or throwing write marks the sink failed (see `fail-closed`). */
+export interface AuditSink {
+  write(record: AuditRecord): void | Promise<void>;
+  close?(): void | Promise<void>;
+}
+
+export interface AuditorOptions {
+  readonly sinks: readonly AuditSink[];
+  /** Records waiting for the sinks at most; more are dropped and counted. @default 10000 */
+  readonly maxQueue?: number | undefined;
+  /** Window of cache-hit aggregation, ms. @default 60000 */
+  readonly cacheWindowMs?: number | undefined;
+  /** `fail-closed`: providers from {@link Auditor.wrap} reject when the audit cannot take a record. @default 'fail-open' */
+  readonly mode?: 'fail-open' | 'fail-closed' | undefined;
+  readonly clock?: Clock | undefined;
+}
+
+export interface AuditStats {
+  readonly written: number;
+  readonly dropped: number;
+  readonly queued: number;
+  readonly sinkFailures: number;
+}
+
+/** The audit could not take a record in `fail-closed` mode; the operation was not run. */
+export class AuditUnavailableError extends SecretError {
+  constructor(details: { provider?: string; operation?: SecretOperation; key?: string } = {}) {
+    super('UNAVAILABLE', 'audit unavailable: the operation was refused before reaching the backend', {
+      ...details,
+      retryable: true,
+    });
+    this.name = 'AuditUnavailableError';
+  }
+}
+
+export interface Auditor {
+  /** Audits the operations of `provider` (and of the providers inside it, for a chain); fail-open. */
+  attach(provider: SecretProvider): () => void;
+  /** `provider` wrapped so that, in `fail-closed` mode, each operation is admitted before it runs. */
+  wrap(provider: SecretProvider): SecretProvider;
+  stats(): AuditStats;
+  /** Flushes cache-hit windows and the queue, closes the sinks. */
+  close(): Promise<void>;
+}
+
+function namesOf(provider: SecretProvider): string[] {
+  const inner = (provider as { providers?: unknown }).providers;
+  const names = [provider.name];
+  if (Array.isArray(inner)) for (const p of inner as SecretProvider[]) names.push(...namesOf(p));
+  const wrapped = (provider as { provider?: unknown }).provider;
+  if (wrapped !== undefined && typeof (wrapped as SecretProvider).name === 'string')
+    names.push(...namesOf(wrapped as SecretProvider));
+  return names;
+}
+
+function outcomeOf(outcome: string | undefined, errorCode: string | undefined): AuditRecord['outcome'] {
+  if (outcome === 'error') return errorCode === 'ACCESS_DENIED' ? 'denied' : 'error';
+  return outcome === 'ok' ? 'ok' : undefined;
+}
+
+function compact(record: Record<string, unknown>): AuditRecord {
+  for (const name of Object.keys(record)) if (record[name] === undefined) delete record[name];
+  return record as unknown as AuditRecord;
+}
+
+export function createAuditor(options: AuditorOptions): Auditor {
+  const clock = options.clock ?? systemClock;
+  const maxQueue = options.maxQueue ?? 10_000;
+  const windowMs = options.cacheWindowMs ?? 60_000;
+  const failClosed = options.mode === 'fail-closed';
+  const attached = new Map<string, number>();
+  const queue: AuditRecord[] = [];
+  const hits = new Map<string, { provider: string; key: string; count: number }>();
+  const requests = new WeakMap<OperationContext, RequestContext[]>();
+  const store = new AsyncLocalStorage<OperationContext>();
+  let written = 0;
+  let dropped = 0;
+  let sinkFailures = 0;
+  let pumping: Promise<void> | undefined;
+  let timer: Timer | undefined;
+  let closed = false;
+
+  const now = () => new Date(clock.now()).toISOString();
+  const watched = (provider: string) => attached.has(provider);
+
+  const enqueue = (record: AuditRecord) => {
+    if (queue.length >= maxQueue) {
+      dropped++;
+      return;
+    }
+    queue.push(record);
+    pumping ??= new Promise<void>((resolve) => setImmediate(resolve)).then(pump);
+  };
+
+  async function pump(): Promise<void> {
+    while (queue.length > 0) {
+      const record = queue.shift() as AuditRecord;
+      for (const sink of options.sinks) {
+        try {
+          await sink.write(record);
+        } catch {
+          sinkFailures++;
+        }
+      }
+      written++;
+    }
+    pumping = undefined;
+  }
+
+  const flushHits = () => {
+    timer = undefined;
+    for (const { provider, key, count } of hits.values())
+      enqueue(
+        compact({
+          time: now(),
+          kind: 'cache-hits',
+          operation: 'get',
+          provider,
+          key,
+          servedFrom: 'cache',
+          outcome: 'ok',
+          count,
+          windowMs,
+        }),
+      );
+    hits.clear();
+  };
+
+  const onOperation = (c: OperationContext) => {
+    if (!watched(c.provider)) return;
+    if (c.servedFrom === 'cache' && c.operation === 'get' && c.key !== undefined) {
+      const id = `${c.provider}\u0000${c.key}`;
+      const entry = hits.get(id);
+      if (entry === undefined) hits.set(id, { provider: c.provider, key: c.key, count: 1 });
+      else entry.count++;
+      timer ??= clock.setTimer(flushHits, windowMs);
+      return;
+    }
+    const made = requests.get(c) ?? [];
+    const ids = made.flatMap((r) => (r.correlationId === undefined ? [] : [r.correlationId]));
+    const clientIds = made.flatMap((r) => (r.clientRequestId === undefined ? [] : [r.clientRequestId]));
+    const last = made[made.length - 1];
+    enqueue(
+      compact({
+        time: now(),
+        kind: 'operation',
+        operation: c.operation,
+        provider: c.provider,
+        key: c.key,
+        outcome: outcomeOf(c.outcome, c.errorCode),
+        errorCode: c.errorCode,
+        servedFrom: c.servedFrom,
+        version: c.version,
+        durationMs: c.durationMs,
+        status: last?.status,
+        requestIds: ids.length > 0 ? ids : undefined,
+        clientRequestIds: clientIds.length > 0 ? clientIds : undefined,
+        leaseDurationS: last?.leaseDurationS,
+      }),
+    );
+  };
+
+  const onRequest = (r: RequestContext) => {
+    const operation = store.getStore();
+    if (operation !== undefined && operation.operation === r.operation) {
+      const list = requests.get(operation);
+      if (list === undefined) requests.set(operation, [r]);
+      else list.push(r);
+      return;
+    }
+    // Token and lease work (auth, renew, lookup, revoke): a record of its own.
+    if (!watched(r.provider)) return;
+    enqueue(
+      compact({
+        time: now(),
+        kind: 'request',
+        operation: r.operation,
+        provider: r.provider,
+        key: r.key,
+        outcome: outcomeOf(r.outcome, r.errorCode),
+        errorCode: r.errorCode,
+        durationMs: r.durationMs,
+        status: r.status,
+        requestIds: r.correlationId === undefined ? undefined : [r.correlationId],
+        clientRequestIds: r.clientRequestId === undefined ? undefined : [r.clientRequestId],
+        leaseDurationS: r.leaseDurationS,
+        tokenTtlS: r.tokenTtlS,
+      }),
+    );
+  };
+
+  const onChange = (e: ChangeEvent) => {
+    if (!watched(e.provider)) return;
+    enqueue(
+      compact({
+        time: now(),
+        kind: 'change',
+        operation: e.type === 'rotated' ? 'rotation' : e.type,
+        provider: e.provider,
+        keys: [...e.keys],
+        outcome: e.type === 'error' ? 'error' : 'ok',
+        errorCode: e.errorCode,
+      }),
+    );
+  };
+
+  const unsubscribe = subscribeTelemetry({
+    store,
+    operation: onOperation,
+    request: onRequest,
+    change: onChange,
+  });
+
+  const attach = (provider: SecretProvider) => {
+    const names = namesOf(provider);
+    for (const name of names) attached.set(name, (attached.get(name) ?? 0) + 1);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      for (const name of names) {
+        const left = (attached.get(name) ?? 1) - 1;
+        if (left === 0) attached.delete(name);
+        else attached.set(name, left);
+      }
+    };
+  };
+
+  const admit = (provider: string, operation: SecretOperation, key?: string) => {
+    if (!failClosed) return;
+    if (closed || queue.length >= maxQueue || sinkFailures > 0)
+      throw new AuditUnavailableError({ provider, operation, ...(key === undefined ? {} : { key }) });
+  };
+
+  return {
+    attach,
+    wrap(provider) {
+      return new AuditedProvider(provider, admit, attach(provider));
+    },
+    stats: () => ({ written, dropped, queued: queue.length, sinkFailures }),
+    async close() {
+      if (closed) return;
+      closed = true;
+      timer?.cancel();
+      flushHits();
+      unsubscribe();
+      while (pumping !== undefined) await pumping;
+      for (const sink of options.sinks) await sink.close?.();
+    },
+  };
+}
+
+type Admit = (provider: string, operation: SecretOperation, key?: string) => void;
+
+class AuditedProvider extends WrappingProvider {
+  readonly #admit: Admit;
+  readonly #detach: () => void;
+
+  constructor(inner: SecretProvider, admit: Admit, detach: () => void) {
+    super(inner);
+    this.#admit = admit;
+    this.#detach = detach;
+  }
+
+  override async get(...args: Parameters<WrappingProvider['get']>) {
+    this.#admit(this.name, 'get', args[0]);
+    return super.get(...args);
+  }
+  override has(...args: Parameters<WrappingProvider['has']>) {
+    try {
+      this.#admit(this.name, 'has', args[0]);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return super.has(...args);
+  }
+  override async metadata(...args: Parameters<WrappingProvider['metadata']>) {
+    this.#admit(this.name, 'metadata', args[0]);
+    return super.metadata(...args);
+  }
+  override async set(...args: Parameters<WrappingProvider['set']>) {
+    this.#admit(this.name, 'set', args[0]);
+    return super.set(...args);
+  }
+  override async delete(...args: Parameters<WrappingProvider['delete']>) {
+    this.#admit(this.name, 'delete', args[0]);
+    return super.delete(...args);
+  }
+  override async keys(...args: Parameters<WrappingProvider['keys']>) {
+    this.#admit(this.name, 'keys');
+    return super.keys(...args);
+  }
+  protected override onClose(): void {
+    this.#detach();
+  }
+}
+
+/**
+ * An NDJSON file sink: the file is opened for appending with mode 0600; an existing file that
+ * others may read or write is refused with `InvalidConfigError`.
+ */
+export async function fileSink(path: string): Promise<AuditSink> {
+  const handle = await open(path, 'a', 0o600);
+  const { mode } = await handle.stat();
+  if ((mode & 0o077) !== 0) {
+    await handle.close();
+    throw new InvalidConfigError(
+      {},
+      `audit file must not be readable by others (mode ${(mode & 0o777).toString(8)})`,
+    );
+  }
+  return {
+    async write(record) {
+      await handle.appendFile(`${JSON.stringify(record)}\n`);
+    },
+    async close() {
+      await handle.close();
+    },
+  };
+}
+
+/** A logger sink (pino, winston, or anything with `info(object, message)`). */
+export function loggerSink(logger: { info(object: object, message?: string): unknown }): AuditSink {
+  return { write: (record) => void logger.info(record, 'secret access') };
+}
+
+/** Publishes each record on the diagnostics channel `name`. */
+export function channelSink(name: string): AuditSink {
+  const target = channel(name);
+  return { write: (record) => target.publish(record) };
+}

@@ -1,0 +1,231 @@
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  type AuditRecord,
+  type AuditSink,
+  AuditUnavailableError,
+  channelSink,
+  createAuditor,
+  fileSink,
+  loggerSink,
+} from '@secret-provider/audit';
+import { isSecretError } from '@secret-provider/core';
+import { ManualClock } from '@secret-provider/core/adapter';
+import { VaultDouble } from '@secret-provider/doubles/vault';
+import { MemoryProvider } from '@secret-provider/memory';
+import { expectNoLeak, rejection, tempDir } from '@secret-provider/testing';
+import { VaultProvider } from '@secret-provider/vault';
+import { afterEach, describe, expect, it } from 'vitest';
+
+const PASSWORD = 'audit-pass-Qz7mW2rT';
+const FAULT_TEXT = 'backend-echo-Lp4vX9ns';
+
+let cleanup: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const step of cleanup.reverse()) await step();
+  cleanup = [];
+});
+
+function memorySink(): AuditSink & { records: AuditRecord[] } {
+  const records: AuditRecord[] = [];
+  return { records, write: (r) => void records.push(r) };
+}
+
+describe('audit records', () => {
+  it('records reads, writes, deletes, errors and rotations of attached providers only', async () => {
+    const sink = memorySink();
+    const auditor = createAuditor({ sinks: [sink] });
+    const audited = new MemoryProvider({ name: 'audited', initial: { A: PASSWORD } });
+    const other = new MemoryProvider({ name: 'other', initial: { A: PASSWORD } });
+    auditor.attach(audited);
+    const changes = audited.changes();
+    const firstChange = changes.next();
+    await audited.get('A');
+    await other.get('A');
+    await audited.set('B', PASSWORD);
+    await audited.delete('B');
+    await rejection(audited.get('MISSING'));
+    await audited.set('A', `${PASSWORD}-2`);
+    await firstChange;
+    await auditor.close();
+    await audited.close();
+    await other.close();
+    const ops = sink.records.filter((r) => r.kind === 'operation');
+    expect(ops.every((r) => r.provider === 'audited')).toBe(true);
+    expect(ops.map((r) => [r.operation, r.outcome, r.errorCode])).toEqual(
+      expect.arrayContaining([
+        ['get', 'ok', undefined],
+        ['set', 'ok', undefined],
+        ['delete', 'ok', undefined],
+        ['get', 'error', 'NOT_FOUND'],
+      ]),
+    );
+    expect(ops.find((r) => r.operation === 'get')?.version).toBeDefined();
+    expect(sink.records).toContainEqual(
+      expect.objectContaining({ kind: 'change', operation: 'rotation', keys: ['A'], provider: 'audited' }),
+    );
+    expectNoLeak([sink.records], [PASSWORD], { encodings: true });
+  });
+
+  it('aggregates cache hits per key per window on the clock', async () => {
+    const clock = new ManualClock();
+    const sink = memorySink();
+    const auditor = createAuditor({ sinks: [sink], clock, cacheWindowMs: 1000 });
+    const provider = new MemoryProvider({ name: 'cached', initial: { A: PASSWORD }, cache: true, clock });
+    auditor.attach(provider);
+    for (let i = 0; i < 4; i++) await provider.get('A');
+    await clock.advance(1000);
+    await auditor.close();
+    await provider.close();
+    const hits = sink.records.filter((r) => r.kind === 'cache-hits');
+    expect(hits).toEqual([
+      expect.objectContaining({ key: 'A', servedFrom: 'cache', count: 3, windowMs: 1000 }),
+    ]);
+    expect(sink.records.filter((r) => r.kind === 'operation' && r.operation === 'get')).toHaveLength(1);
+  });
+
+  it('writes NDJSON to a 0600 file, refuses a looser one, and feeds logger and channel sinks', async () => {
+    const tmp = tempDir();
+    cleanup.push(tmp.remove);
+    const path = join(tmp.dir, 'audit.ndjson');
+    const logged: [object, string | undefined][] = [];
+    const published: unknown[] = [];
+    const listener = (m: unknown) => published.push(m);
+    subscribe('test:audit', listener);
+    cleanup.push(() => unsubscribe('test:audit', listener));
+    const auditor = createAuditor({
+      sinks: [
+        await fileSink(path),
+        loggerSink({ info: (o, m) => logged.push([o, m]) }),
+        channelSink('test:audit'),
+      ],
+    });
+    const provider = new MemoryProvider({ name: 'files', initial: { A: PASSWORD } });
+    auditor.attach(provider);
+    await provider.get('A');
+    await auditor.close();
+    await provider.close();
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    const lines = readFileSync(path, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as AuditRecord);
+    expect(lines).toEqual([expect.objectContaining({ operation: 'get', key: 'A', outcome: 'ok' })]);
+    expect(logged).toEqual([[lines[0], 'secret access']]);
+    expect(published).toEqual([lines[0]]);
+    const loose = join(tmp.dir, 'loose.ndjson');
+    writeFileSync(loose, '');
+    chmodSync(loose, 0o644);
+    expect(isSecretError(await rejection(fileSink(loose)), 'INVALID_CONFIG')).toBe(true);
+  });
+
+  it('counts what a full queue drops; fail-open by default, fail-closed rejects before the backend', async () => {
+    const slow: AuditSink = { write: () => new Promise((r) => setTimeout(r, 5)) };
+    const open = createAuditor({ sinks: [slow], maxQueue: 1 });
+    const provider = new MemoryProvider({ name: 'open', initial: { A: PASSWORD } });
+    const wrappedOpen = open.wrap(provider);
+    for (let i = 0; i < 3; i++) await wrappedOpen.get('A');
+    expect(open.stats().dropped).toBe(2);
+    await open.close();
+    await wrappedOpen.close();
+
+    const closedAuditor = createAuditor({ sinks: [slow], maxQueue: 1, mode: 'fail-closed' });
+    const backend = new MemoryProvider({ name: 'closed', initial: { A: PASSWORD } });
+    let calls = 0;
+    const get = backend.get.bind(backend);
+    backend.get = ((...args: Parameters<typeof get>) => {
+      calls++;
+      return get(...args);
+    }) as typeof get;
+    const wrapped = closedAuditor.wrap(backend);
+    await wrapped.get('A');
+    const error = await rejection(wrapped.get('A'));
+    expect(error).toBeInstanceOf(AuditUnavailableError);
+    expect(isSecretError(error, 'UNAVAILABLE')).toBe(true);
+    expect(calls).toBe(1);
+    await closedAuditor.close();
+    await wrapped.close();
+
+    const broken = createAuditor({
+      sinks: [{ write: () => Promise.reject(new Error('disk full')) }],
+      mode: 'fail-closed',
+    });
+    const third = broken.wrap(new MemoryProvider({ name: 'broken', initial: { A: PASSWORD } }));
+    await third.get('A');
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    expect(broken.stats().sinkFailures).toBe(1);
+    expect(await rejection(third.get('A'))).toBeInstanceOf(AuditUnavailableError);
+    await broken.close();
+    await third.close();
+  });
+});
+
+describe('audit over Vault', () => {
+  it('joins Vault request ids and leaks nothing over a fault run', async () => {
+    const tmp = tempDir();
+    cleanup.push(tmp.remove);
+    const path = join(tmp.dir, 'audit.ndjson');
+    const memory = memorySink();
+    const logged: object[] = [];
+    const published: unknown[] = [];
+    const listener = (m: unknown) => published.push(m);
+    subscribe('test:audit-vault', listener);
+    cleanup.push(() => unsubscribe('test:audit-vault', listener));
+    const auditor = createAuditor({
+      sinks: [
+        memory,
+        await fileSink(path),
+        loggerSink({ info: (o) => logged.push(o) }),
+        channelSink('test:audit-vault'),
+      ],
+    });
+    const double = await VaultDouble.start();
+    const token = double.createToken({ ttl: 600 }).id;
+    const provider = new VaultProvider({
+      endpoint: double.url,
+      auth: { method: 'token', token },
+      env: {},
+      cache: true,
+      retry: { retries: 0, baseDelayMs: 5, maxDelayMs: 20 },
+    });
+    cleanup.push(async () => {
+      await provider.close();
+      await double.close();
+    });
+    auditor.attach(provider);
+    double.kvPut('secret', 'app/db', { password: PASSWORD });
+    await provider.get('secret/app/db#password');
+    double.fail({
+      kind: 'status',
+      status: 500,
+      body: { errors: [`${FAULT_TEXT} ${PASSWORD}`] },
+      match: 'secret/data/app/other',
+    });
+    await rejection(provider.get('secret/app/other#x'));
+    double.fail({
+      kind: 'status',
+      status: 403,
+      body: { errors: ['permission denied'] },
+      match: 'secret/data/app/denied',
+    });
+    await rejection(provider.get('secret/app/denied#x'));
+    double.fail({ kind: 'reset', match: 'secret/data/app/reset' });
+    await rejection(provider.get('secret/app/reset#x'));
+    await rejection(provider.get('secret/app/missing#x'));
+    await provider.set('secret/app/new#password', PASSWORD);
+    await auditor.close();
+    const read = memory.records.find((r) => r.kind === 'operation' && r.key === 'secret/app/db#password');
+    expect(read?.requestIds?.[0]).toMatch(/^[0-9a-f-]{36}$/);
+    expect(read?.servedFrom).toBe('backend');
+    const denied = memory.records.find((r) => r.key === 'secret/app/denied#x');
+    expect(denied?.outcome).toBe('denied');
+    expect(memory.records.find((r) => r.key === 'secret/app/other#x')?.errorCode).toBe('UNAVAILABLE');
+    const file = readFileSync(path, 'utf8');
+    expect(file.trim().split('\n')).toHaveLength(memory.records.length);
+    expectNoLeak([memory.records, file, logged, published], [PASSWORD, FAULT_TEXT, token], {
+      encodings: true,
+    });
+  });
+});
