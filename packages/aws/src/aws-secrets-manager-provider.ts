@@ -59,7 +59,7 @@ interface SecretValueEntry {
 }
 
 /**
- * AWS Secrets Manager as a {@link SecretProvider}, on `@aws-sdk/client-secrets-manager` (loaded
+ * AWS Secrets Manager as a `SecretProvider`, on `@aws-sdk/client-secrets-manager` (loaded
  * on first use).
  *
  * Keys are secret names or ARNs; `name#field` is one field of a secret whose `SecretString` is a
