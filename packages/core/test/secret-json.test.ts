@@ -91,4 +91,17 @@ describe('the redactor and JSON secrets', () => {
     expect(redactor.redact('rotated-pass-2q9w')).toBe(REDACTED);
     await provider.close();
   });
+
+  it('refuses a typed secret given to add() as not a value, typed, without showing it', () => {
+    const redactor = createRedactor();
+    const typed = new Secret(DOCUMENT).json(parseDb) as unknown as Secret<string>;
+    let caught: unknown;
+    try {
+      redactor.add(typed);
+    } catch (error) {
+      caught = error;
+    }
+    expect(isSecretError(caught, 'INVALID_VALUE')).toBe(true);
+    expectNoLeak([caught], ['pg-json-pass-7f3k']);
+  });
 });

@@ -905,7 +905,9 @@ function reveal(value: unknown): SecretValue | undefined {
   if (typeof value === 'string') return value;
   if (Secret.isSecret(value)) {
     if (value.disposed) return undefined;
-    return value.reveal();
+    // A secret derived by `map`/`json` may hold any type; only strings and bytes are values here.
+    const inner: unknown = value.reveal();
+    return typeof inner === 'string' || inner instanceof Uint8Array ? inner : undefined;
   }
   return undefined;
 }
