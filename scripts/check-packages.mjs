@@ -6,9 +6,10 @@
 //   in it is an export target or a chunk one of them imports, and no build state (.tsbuildinfo);
 // - dependencies agree with the sources, for every package: each declared dependency is imported
 //   by `src/` (no unused ones; peers excepted), and each package `src/` imports is declared.
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
+import { availableParallelism } from 'node:os';
 import { dirname, join, normalize } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -31,22 +32,49 @@ let passed = 0;
 const failures = [];
 const fail = (what) => failures.push(what);
 
-for (const name of published) {
+// Each check is a child process (publint, attw, npm pack) that mostly waits on its own start-up:
+// run as many at once as there are cores, and report in a fixed order.
+const run = (command, args, options) =>
+  new Promise((resolve, reject) => {
+    execFile(command, args, { maxBuffer: 64 * 1024 * 1024, ...options }, (error, stdout, stderr) => {
+      if (error) reject(Object.assign(error, { stdout, stderr }));
+      else resolve(stdout);
+    });
+  });
+const checks = published.flatMap((name) => {
   const dir = join(root, 'packages', name);
-  for (const [tool, args] of [
-    ['publint', ['--strict', dir]],
-    ['attw', ['--pack', dir, '--profile', 'esm-only', '--format', 'table-flipped']],
-  ]) {
-    try {
-      execFileSync(bin(tool), args, { cwd: root, stdio: 'pipe' });
-      passed++;
-    } catch (error) {
-      fail(`${tool} found problems in @secret-provider/${name}:\n${error.stdout}${error.stderr}`);
-    }
+  return [
+    ...[
+      ['publint', ['--strict', dir]],
+      ['attw', ['--pack', dir, '--profile', 'esm-only', '--format', 'table-flipped']],
+    ].map(([tool, args]) => async () => {
+      try {
+        await run(bin(tool), args, { cwd: root });
+        return undefined;
+      } catch (error) {
+        return `${tool} found problems in @secret-provider/${name}:\n${error.stdout}${error.stderr}`;
+      }
+    }),
+    async () => {
+      const problems = await tarballProblems(dir, manifests[name]);
+      return problems.length === 0
+        ? undefined
+        : `the tarball of @secret-provider/${name}:\n  ${problems.join('\n  ')}`;
+    },
+  ];
+});
+const outcomes = new Array(checks.length);
+let next = 0;
+const worker = async () => {
+  while (next < checks.length) {
+    const index = next++;
+    outcomes[index] = await checks[index]();
   }
-  const problems = tarballProblems(dir, manifests[name]);
-  if (problems.length === 0) passed++;
-  else fail(`the tarball of @secret-provider/${name}:\n  ${problems.join('\n  ')}`);
+};
+await Promise.all(Array.from({ length: Math.max(2, availableParallelism()) }, worker));
+for (const outcome of outcomes) {
+  if (outcome === undefined) passed++;
+  else fail(outcome);
 }
 
 for (const name of all) {
@@ -60,13 +88,9 @@ console.log(`package checks: ${passed} passed, ${failures.length} failed (${all.
 process.exit(failures.length === 0 ? 0 : 1);
 
 /** The files `npm pack` would put in the tarball, checked against what the exports reach. */
-function tarballProblems(dir, manifest) {
+async function tarballProblems(dir, manifest) {
   const [pack] = JSON.parse(
-    execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
-      cwd: dir,
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }),
+    await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: dir, encoding: 'utf8' }),
   );
   const files = new Set(pack.files.map((f) => normalize(f.path)));
   const problems = [];
