@@ -41,7 +41,17 @@ export interface AuditRecord {
   /** `cache-hits`: hits of the key in the window. */
   readonly count?: number | undefined;
   readonly windowMs?: number | undefined;
+  /** A sampled cache hit: the share of hits recorded, so one record stands for `1 / sampleRate` hits. */
+  readonly sampleRate?: number | undefined;
 }
+
+/**
+ * How cache hits are recorded: `aggregate` makes one `cache-hits` record per key per window
+ * (`count`), `sample` records each hit with probability `rate` (the record carries the rate).
+ */
+export type CacheHitAudit =
+  | { readonly mode: 'aggregate' /** @default 60000 */; readonly windowMs?: number | undefined }
+  | { readonly mode: 'sample' /** In (0, 1]. */; readonly rate: number };
 
 /** Where records go. A rejected or throwing write marks the sink failed (see `fail-closed`). */
 export interface AuditSink {
@@ -53,11 +63,13 @@ export interface AuditorOptions {
   readonly sinks: readonly AuditSink[];
   /** Records waiting for the sinks at most; more are dropped and counted. @default 10000 */
   readonly maxQueue?: number | undefined;
-  /** Window of cache-hit aggregation, ms. @default 60000 */
-  readonly cacheWindowMs?: number | undefined;
+  /** How cache hits are recorded. @default { mode: 'aggregate', windowMs: 60000 } */
+  readonly cacheHits?: CacheHitAudit | undefined;
   /** `fail-closed`: providers from {@link Auditor.wrap} reject when the audit cannot take a record. @default 'fail-open' */
   readonly mode?: 'fail-open' | 'fail-closed' | undefined;
   readonly clock?: Clock | undefined;
+  /** Random source in [0, 1) for `sample` (simulations). @default Math.random */
+  readonly random?: (() => number) | undefined;
 }
 
 export interface AuditStats {
@@ -111,7 +123,14 @@ function compact(record: Record<string, unknown>): AuditRecord {
 export function createAuditor(options: AuditorOptions): Auditor {
   const clock = options.clock ?? systemClock;
   const maxQueue = options.maxQueue ?? 10_000;
-  const windowMs = options.cacheWindowMs ?? 60_000;
+  const cacheHits = options.cacheHits ?? { mode: 'aggregate' };
+  const windowMs = cacheHits.mode === 'aggregate' ? (cacheHits.windowMs ?? 60_000) : 0;
+  const sampleRate = cacheHits.mode === 'sample' ? cacheHits.rate : 1;
+  if (cacheHits.mode === 'aggregate' && !(Number.isFinite(windowMs) && windowMs > 0))
+    throw new InvalidConfigError({}, 'invalid configuration: cacheHits.windowMs must be a number of ms > 0');
+  if (cacheHits.mode === 'sample' && !(typeof sampleRate === 'number' && sampleRate > 0 && sampleRate <= 1))
+    throw new InvalidConfigError({}, 'invalid configuration: cacheHits.rate must be a number in (0, 1]');
+  const random = options.random ?? Math.random;
   const failClosed = options.mode === 'fail-closed';
   const attached = new Map<string, number>();
   const queue: AuditRecord[] = [];
@@ -174,6 +193,23 @@ export function createAuditor(options: AuditorOptions): Auditor {
   const onOperation = (c: OperationContext) => {
     if (!watched(c.provider)) return;
     if (c.servedFrom === 'cache' && c.operation === 'get' && c.key !== undefined) {
+      if (cacheHits.mode === 'sample') {
+        if (random() < sampleRate)
+          enqueue(
+            compact({
+              time: now(),
+              kind: 'operation',
+              operation: 'get',
+              provider: c.provider,
+              key: c.key,
+              outcome: 'ok',
+              servedFrom: 'cache',
+              version: c.version,
+              sampleRate,
+            }),
+          );
+        return;
+      }
       const id = `${c.provider}\u0000${c.key}`;
       const entry = hits.get(id);
       if (entry === undefined) hits.set(id, { provider: c.provider, key: c.key, count: 1 });

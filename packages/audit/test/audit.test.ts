@@ -68,21 +68,94 @@ describe('audit records', () => {
     expectNoLeak([sink.records], [PASSWORD], { encodings: true });
   });
 
-  it('aggregates cache hits per key per window on the clock', async () => {
+  it('aggregates cache hits per key per window on the clock, flushing at window end and on close', async () => {
     const clock = new ManualClock();
     const sink = memorySink();
-    const auditor = createAuditor({ sinks: [sink], clock, cacheWindowMs: 1000 });
-    const provider = new MemoryProvider({ name: 'cached', initial: { A: PASSWORD }, cache: true, clock });
+    const auditor = createAuditor({ sinks: [sink], clock, cacheHits: { mode: 'aggregate', windowMs: 1000 } });
+    const provider = new MemoryProvider({
+      name: 'cached',
+      initial: { A: PASSWORD, B: PASSWORD },
+      cache: { ttl: 60_000 },
+      clock,
+    });
     auditor.attach(provider);
     for (let i = 0; i < 4; i++) await provider.get('A');
-    await clock.advance(1000);
+    for (let i = 0; i < 3; i++) await provider.get('B');
+    await clock.advance(999);
+    await new Promise((r) => setImmediate(r));
+    expect(sink.records.filter((r) => r.kind === 'cache-hits')).toEqual([]);
+    await clock.advance(1);
+    await new Promise((r) => setImmediate(r));
+    const first = sink.records.filter((r) => r.kind === 'cache-hits');
+    expect(first).toEqual([
+      expect.objectContaining({
+        key: 'A',
+        servedFrom: 'cache',
+        count: 3,
+        windowMs: 1000,
+        provider: 'cached',
+      }),
+      expect.objectContaining({
+        key: 'B',
+        servedFrom: 'cache',
+        count: 2,
+        windowMs: 1000,
+        provider: 'cached',
+      }),
+    ]);
+    // The next window holds only its own hits, and close flushes it before the window ends.
+    await provider.get('A');
+    await clock.advance(10);
     await auditor.close();
     await provider.close();
     const hits = sink.records.filter((r) => r.kind === 'cache-hits');
-    expect(hits).toEqual([
-      expect.objectContaining({ key: 'A', servedFrom: 'cache', count: 3, windowMs: 1000 }),
+    expect(hits.slice(2)).toEqual([expect.objectContaining({ key: 'A', count: 1 })]);
+    expect(hits[2]?.time).toBe(new Date(clock.now()).toISOString());
+    expect(sink.records.filter((r) => r.kind === 'operation' && r.operation === 'get')).toHaveLength(2);
+  });
+
+  it('samples cache hits at a rate the record carries, and refuses a rate or window out of range', async () => {
+    const clock = new ManualClock();
+    const sink = memorySink();
+    // Every fourth draw falls under the rate.
+    const draws = [0.9, 0.6, 0.3, 0.1];
+    let n = 0;
+    const auditor = createAuditor({
+      sinks: [sink],
+      clock,
+      cacheHits: { mode: 'sample', rate: 0.25 },
+      random: () => draws[n++ % draws.length] as number,
+    });
+    const provider = new MemoryProvider({ name: 'sampled', initial: { A: PASSWORD }, cache: true, clock });
+    auditor.attach(provider);
+    for (let i = 0; i < 9; i++) await provider.get('A');
+    await auditor.close();
+    await provider.close();
+    const sampled = sink.records.filter((r) => r.servedFrom === 'cache');
+    expect(sampled).toEqual([
+      expect.objectContaining({
+        kind: 'operation',
+        operation: 'get',
+        key: 'A',
+        outcome: 'ok',
+        sampleRate: 0.25,
+      }),
+      expect.objectContaining({
+        kind: 'operation',
+        operation: 'get',
+        key: 'A',
+        outcome: 'ok',
+        sampleRate: 0.25,
+      }),
     ]);
-    expect(sink.records.filter((r) => r.kind === 'operation' && r.operation === 'get')).toHaveLength(1);
+    expect(sink.records.filter((r) => r.kind === 'cache-hits')).toEqual([]);
+    expect(sink.records.filter((r) => r.servedFrom === 'backend')).toHaveLength(1);
+    for (const cacheHits of [
+      { mode: 'sample', rate: 0 },
+      { mode: 'sample', rate: 1.5 },
+      { mode: 'aggregate', windowMs: 0 },
+    ] as const)
+      expect(() => createAuditor({ sinks: [sink], cacheHits })).toThrow(/invalid configuration/);
   });
 
   it('writes NDJSON to a 0600 file, refuses a looser one, and feeds logger and channel sinks', async () => {
