@@ -33,6 +33,8 @@ export interface AuditRecord {
   readonly version?: string | undefined;
   readonly durationMs?: number | undefined;
   readonly status?: number | undefined;
+  /** `request`: the API path the request went to, when the adapter names it (Vault: `/sys/leases/renew`, `/sys/leases/revoke`). */
+  readonly target?: string | undefined;
   /** Server request ids of the backend requests (Vault `request_id`, Key Vault `x-ms-request-id`). */
   readonly requestIds?: readonly string[] | undefined;
   readonly clientRequestIds?: readonly string[] | undefined;
@@ -262,6 +264,7 @@ export function createAuditor(options: AuditorOptions): Auditor {
         errorCode: r.errorCode,
         durationMs: r.durationMs,
         status: r.status,
+        target: r.target,
         requestIds: r.correlationId === undefined ? undefined : [r.correlationId],
         clientRequestIds: r.clientRequestId === undefined ? undefined : [r.clientRequestId],
         leaseDurationS: r.leaseDurationS,
