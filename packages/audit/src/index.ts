@@ -245,13 +245,22 @@ export function createAuditor(options: AuditorOptions): Auditor {
 
   const onRequest = (r: RequestContext) => {
     const operation = store.getStore();
-    if (operation !== undefined && operation.operation === r.operation) {
+    // A request belongs to the operation it serves: the same provider, not token or lease work
+    // (which an operation may trigger but which has a record of its own). Adapters name their
+    // requests their own way (Key Vault: `read` for a `get`), so the name is not compared.
+    if (
+      operation !== undefined &&
+      operation.provider === r.provider &&
+      r.operation !== 'auth' &&
+      r.operation !== 'renew' &&
+      r.operation !== 'refresh'
+    ) {
       const list = requests.get(operation);
       if (list === undefined) requests.set(operation, [r]);
       else list.push(r);
       return;
     }
-    // Token and lease work (auth, renew, lookup, revoke): a record of its own.
+    // Token and lease work (auth, renew, revoke, refresh): a record of its own.
     if (!watched(r.provider)) return;
     enqueue(
       compact({
