@@ -43,6 +43,8 @@ export interface AuditRecord {
   /** `cache-hits`: hits of the key in the window. */
   readonly count?: number | undefined;
   readonly windowMs?: number | undefined;
+  /** `fail-closed`: the audit refused the operation before it reached the backend (see {@link AuditUnavailableError}). */
+  readonly refused?: true | undefined;
   /** A sampled cache hit: the share of hits recorded, so one record stands for `1 / sampleRate` hits. */
   readonly sampleRate?: number | undefined;
 }
@@ -79,6 +81,8 @@ export interface AuditStats {
   readonly dropped: number;
   readonly queued: number;
   readonly sinkFailures: number;
+  /** The last record could not be written to every sink (cleared by the next one that can). */
+  readonly failing: boolean;
 }
 
 /** The audit could not take a record in `fail-closed` mode; the operation was not run. */
@@ -142,6 +146,7 @@ export function createAuditor(options: AuditorOptions): Auditor {
   let written = 0;
   let dropped = 0;
   let sinkFailures = 0;
+  let failing = false;
   let pumping: Promise<void> | undefined;
   let timer: Timer | undefined;
   let closed = false;
@@ -161,13 +166,17 @@ export function createAuditor(options: AuditorOptions): Auditor {
   async function pump(): Promise<void> {
     while (queue.length > 0) {
       const record = queue.shift() as AuditRecord;
+      let failed = false;
       for (const sink of options.sinks) {
         try {
           await sink.write(record);
         } catch {
           sinkFailures++;
+          failed = true;
         }
       }
+      // Health follows the latest record: a sink that takes one again ends the refusals.
+      failing = failed;
       written++;
     }
     pumping = undefined;
@@ -321,8 +330,22 @@ export function createAuditor(options: AuditorOptions): Auditor {
 
   const admit = (provider: string, operation: SecretOperation, key?: string) => {
     if (!failClosed) return;
-    if (closed || queue.length >= maxQueue || sinkFailures > 0)
-      throw new AuditUnavailableError({ provider, operation, ...(key === undefined ? {} : { key }) });
+    if (!closed && queue.length < maxQueue && !failing) return;
+    // The refusal is a record too: writing it is what finds out that a failed sink works again.
+    if (!closed)
+      enqueue(
+        compact({
+          time: now(),
+          kind: 'operation',
+          operation,
+          provider,
+          key,
+          outcome: 'error',
+          errorCode: 'UNAVAILABLE',
+          refused: true,
+        }),
+      );
+    throw new AuditUnavailableError({ provider, operation, ...(key === undefined ? {} : { key }) });
   };
 
   return {
@@ -330,7 +353,7 @@ export function createAuditor(options: AuditorOptions): Auditor {
     wrap(provider) {
       return new AuditedProvider(provider, admit, attach(provider));
     },
-    stats: () => ({ written, dropped, queued: queue.length, sinkFailures }),
+    stats: () => ({ written, dropped, queued: queue.length, sinkFailures, failing }),
     async close() {
       if (closed) return;
       closed = true;

@@ -10,6 +10,7 @@ import {
   fileSink,
   loggerSink,
 } from '@secret-provider/audit';
+import { ChainedProvider } from '@secret-provider/chained';
 import { isSecretError } from '@secret-provider/core';
 import { ManualClock } from '@secret-provider/core/adapter';
 import { VaultDouble } from '@secret-provider/doubles/vault';
@@ -232,6 +233,99 @@ describe('audit records', () => {
     expect(await rejection(third.get('A'))).toBeInstanceOf(AuditUnavailableError);
     await broken.close();
     await third.close();
+  });
+});
+
+describe('fail-closed recovery and chains', () => {
+  const pumped = async () => {
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+  };
+
+  it('refuses operations while a sink fails, and admits them again once it takes records', async () => {
+    let broken = false;
+    const taken: AuditRecord[] = [];
+    const sink: AuditSink = {
+      write: (record) => {
+        if (broken) return Promise.reject(new Error('disk full'));
+        taken.push(record);
+      },
+    };
+    const auditor = createAuditor({ sinks: [sink], mode: 'fail-closed' });
+    const backend = new MemoryProvider({ name: 'recovering', initial: { A: PASSWORD } });
+    let calls = 0;
+    const get = backend.get.bind(backend);
+    backend.get = ((...args: Parameters<typeof get>) => {
+      calls++;
+      return get(...args);
+    }) as typeof get;
+    const wrapped = auditor.wrap(backend);
+    cleanup.push(() => wrapped.close());
+    await wrapped.get('A');
+    await pumped();
+    broken = true;
+    await wrapped.get('A'); // admitted: the failure is not known yet; its record is the one lost
+    await pumped();
+    expect(auditor.stats()).toEqual(expect.objectContaining({ failing: true, sinkFailures: 1 }));
+    expect(await rejection(wrapped.get('A'))).toBeInstanceOf(AuditUnavailableError);
+    await pumped();
+    expect(await rejection(wrapped.get('A'))).toBeInstanceOf(AuditUnavailableError);
+    expect(calls).toBe(2);
+    broken = false;
+    // The refusal waiting in the queue is written: the sink works, the next operation runs.
+    await pumped();
+    expect(auditor.stats().failing).toBe(false);
+    expect((await wrapped.get('A')).reveal()).toBe(PASSWORD);
+    expect(calls).toBe(3);
+    await auditor.close();
+    expect(taken.map((r) => [r.outcome, r.refused])).toEqual([
+      ['ok', undefined],
+      ['error', true],
+      ['ok', undefined],
+    ]);
+    expect(taken[1]).toEqual(
+      expect.objectContaining({
+        provider: 'recovering',
+        operation: 'get',
+        key: 'A',
+        errorCode: 'UNAVAILABLE',
+      }),
+    );
+    expectNoLeak([taken], [PASSWORD], { encodings: true });
+  });
+
+  it('admits operations again once a full queue drains', async () => {
+    const slow: AuditSink = { write: () => new Promise((r) => setTimeout(r, 5)) };
+    const auditor = createAuditor({ sinks: [slow], maxQueue: 1, mode: 'fail-closed' });
+    const wrapped = auditor.wrap(new MemoryProvider({ name: 'draining', initial: { A: PASSWORD } }));
+    cleanup.push(() => wrapped.close());
+    await wrapped.get('A');
+    expect(await rejection(wrapped.get('A'))).toBeInstanceOf(AuditUnavailableError);
+    while (auditor.stats().queued > 0) await new Promise((r) => setTimeout(r, 5));
+    expect((await wrapped.get('A')).reveal()).toBe(PASSWORD);
+    await auditor.close();
+  });
+
+  it('attached to a chain, records the inner providers reads under their own names', async () => {
+    const sink = memorySink();
+    const auditor = createAuditor({ sinks: [sink] });
+    const first = new MemoryProvider({ name: 'layer:first', initial: { ONLY_FIRST: PASSWORD } });
+    const second = new MemoryProvider({ name: 'layer:second', initial: { B: `${PASSWORD}-b` } });
+    const chain = new ChainedProvider([first, second], { name: 'layers' });
+    cleanup.push(() => chain.close());
+    auditor.attach(chain);
+    await chain.get('B');
+    await chain.get('ONLY_FIRST');
+    await auditor.close();
+    // The chain answers from its layers: each backend read is its layer's, under the layer's name.
+    const reads = sink.records.filter((r) => r.kind === 'operation' && r.operation === 'get');
+    expect(reads.map((r) => [r.provider, r.key, r.outcome, r.servedFrom])).toEqual([
+      ['layer:second', 'B', 'ok', 'backend'],
+      ['layer:first', 'ONLY_FIRST', 'ok', 'backend'],
+    ]);
+    expect(sink.records.every((r) => r.provider === 'layer:first' || r.provider === 'layer:second')).toBe(
+      true,
+    );
+    expectNoLeak([sink.records], [PASSWORD], { encodings: true });
   });
 });
 
