@@ -248,6 +248,7 @@ describe('fail-closed recovery and chains', () => {
       write: (record) => {
         if (broken) return Promise.reject(new Error('disk full'));
         taken.push(record);
+        return Promise.resolve();
       },
     };
     const auditor = createAuditor({ sinks: [sink], mode: 'fail-closed' });
