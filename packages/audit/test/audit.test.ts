@@ -306,27 +306,47 @@ describe('fail-closed recovery and chains', () => {
     await auditor.close();
   });
 
-  it('attached to a chain, records the inner providers reads under their own names', async () => {
+  it('attached to a chain, records the inner providers backend reads under their own names', async () => {
     const sink = memorySink();
     const auditor = createAuditor({ sinks: [sink] });
-    const first = new MemoryProvider({ name: 'layer:first', initial: { ONLY_FIRST: PASSWORD } });
-    const second = new MemoryProvider({ name: 'layer:second', initial: { B: `${PASSWORD}-b` } });
-    const chain = new ChainedProvider([first, second], { name: 'layers' });
-    cleanup.push(() => chain.close());
+    const double = await VaultDouble.start();
+    const token = double.createToken({ ttl: 600 }).id;
+    double.kvPut('secret', 'app/db', { password: PASSWORD });
+    const first = new MemoryProvider({ name: 'layer:memory', initial: { ONLY_FIRST: PASSWORD } });
+    const vault = new VaultProvider({
+      name: 'layer:vault',
+      endpoint: double.url,
+      auth: { method: 'token', token },
+      env: {},
+      cache: false,
+      retry: { retries: 0, baseDelayMs: 5, maxDelayMs: 20 },
+    });
+    const chain = new ChainedProvider([first, vault], { name: 'layers' });
+    const outside = new MemoryProvider({ name: 'outside', initial: { ONLY_FIRST: PASSWORD } });
+    cleanup.push(async () => {
+      await chain.close();
+      await outside.close();
+      await double.close();
+    });
     auditor.attach(chain);
-    await chain.get('B');
+    await chain.get('secret/app/db#password');
     await chain.get('ONLY_FIRST');
+    await outside.get('ONLY_FIRST');
+    double.fail({ kind: 'status', status: 500, body: { errors: [PASSWORD] }, match: 'secret/data/app/boom' });
+    await rejection(chain.get('secret/app/boom#x'));
     await auditor.close();
     // The chain answers from its layers: each backend read is its layer's, under the layer's name.
     const reads = sink.records.filter((r) => r.kind === 'operation' && r.operation === 'get');
-    expect(reads.map((r) => [r.provider, r.key, r.outcome, r.servedFrom])).toEqual([
-      ['layer:second', 'B', 'ok', 'backend'],
-      ['layer:first', 'ONLY_FIRST', 'ok', 'backend'],
+    expect(reads.map((r) => [r.provider, r.key, r.outcome, r.errorCode, r.servedFrom])).toEqual([
+      ['layer:vault', 'secret/app/db#password', 'ok', undefined, 'backend'],
+      ['layer:memory', 'ONLY_FIRST', 'ok', undefined, 'backend'],
+      ['layer:vault', 'secret/app/boom#x', 'error', 'UNAVAILABLE', 'backend'],
     ]);
-    expect(sink.records.every((r) => r.provider === 'layer:first' || r.provider === 'layer:second')).toBe(
-      true,
-    );
-    expectNoLeak([sink.records], [PASSWORD], { encodings: true });
+    // The Vault read joins the double's log by Vault's request_id.
+    const [id] = reads[0]?.requestIds ?? [];
+    expect(double.requests.find((e) => e.requestId === id)?.path).toBe('secret/data/app/db');
+    expect(new Set(sink.records.map((r) => r.provider))).toEqual(new Set(['layer:memory', 'layer:vault']));
+    expectNoLeak([sink.records], [PASSWORD, token], { encodings: true });
   });
 });
 
