@@ -33,6 +33,8 @@ export interface AuditRecord {
   readonly version?: string | undefined;
   readonly durationMs?: number | undefined;
   readonly status?: number | undefined;
+  /** `request`: the API path the request went to, when the adapter names it (Vault: `/sys/leases/renew`, `/sys/leases/revoke`). */
+  readonly target?: string | undefined;
   /** Server request ids of the backend requests (Vault `request_id`, Key Vault `x-ms-request-id`). */
   readonly requestIds?: readonly string[] | undefined;
   readonly clientRequestIds?: readonly string[] | undefined;
@@ -41,7 +43,19 @@ export interface AuditRecord {
   /** `cache-hits`: hits of the key in the window. */
   readonly count?: number | undefined;
   readonly windowMs?: number | undefined;
+  /** `fail-closed`: the audit refused the operation before it reached the backend (see {@link AuditUnavailableError}). */
+  readonly refused?: true | undefined;
+  /** A sampled cache hit: the share of hits recorded, so one record stands for `1 / sampleRate` hits. */
+  readonly sampleRate?: number | undefined;
 }
+
+/**
+ * How cache hits are recorded: `aggregate` makes one `cache-hits` record per key per window
+ * (`count`), `sample` records each hit with probability `rate` (the record carries the rate).
+ */
+export type CacheHitAudit =
+  | { readonly mode: 'aggregate' /** @default 60000 */; readonly windowMs?: number | undefined }
+  | { readonly mode: 'sample' /** In (0, 1]. */; readonly rate: number };
 
 /** Where records go. A rejected or throwing write marks the sink failed (see `fail-closed`). */
 export interface AuditSink {
@@ -53,11 +67,13 @@ export interface AuditorOptions {
   readonly sinks: readonly AuditSink[];
   /** Records waiting for the sinks at most; more are dropped and counted. @default 10000 */
   readonly maxQueue?: number | undefined;
-  /** Window of cache-hit aggregation, ms. @default 60000 */
-  readonly cacheWindowMs?: number | undefined;
+  /** How cache hits are recorded. @default { mode: 'aggregate', windowMs: 60000 } */
+  readonly cacheHits?: CacheHitAudit | undefined;
   /** `fail-closed`: providers from {@link Auditor.wrap} reject when the audit cannot take a record. @default 'fail-open' */
   readonly mode?: 'fail-open' | 'fail-closed' | undefined;
   readonly clock?: Clock | undefined;
+  /** Random source in [0, 1) for `sample` (simulations). @default Math.random */
+  readonly random?: (() => number) | undefined;
 }
 
 export interface AuditStats {
@@ -65,6 +81,8 @@ export interface AuditStats {
   readonly dropped: number;
   readonly queued: number;
   readonly sinkFailures: number;
+  /** The last record could not be written to every sink (cleared by the next one that can). */
+  readonly failing: boolean;
 }
 
 /** The audit could not take a record in `fail-closed` mode; the operation was not run. */
@@ -111,7 +129,14 @@ function compact(record: Record<string, unknown>): AuditRecord {
 export function createAuditor(options: AuditorOptions): Auditor {
   const clock = options.clock ?? systemClock;
   const maxQueue = options.maxQueue ?? 10_000;
-  const windowMs = options.cacheWindowMs ?? 60_000;
+  const cacheHits = options.cacheHits ?? { mode: 'aggregate' };
+  const windowMs = cacheHits.mode === 'aggregate' ? (cacheHits.windowMs ?? 60_000) : 0;
+  const sampleRate = cacheHits.mode === 'sample' ? cacheHits.rate : 1;
+  if (cacheHits.mode === 'aggregate' && !(Number.isFinite(windowMs) && windowMs > 0))
+    throw new InvalidConfigError({}, 'invalid configuration: cacheHits.windowMs must be a number of ms > 0');
+  if (cacheHits.mode === 'sample' && !(typeof sampleRate === 'number' && sampleRate > 0 && sampleRate <= 1))
+    throw new InvalidConfigError({}, 'invalid configuration: cacheHits.rate must be a number in (0, 1]');
+  const random = options.random ?? Math.random;
   const failClosed = options.mode === 'fail-closed';
   const attached = new Map<string, number>();
   const queue: AuditRecord[] = [];
@@ -121,6 +146,7 @@ export function createAuditor(options: AuditorOptions): Auditor {
   let written = 0;
   let dropped = 0;
   let sinkFailures = 0;
+  let failing = false;
   let pumping: Promise<void> | undefined;
   let timer: Timer | undefined;
   let closed = false;
@@ -140,13 +166,17 @@ export function createAuditor(options: AuditorOptions): Auditor {
   async function pump(): Promise<void> {
     while (queue.length > 0) {
       const record = queue.shift() as AuditRecord;
+      let failed = false;
       for (const sink of options.sinks) {
         try {
           await sink.write(record);
         } catch {
           sinkFailures++;
+          failed = true;
         }
       }
+      // Health follows the latest record: a sink that takes one again ends the refusals.
+      failing = failed;
       written++;
     }
     pumping = undefined;
@@ -174,6 +204,23 @@ export function createAuditor(options: AuditorOptions): Auditor {
   const onOperation = (c: OperationContext) => {
     if (!watched(c.provider)) return;
     if (c.servedFrom === 'cache' && c.operation === 'get' && c.key !== undefined) {
+      if (cacheHits.mode === 'sample') {
+        if (random() < sampleRate)
+          enqueue(
+            compact({
+              time: now(),
+              kind: 'operation',
+              operation: 'get',
+              provider: c.provider,
+              key: c.key,
+              outcome: 'ok',
+              servedFrom: 'cache',
+              version: c.version,
+              sampleRate,
+            }),
+          );
+        return;
+      }
       const id = `${c.provider}\u0000${c.key}`;
       const entry = hits.get(id);
       if (entry === undefined) hits.set(id, { provider: c.provider, key: c.key, count: 1 });
@@ -207,13 +254,22 @@ export function createAuditor(options: AuditorOptions): Auditor {
 
   const onRequest = (r: RequestContext) => {
     const operation = store.getStore();
-    if (operation !== undefined && operation.operation === r.operation) {
+    // A request belongs to the operation it serves: the same provider, not token or lease work
+    // (which an operation may trigger but which has a record of its own). Adapters name their
+    // requests their own way (Key Vault: `read` for a `get`), so the name is not compared.
+    if (
+      operation !== undefined &&
+      operation.provider === r.provider &&
+      r.operation !== 'auth' &&
+      r.operation !== 'renew' &&
+      r.operation !== 'refresh'
+    ) {
       const list = requests.get(operation);
       if (list === undefined) requests.set(operation, [r]);
       else list.push(r);
       return;
     }
-    // Token and lease work (auth, renew, lookup, revoke): a record of its own.
+    // Token and lease work (auth, renew, revoke, refresh): a record of its own.
     if (!watched(r.provider)) return;
     enqueue(
       compact({
@@ -226,6 +282,7 @@ export function createAuditor(options: AuditorOptions): Auditor {
         errorCode: r.errorCode,
         durationMs: r.durationMs,
         status: r.status,
+        target: r.target,
         requestIds: r.correlationId === undefined ? undefined : [r.correlationId],
         clientRequestIds: r.clientRequestId === undefined ? undefined : [r.clientRequestId],
         leaseDurationS: r.leaseDurationS,
@@ -273,8 +330,22 @@ export function createAuditor(options: AuditorOptions): Auditor {
 
   const admit = (provider: string, operation: SecretOperation, key?: string) => {
     if (!failClosed) return;
-    if (closed || queue.length >= maxQueue || sinkFailures > 0)
-      throw new AuditUnavailableError({ provider, operation, ...(key === undefined ? {} : { key }) });
+    if (!closed && queue.length < maxQueue && !failing) return;
+    // The refusal is a record too: writing it is what finds out that a failed sink works again.
+    if (!closed)
+      enqueue(
+        compact({
+          time: now(),
+          kind: 'operation',
+          operation,
+          provider,
+          key,
+          outcome: 'error',
+          errorCode: 'UNAVAILABLE',
+          refused: true,
+        }),
+      );
+    throw new AuditUnavailableError({ provider, operation, ...(key === undefined ? {} : { key }) });
   };
 
   return {
@@ -282,7 +353,7 @@ export function createAuditor(options: AuditorOptions): Auditor {
     wrap(provider) {
       return new AuditedProvider(provider, admit, attach(provider));
     },
-    stats: () => ({ written, dropped, queued: queue.length, sinkFailures }),
+    stats: () => ({ written, dropped, queued: queue.length, sinkFailures, failing }),
     async close() {
       if (closed) return;
       closed = true;

@@ -10,6 +10,7 @@ import {
   fileSink,
   loggerSink,
 } from '@secret-provider/audit';
+import { ChainedProvider } from '@secret-provider/chained';
 import { isSecretError } from '@secret-provider/core';
 import { ManualClock } from '@secret-provider/core/adapter';
 import { VaultDouble } from '@secret-provider/doubles/vault';
@@ -68,21 +69,94 @@ describe('audit records', () => {
     expectNoLeak([sink.records], [PASSWORD], { encodings: true });
   });
 
-  it('aggregates cache hits per key per window on the clock', async () => {
+  it('aggregates cache hits per key per window on the clock, flushing at window end and on close', async () => {
     const clock = new ManualClock();
     const sink = memorySink();
-    const auditor = createAuditor({ sinks: [sink], clock, cacheWindowMs: 1000 });
-    const provider = new MemoryProvider({ name: 'cached', initial: { A: PASSWORD }, cache: true, clock });
+    const auditor = createAuditor({ sinks: [sink], clock, cacheHits: { mode: 'aggregate', windowMs: 1000 } });
+    const provider = new MemoryProvider({
+      name: 'cached',
+      initial: { A: PASSWORD, B: PASSWORD },
+      cache: { ttl: 60_000 },
+      clock,
+    });
     auditor.attach(provider);
     for (let i = 0; i < 4; i++) await provider.get('A');
-    await clock.advance(1000);
+    for (let i = 0; i < 3; i++) await provider.get('B');
+    await clock.advance(999);
+    await new Promise((r) => setImmediate(r));
+    expect(sink.records.filter((r) => r.kind === 'cache-hits')).toEqual([]);
+    await clock.advance(1);
+    await new Promise((r) => setImmediate(r));
+    const first = sink.records.filter((r) => r.kind === 'cache-hits');
+    expect(first).toEqual([
+      expect.objectContaining({
+        key: 'A',
+        servedFrom: 'cache',
+        count: 3,
+        windowMs: 1000,
+        provider: 'cached',
+      }),
+      expect.objectContaining({
+        key: 'B',
+        servedFrom: 'cache',
+        count: 2,
+        windowMs: 1000,
+        provider: 'cached',
+      }),
+    ]);
+    // The next window holds only its own hits, and close flushes it before the window ends.
+    await provider.get('A');
+    await clock.advance(10);
     await auditor.close();
     await provider.close();
     const hits = sink.records.filter((r) => r.kind === 'cache-hits');
-    expect(hits).toEqual([
-      expect.objectContaining({ key: 'A', servedFrom: 'cache', count: 3, windowMs: 1000 }),
+    expect(hits.slice(2)).toEqual([expect.objectContaining({ key: 'A', count: 1 })]);
+    expect(hits[2]?.time).toBe(new Date(clock.now()).toISOString());
+    expect(sink.records.filter((r) => r.kind === 'operation' && r.operation === 'get')).toHaveLength(2);
+  });
+
+  it('samples cache hits at a rate the record carries, and refuses a rate or window out of range', async () => {
+    const clock = new ManualClock();
+    const sink = memorySink();
+    // Every fourth draw falls under the rate.
+    const draws = [0.9, 0.6, 0.3, 0.1];
+    let n = 0;
+    const auditor = createAuditor({
+      sinks: [sink],
+      clock,
+      cacheHits: { mode: 'sample', rate: 0.25 },
+      random: () => draws[n++ % draws.length] as number,
+    });
+    const provider = new MemoryProvider({ name: 'sampled', initial: { A: PASSWORD }, cache: true, clock });
+    auditor.attach(provider);
+    for (let i = 0; i < 9; i++) await provider.get('A');
+    await auditor.close();
+    await provider.close();
+    const sampled = sink.records.filter((r) => r.servedFrom === 'cache');
+    expect(sampled).toEqual([
+      expect.objectContaining({
+        kind: 'operation',
+        operation: 'get',
+        key: 'A',
+        outcome: 'ok',
+        sampleRate: 0.25,
+      }),
+      expect.objectContaining({
+        kind: 'operation',
+        operation: 'get',
+        key: 'A',
+        outcome: 'ok',
+        sampleRate: 0.25,
+      }),
     ]);
-    expect(sink.records.filter((r) => r.kind === 'operation' && r.operation === 'get')).toHaveLength(1);
+    expect(sink.records.filter((r) => r.kind === 'cache-hits')).toEqual([]);
+    expect(sink.records.filter((r) => r.servedFrom === 'backend')).toHaveLength(1);
+    for (const cacheHits of [
+      { mode: 'sample', rate: 0 },
+      { mode: 'sample', rate: 1.5 },
+      { mode: 'aggregate', windowMs: 0 },
+    ] as const)
+      expect(() => createAuditor({ sinks: [sink], cacheHits })).toThrow(/invalid configuration/);
   });
 
   it('writes NDJSON to a 0600 file, refuses a looser one, and feeds logger and channel sinks', async () => {
@@ -159,6 +233,120 @@ describe('audit records', () => {
     expect(await rejection(third.get('A'))).toBeInstanceOf(AuditUnavailableError);
     await broken.close();
     await third.close();
+  });
+});
+
+describe('fail-closed recovery and chains', () => {
+  const pumped = async () => {
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+  };
+
+  it('refuses operations while a sink fails, and admits them again once it takes records', async () => {
+    let broken = false;
+    const taken: AuditRecord[] = [];
+    const sink: AuditSink = {
+      write: (record) => {
+        if (broken) return Promise.reject(new Error('disk full'));
+        taken.push(record);
+        return Promise.resolve();
+      },
+    };
+    const auditor = createAuditor({ sinks: [sink], mode: 'fail-closed' });
+    const backend = new MemoryProvider({ name: 'recovering', initial: { A: PASSWORD } });
+    let calls = 0;
+    const get = backend.get.bind(backend);
+    backend.get = ((...args: Parameters<typeof get>) => {
+      calls++;
+      return get(...args);
+    }) as typeof get;
+    const wrapped = auditor.wrap(backend);
+    cleanup.push(() => wrapped.close());
+    await wrapped.get('A');
+    await pumped();
+    broken = true;
+    await wrapped.get('A'); // admitted: the failure is not known yet; its record is the one lost
+    await pumped();
+    expect(auditor.stats()).toEqual(expect.objectContaining({ failing: true, sinkFailures: 1 }));
+    expect(await rejection(wrapped.get('A'))).toBeInstanceOf(AuditUnavailableError);
+    await pumped();
+    expect(await rejection(wrapped.get('A'))).toBeInstanceOf(AuditUnavailableError);
+    expect(calls).toBe(2);
+    broken = false;
+    // The refusal waiting in the queue is written: the sink works, the next operation runs.
+    await pumped();
+    expect(auditor.stats().failing).toBe(false);
+    expect((await wrapped.get('A')).reveal()).toBe(PASSWORD);
+    expect(calls).toBe(3);
+    await auditor.close();
+    expect(taken.map((r) => [r.outcome, r.refused])).toEqual([
+      ['ok', undefined],
+      ['error', true],
+      ['ok', undefined],
+    ]);
+    expect(taken[1]).toEqual(
+      expect.objectContaining({
+        provider: 'recovering',
+        operation: 'get',
+        key: 'A',
+        errorCode: 'UNAVAILABLE',
+      }),
+    );
+    expectNoLeak([taken], [PASSWORD], { encodings: true });
+  });
+
+  it('admits operations again once a full queue drains', async () => {
+    const slow: AuditSink = { write: () => new Promise((r) => setTimeout(r, 5)) };
+    const auditor = createAuditor({ sinks: [slow], maxQueue: 1, mode: 'fail-closed' });
+    const wrapped = auditor.wrap(new MemoryProvider({ name: 'draining', initial: { A: PASSWORD } }));
+    cleanup.push(() => wrapped.close());
+    await wrapped.get('A');
+    expect(await rejection(wrapped.get('A'))).toBeInstanceOf(AuditUnavailableError);
+    while (auditor.stats().queued > 0) await new Promise((r) => setTimeout(r, 5));
+    expect((await wrapped.get('A')).reveal()).toBe(PASSWORD);
+    await auditor.close();
+  });
+
+  it('attached to a chain, records the inner providers backend reads under their own names', async () => {
+    const sink = memorySink();
+    const auditor = createAuditor({ sinks: [sink] });
+    const double = await VaultDouble.start();
+    const token = double.createToken({ ttl: 600 }).id;
+    double.kvPut('secret', 'app/db', { password: PASSWORD });
+    const first = new MemoryProvider({ name: 'layer:memory', initial: { ONLY_FIRST: PASSWORD } });
+    const vault = new VaultProvider({
+      name: 'layer:vault',
+      endpoint: double.url,
+      auth: { method: 'token', token },
+      env: {},
+      cache: false,
+      retry: { retries: 0, baseDelayMs: 5, maxDelayMs: 20 },
+    });
+    const chain = new ChainedProvider([first, vault], { name: 'layers' });
+    const outside = new MemoryProvider({ name: 'outside', initial: { ONLY_FIRST: PASSWORD } });
+    cleanup.push(async () => {
+      await chain.close();
+      await outside.close();
+      await double.close();
+    });
+    auditor.attach(chain);
+    await chain.get('secret/app/db#password');
+    await chain.get('ONLY_FIRST');
+    await outside.get('ONLY_FIRST');
+    double.fail({ kind: 'status', status: 500, body: { errors: [PASSWORD] }, match: 'secret/data/app/boom' });
+    await rejection(chain.get('secret/app/boom#x'));
+    await auditor.close();
+    // The chain answers from its layers: each backend read is its layer's, under the layer's name.
+    const reads = sink.records.filter((r) => r.kind === 'operation' && r.operation === 'get');
+    expect(reads.map((r) => [r.provider, r.key, r.outcome, r.errorCode, r.servedFrom])).toEqual([
+      ['layer:vault', 'secret/app/db#password', 'ok', undefined, 'backend'],
+      ['layer:memory', 'ONLY_FIRST', 'ok', undefined, 'backend'],
+      ['layer:vault', 'secret/app/boom#x', 'error', 'UNAVAILABLE', 'backend'],
+    ]);
+    // The Vault read joins the double's log by Vault's request_id.
+    const [id] = reads[0]?.requestIds ?? [];
+    expect(double.requests.find((e) => e.requestId === id)?.path).toBe('secret/data/app/db');
+    expect(new Set(sink.records.map((r) => r.provider))).toEqual(new Set(['layer:memory', 'layer:vault']));
+    expectNoLeak([sink.records], [PASSWORD, token], { encodings: true });
   });
 });
 

@@ -246,6 +246,7 @@ export class LeaseManager {
       result = await transport.call<ReadBody | typeof GONE>({
         operation: 'renew',
         key: lease.path,
+        target: '/sys/leases/renew',
         retries: 0,
         send: (options) =>
           client.renew({
@@ -357,6 +358,7 @@ export class LeaseManager {
       await transport.call({
         operation: 'renew',
         key: lease.path,
+        target: '/sys/leases/revoke',
         retries: 0,
         send: (options) => client.revoke({ lease_id: lease.leaseId, requestOptions: options }),
         accept: (answer) => isEmptyBody(answer) || isRecord(answer),

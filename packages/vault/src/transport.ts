@@ -55,6 +55,8 @@ export interface SessionSource {
 export interface CallSpec<T> {
   readonly operation: SecretOperation;
   readonly key?: string | undefined;
+  /** The API path (no values in it), published with the request: tells a lease renewal from a revocation. */
+  readonly target?: string | undefined;
   /** Sends the request through node-vault with these per-request options. */
   readonly send: (options: RequestOptions, session: AuthSession | undefined) => Promise<T>;
   /** Send the session's token. @default true */
@@ -199,7 +201,13 @@ export class VaultTransport {
       let original: unknown;
       try {
         const sent = traceRequest(
-          { provider: config.provider, operation: spec.operation, key: spec.key, attempt },
+          {
+            provider: config.provider,
+            operation: spec.operation,
+            key: spec.key,
+            target: spec.target,
+            attempt,
+          },
           (record) => {
             record.clientRequestId = correlationId;
             return this.#send(spec, options, session).then(

@@ -74,6 +74,8 @@ export interface RequestLogEntry extends RequestInfo {
   /** `challenge` for the 401 of a token-less request, `fault` when an injected fault answered. */
   readonly outcome: 'ok' | 'error' | 'challenge' | 'fault' | 'reset';
   readonly at: number;
+  /** The `x-ms-request-id` of the answer (as Key Vault's diagnostic logs hold it); absent when the double did not answer as Key Vault (a reset, a foreign body). */
+  readonly requestId: string | undefined;
 }
 
 /** A fault to inject. Each applies to the requests `match` accepts, `times` times (default: all). */
@@ -482,7 +484,11 @@ export class KeyVaultDouble {
     const url = new URL(req.url ?? '/', `https://${host}`);
     const info = classify(req.method ?? 'GET', url.pathname, req.headers.authorization !== undefined);
     const base = `https://${host}`;
+    // Key Vault names every answer; its diagnostic logs carry the same id.
+    const requestId = randomUUID();
+    res.setHeader('x-ms-request-id', requestId);
     const record = (status: number, outcome: RequestLogEntry['outcome']) => {
+      const answered = outcome !== 'reset' && res.hasHeader('x-ms-request-id');
       this.#log.push({
         ...info,
         seq: ++this.#seq,
@@ -491,6 +497,7 @@ export class KeyVaultDouble {
         bodyBytes: body.length,
         outcome,
         at: this.#options.now(),
+        requestId: answered ? requestId : undefined,
       });
     };
 
@@ -537,6 +544,8 @@ export class KeyVaultDouble {
       }
       if (fault.type === 'body') {
         const status = fault.status ?? 200;
+        // A foreign answer (a proxy's page) carries no Key Vault request id unless the fault gives one.
+        res.removeHeader('x-ms-request-id');
         record(status, 'fault');
         res.writeHead(status, {
           'content-type': fault.contentType ?? 'application/json; charset=utf-8',
@@ -1036,7 +1045,6 @@ function send(
   if (body === undefined) {
     res.writeHead(status, {
       'x-ms-keyvault-service-version': '1.9.0.0',
-      'x-ms-request-id': randomUUID(),
       ...headers,
     });
     res.end();
@@ -1055,8 +1063,6 @@ function sendText(
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(text),
     'x-ms-keyvault-service-version': '1.9.0.0',
-    // Key Vault names every answer; its diagnostic logs carry the same id.
-    'x-ms-request-id': randomUUID(),
     ...headers,
   });
   res.end(text);

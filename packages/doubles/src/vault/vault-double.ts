@@ -35,6 +35,8 @@ export interface RequestLogEntry {
   readonly tokenAccessor: string | undefined;
   status: number;
   fault: string | undefined;
+  /** The `request_id` of the answer, as Vault's audit log records it (absent for faults and bodiless answers). */
+  requestId?: string | undefined;
 }
 
 /** A fault injected into matching requests. */
@@ -434,6 +436,8 @@ export class VaultDouble {
     const apiRequest: ApiRequest = { method, path, query: url.searchParams, headers: req.headers, body };
     const response = this.state.handle(apiRequest);
     entry.status = response.status;
+    const answered = (response.body as { request_id?: unknown } | undefined)?.request_id;
+    if (typeof answered === 'string') entry.requestId = answered;
     this.#send(res, response);
   }
 
