@@ -262,6 +262,7 @@ export function createAuditor(options: AuditorOptions): Auditor {
       operation.provider === r.provider &&
       r.operation !== 'auth' &&
       r.operation !== 'renew' &&
+      r.operation !== 'revoke' &&
       r.operation !== 'refresh'
     ) {
       const list = requests.get(operation);

@@ -88,7 +88,7 @@ describe('lease records', () => {
     );
     const revoked = records.filter((r) => r.kind === 'request' && r.target === '/sys/leases/revoke');
     expect(revoked).toContainEqual(
-      expect.objectContaining({ operation: 'renew', outcome: 'ok', status: 204 }),
+      expect.objectContaining({ operation: 'revoke', outcome: 'ok', status: 204 }),
     );
     // Each successful renewal joins the double's own log by Vault's request_id.
     for (const record of renewed) {

@@ -34,6 +34,7 @@ export type SecretOperation =
   | 'refresh'
   | 'auth'
   | 'renew'
+  | 'revoke'
   | 'has';
 
 const RETRYABLE_BY_DEFAULT: ReadonlySet<SecretErrorCode> = new Set([

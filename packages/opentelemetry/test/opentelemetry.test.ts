@@ -182,6 +182,19 @@ describe('OpenTelemetry from the channels', () => {
     expectNoLeak([spanViews, resource], values, { encodings: true });
   });
 
+  it('counts a lease revocation apart from its renewals', async () => {
+    const otel = await instrumented();
+    const { double, provider } = await vaultOnDouble();
+    double.addDatabaseRole('app', { ttl: 300, maxTtl: 1800, renewable: true });
+    await provider.get('database/creds/app#password');
+    await provider.close(); // revokes the live lease (`leases.onClose` defaults to 'revoke')
+    expect(double.requests.some((r) => r.path === 'sys/leases/revoke')).toBe(true);
+    const resource = await otel.collect();
+    expect(points(resource, 'secret_provider.lease.renewals')).toEqual([]);
+    const revoke = otel.spans().find((s) => s.name === 'secret_provider.request revoke');
+    expect(revoke?.attributes['secret_provider.outcome']).toBe('ok');
+  });
+
   it('stops when told', async () => {
     const otel = await instrumented();
     const { double, provider } = await vaultOnDouble();

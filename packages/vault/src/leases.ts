@@ -356,7 +356,7 @@ export class LeaseManager {
     const { transport, client } = this.#config;
     try {
       await transport.call({
-        operation: 'renew',
+        operation: 'revoke',
         key: lease.path,
         target: '/sys/leases/revoke',
         retries: 0,
