@@ -17,21 +17,13 @@ import { VaultDouble } from '@secret-provider/doubles/vault';
 import { MemoryProvider } from '@secret-provider/memory';
 import { expectNoLeak, rejection, tempDir } from '@secret-provider/testing';
 import { VaultProvider } from '@secret-provider/vault';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { cleanupAfterEach, memorySink } from './fixtures.js';
 
 const PASSWORD = 'audit-pass-Qz7mW2rT';
 const FAULT_TEXT = 'backend-echo-Lp4vX9ns';
 
-let cleanup: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const step of cleanup.reverse()) await step();
-  cleanup = [];
-});
-
-function memorySink(): AuditSink & { records: AuditRecord[] } {
-  const records: AuditRecord[] = [];
-  return { records, write: (r) => void records.push(r) };
-}
+const defer = cleanupAfterEach();
 
 describe('audit records', () => {
   it('records reads, writes, deletes, errors and rotations of attached providers only', async () => {
@@ -161,13 +153,13 @@ describe('audit records', () => {
 
   it('writes NDJSON to a 0600 file, refuses a looser one, and feeds logger and channel sinks', async () => {
     const tmp = tempDir();
-    cleanup.push(tmp.remove);
+    defer(tmp.remove);
     const path = join(tmp.dir, 'audit.ndjson');
     const logged: [object, string | undefined][] = [];
     const published: unknown[] = [];
     const listener = (m: unknown) => published.push(m);
     subscribe('test:audit', listener);
-    cleanup.push(() => unsubscribe('test:audit', listener));
+    defer(() => unsubscribe('test:audit', listener));
     const auditor = createAuditor({
       sinks: [
         await fileSink(path),
@@ -260,7 +252,7 @@ describe('fail-closed recovery and chains', () => {
       return get(...args);
     }) as typeof get;
     const wrapped = auditor.wrap(backend);
-    cleanup.push(() => wrapped.close());
+    defer(() => wrapped.close());
     await wrapped.get('A');
     await pumped();
     broken = true;
@@ -298,7 +290,7 @@ describe('fail-closed recovery and chains', () => {
     const slow: AuditSink = { write: () => new Promise((r) => setTimeout(r, 5)) };
     const auditor = createAuditor({ sinks: [slow], maxQueue: 1, mode: 'fail-closed' });
     const wrapped = auditor.wrap(new MemoryProvider({ name: 'draining', initial: { A: PASSWORD } }));
-    cleanup.push(() => wrapped.close());
+    defer(() => wrapped.close());
     await wrapped.get('A');
     expect(await rejection(wrapped.get('A'))).toBeInstanceOf(AuditUnavailableError);
     while (auditor.stats().queued > 0) await new Promise((r) => setTimeout(r, 5));
@@ -323,7 +315,7 @@ describe('fail-closed recovery and chains', () => {
     });
     const chain = new ChainedProvider([first, vault], { name: 'layers' });
     const outside = new MemoryProvider({ name: 'outside', initial: { ONLY_FIRST: PASSWORD } });
-    cleanup.push(async () => {
+    defer(async () => {
       await chain.close();
       await outside.close();
       await double.close();
@@ -353,14 +345,14 @@ describe('fail-closed recovery and chains', () => {
 describe('audit over Vault', () => {
   it('joins Vault request ids and leaks nothing over a fault run', async () => {
     const tmp = tempDir();
-    cleanup.push(tmp.remove);
+    defer(tmp.remove);
     const path = join(tmp.dir, 'audit.ndjson');
     const memory = memorySink();
     const logged: object[] = [];
     const published: unknown[] = [];
     const listener = (m: unknown) => published.push(m);
     subscribe('test:audit-vault', listener);
-    cleanup.push(() => unsubscribe('test:audit-vault', listener));
+    defer(() => unsubscribe('test:audit-vault', listener));
     const auditor = createAuditor({
       sinks: [
         memory,
@@ -378,7 +370,7 @@ describe('audit over Vault', () => {
       cache: true,
       retry: { retries: 0, baseDelayMs: 5, maxDelayMs: 20 },
     });
-    cleanup.push(async () => {
+    defer(async () => {
       await provider.close();
       await double.close();
     });

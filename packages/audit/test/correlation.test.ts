@@ -1,26 +1,18 @@
 // A record joins the server's log: Key Vault's `x-ms-request-id` (through the real
 // @azure/keyvault-secrets client on the Key Vault double) and Vault's `request_id` (through
 // node-vault on the Vault double), each found in the double's own request log.
-import { type AuditRecord, type AuditSink, createAuditor } from '@secret-provider/audit';
+import { createAuditor } from '@secret-provider/audit';
 import { AzureKeyVaultProvider } from '@secret-provider/azure';
 import { FakeCredential, KeyVaultDouble } from '@secret-provider/doubles/key-vault';
 import { VaultDouble } from '@secret-provider/doubles/vault';
 import { expectNoLeak, rejection } from '@secret-provider/testing';
 import { VaultProvider } from '@secret-provider/vault';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { cleanupAfterEach, memorySink } from './fixtures.js';
 
 const VALUE = 'corr-value-Hk3pX8wq';
 
-let cleanup: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const step of cleanup.reverse()) await step();
-  cleanup = [];
-});
-
-function memorySink(): AuditSink & { records: AuditRecord[] } {
-  const records: AuditRecord[] = [];
-  return { records, write: (r) => void records.push(r) };
-}
+const defer = cleanupAfterEach();
 
 describe('correlation ids', () => {
   it('a Key Vault read carries the x-ms-request-id the double logged for it', async () => {
@@ -37,7 +29,7 @@ describe('correlation ids', () => {
         retryOptions: { retryDelayInMs: 20, maxRetryDelayInMs: 200, maxRetries: 0 },
       },
     });
-    cleanup.push(async () => {
+    defer(async () => {
       await provider.close();
       await double.stop();
     });
@@ -81,7 +73,7 @@ describe('correlation ids', () => {
       cache: false,
       retry: { retries: 0, baseDelayMs: 5, maxDelayMs: 20 },
     });
-    cleanup.push(async () => {
+    defer(async () => {
       await provider.close();
       await double.close();
     });

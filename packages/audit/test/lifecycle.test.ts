@@ -1,24 +1,16 @@
 // Lease and token records: Vault's dynamic-secret leases (issued, renewed, refused as gone,
 // rotated, revoked) through the Vault double, and a TokenSource's token events (first issue,
 // refresh as a rotation, a failed background refresh), each on a simulated clock.
-import { type AuditRecord, type AuditSink, createAuditor } from '@secret-provider/audit';
+import { createAuditor } from '@secret-provider/audit';
 import { ManualClock } from '@secret-provider/core/adapter';
 import { VaultDouble } from '@secret-provider/doubles/vault';
 import { expectNoLeak } from '@secret-provider/testing';
 import { type TokenIssuer, TokenSource } from '@secret-provider/token';
 import { VaultProvider } from '@secret-provider/vault';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { cleanupAfterEach, memorySink } from './fixtures.js';
 
-let cleanup: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const step of cleanup.reverse()) await step();
-  cleanup = [];
-});
-
-function memorySink(): AuditSink & { records: AuditRecord[] } {
-  const records: AuditRecord[] = [];
-  return { records, write: (r) => void records.push(r) };
-}
+const defer = cleanupAfterEach();
 
 /** Lets the queue's pump and the requests in flight finish (real sockets, real time). */
 const settle = () => new Promise((r) => setTimeout(r, 20));
@@ -40,7 +32,7 @@ describe('lease records', () => {
       leases: { revokeGraceMs: 1_000 },
       retry: { retries: 0, baseDelayMs: 5, maxDelayMs: 20 },
     });
-    cleanup.push(() => double.close());
+    defer(() => double.close());
     auditor.attach(provider);
     double.addDatabaseRole('app', { ttl: 300, maxTtl: 7200, renewable: true });
     const first = await provider.get('database/creds/app#password');
@@ -128,7 +120,7 @@ describe('token records', () => {
       minLifetime: 60_000,
       lifetime: 120_000,
     });
-    cleanup.push(() => source.close());
+    defer(() => source.close());
     auditor.attach(source);
     await source.token();
     await clock.advance(91_000); // past the margin: the background refresh makes the second token
