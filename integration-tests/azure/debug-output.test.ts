@@ -1,11 +1,8 @@
-import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { FakeCredential, KeyVaultDouble } from '@secret-provider/doubles/key-vault';
 import { expectNoLeak } from '@secret-provider/testing';
-import { build } from 'esbuild';
+import { type BundledChild, bundleChild } from '@secret-provider/testing/child';
 import { generate } from 'selfsigned';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -16,34 +13,24 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // the provider with each of them on; its output must hold neither the bearer token nor a value,
 // in any spelling (base64, base64url, URL-encoded, JSON-escaped).
 
-const run = promisify(execFile);
 const here = fileURLToPath(new URL('.', import.meta.url));
 
 let double: KeyVaultDouble;
-let dir: string;
-let outfile: string;
+let child: BundledChild | undefined;
 
 beforeAll(async () => {
   double = await KeyVaultDouble.start();
   // Inside the workspace (ignored by git), so the bundle's @azure packages resolve as a user's would.
-  dir = await mkdtemp(join(here, '..', '.tmp-azure-debug-'));
-  outfile = join(dir, 'child.mjs');
-  await build({
-    entryPoints: [join(here, 'fixtures', 'debug-child.ts')],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    conditions: ['@secret-provider/source'],
+  child = await bundleChild(join(here, 'fixtures', 'debug-child.ts'), {
+    under: join(here, '..'),
+    prefix: '.tmp-azure-debug-',
     external: ['@azure/*'],
-    outfile,
-    logLevel: 'silent',
   });
 });
 
 afterAll(async () => {
   await double?.stop();
-  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  await child?.remove();
 });
 
 const switches: ReadonlyArray<[string, Record<string, string>, RegExp[]]> = [
@@ -100,13 +87,8 @@ describe('debug output of the Azure Key Vault provider', () => {
         written,
         rotated,
       };
-      const { AZURE_LOG_LEVEL: _level, DEBUG: _debug, NODE_DEBUG: _node, ...rest } = process.env;
-      const { stdout, stderr } = await run(process.execPath, [outfile], {
-        cwd: dir,
-        env: { ...rest, ...env, KEY_VAULT_CHILD_CONFIG: JSON.stringify(config) },
-        timeout: 30_000,
-        maxBuffer: 256 * 1024 * 1024,
-      });
+      if (child === undefined) throw new Error('the child was not built');
+      const { stdout, stderr } = await child.run({ ...env, KEY_VAULT_CHILD_CONFIG: JSON.stringify(config) });
 
       // The run did what it should, and the switch did print.
       expect(stdout.trim()).toBe('ok get,parallel,set,list,watch');

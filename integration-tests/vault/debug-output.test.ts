@@ -1,10 +1,7 @@
-import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { VaultDouble } from '@secret-provider/doubles/vault';
-import { build } from 'esbuild';
+import { bundleChild } from '@secret-provider/testing/child';
 import { generate } from 'selfsigned';
 import { expect, it } from 'vitest';
 
@@ -14,7 +11,6 @@ import { expect, it } from 'vitest';
 // connection's name with its TLS key). A child process runs the provider with all of them on,
 // as deep as `debug` inspects (DEBUG_DEPTH), and its output must hold no credential and no value.
 
-const run = promisify(execFile);
 const here = fileURLToPath(new URL('.', import.meta.url));
 
 it('prints no token, login credential, TLS key or value under DEBUG=* and NODE_DEBUG=*', async () => {
@@ -27,11 +23,16 @@ it('prints no token, login credential, TLS key or value under DEBUG=* and NODE_D
     ],
     clientCertificate: { cn: 'app' },
   });
+  // The provider from its sources, as one file; node-vault (and axios, follow-redirects, debug)
+  // stay external and load from node_modules, as in a user's process.
+  const child = await bundleChild(join(here, 'fixtures', 'debug-child.ts'), {
+    under: join(here, '..'),
+    prefix: '.tmp-vault-debug-',
+    external: ['node-vault'],
+  });
   const double = await VaultDouble.start({
     tls: { key: pems.private, cert: pems.cert, ca: pems.cert, requestCert: true },
   });
-  // Inside the workspace (ignored by git), so that the bundle's node-vault resolves as a user's would.
-  const dir = await mkdtemp(join(here, '..', '.tmp-vault-debug-'));
   try {
     double.setStandby('redirect');
     const seeded = `seeded-value-${Math.random().toString(36).slice(2)}`;
@@ -50,31 +51,11 @@ it('prints no token, login credential, TLS key or value under DEBUG=* and NODE_D
       tls: { ca: pems.cert, cert: pems.clientcert as string, key: clientKey },
     };
 
-    // The provider from its sources, as one file; node-vault (and axios, follow-redirects, debug)
-    // stay external and load from node_modules, as in a user's process.
-    const outfile = join(dir, 'child.mjs');
-    await build({
-      entryPoints: [join(here, 'fixtures', 'debug-child.ts')],
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      conditions: ['@secret-provider/source'],
-      external: ['node-vault'],
-      outfile,
-      logLevel: 'silent',
-    });
-    const { stdout, stderr } = await run(process.execPath, [outfile], {
-      cwd: dir,
-      env: {
-        ...process.env,
-        DEBUG: '*',
-        DEBUG_DEPTH: '20',
-        NODE_DEBUG: '*',
-        VAULT_CHILD_CONFIG: JSON.stringify(config),
-      },
-      timeout: 30_000,
-      maxBuffer: 256 * 1024 * 1024,
+    const { stdout, stderr } = await child.run({
+      DEBUG: '*',
+      DEBUG_DEPTH: '20',
+      NODE_DEBUG: '*',
+      VAULT_CHILD_CONFIG: JSON.stringify(config),
     });
 
     // The run did what it should, with the debug output on.
@@ -102,6 +83,6 @@ it('prints no token, login credential, TLS key or value under DEBUG=* and NODE_D
     expect(found.map((needle) => `a secret of ${needle.length} characters`)).toEqual([]);
   } finally {
     await double.close();
-    await rm(dir, { recursive: true, force: true });
+    await child.remove();
   }
 }, 60_000);

@@ -1,10 +1,7 @@
-import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { expectNoLeak } from '@secret-provider/testing';
-import { build } from 'esbuild';
+import { type BundledChild, bundleChild } from '@secret-provider/testing/child';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EtcdCluster, ROOT_PASSWORD } from './cluster.js';
 import { etcdAvailable } from './helpers.js';
@@ -14,7 +11,6 @@ import { etcdAvailable } from './helpers.js';
 // each of them on, against etcd with authentication; its output must hold neither the password,
 // nor an auth token etcd issued, nor a value, in any spelling.
 
-const run = promisify(execFile);
 const here = fileURLToPath(new URL('.', import.meta.url));
 const available = etcdAvailable();
 const PASSWORD = `debug-pa55-${Math.random().toString(36).slice(2)}`;
@@ -23,8 +19,7 @@ const SIMPLE_TOKEN = /[A-Za-z]{16}\.\d+/g;
 
 describe.skipIf(!available)('debug output of the etcd provider', () => {
   let cluster: EtcdCluster;
-  let dir: string;
-  let outfile: string;
+  let child: BundledChild | undefined;
 
   beforeAll(async () => {
     cluster = await EtcdCluster.start(1, { auth: true });
@@ -33,24 +28,16 @@ describe.skipIf(!available)('debug output of the etcd provider', () => {
     await cluster.ctl(['user', 'add', `app:${PASSWORD}`]);
     await cluster.ctl(['user', 'grant-role', 'app', 'app']);
     // Under node_modules (ignored by git), so the bundle's etcd3 resolves as a user's would.
-    dir = await mkdtemp(join(here, '..', 'node_modules', '.tmp-etcd-debug-'));
-    outfile = join(dir, 'child.mjs');
-    await build({
-      entryPoints: [join(here, 'fixtures', 'debug-child.ts')],
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      conditions: ['@secret-provider/source'],
+    child = await bundleChild(join(here, 'fixtures', 'debug-child.ts'), {
+      under: join(here, '..', 'node_modules'),
+      prefix: '.tmp-etcd-debug-',
       external: ['etcd3'],
-      outfile,
-      logLevel: 'silent',
     });
   }, 30_000);
 
   afterAll(async () => {
     await cluster?.destroy();
-    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+    await child?.remove();
   });
 
   /** A token etcd issues for the user, from its JSON gateway: what the detector must find. */
@@ -88,19 +75,8 @@ describe.skipIf(!available)('debug output of the etcd provider', () => {
       await cluster.ctl(['del', '--prefix', 'app/']);
       await cluster.ctl(['put', 'app/seeded', seeded]);
       const config = { hosts: cluster.endpoints, username: 'app', password: PASSWORD, written, rotated };
-      const {
-        GRPC_TRACE: _trace,
-        GRPC_VERBOSITY: _verbosity,
-        DEBUG: _debug,
-        NODE_DEBUG: _node,
-        ...rest
-      } = process.env;
-      const { stdout, stderr } = await run(process.execPath, [outfile], {
-        cwd: dir,
-        env: { ...rest, ...env, ETCD_CHILD_CONFIG: JSON.stringify(config) },
-        timeout: 30_000,
-        maxBuffer: 256 * 1024 * 1024,
-      });
+      if (child === undefined) throw new Error('the child was not built');
+      const { stdout, stderr } = await child.run({ ...env, ETCD_CHILD_CONFIG: JSON.stringify(config) });
 
       expect(stdout.trim()).toBe('ok get,set,list,watch');
       const output = `${stdout}\n${stderr}`;
