@@ -285,6 +285,24 @@ describe('AwsSecretsManagerProvider: rotation without reading values', () => {
     });
   }
 
+  it('a watch whose baseline is throttled (a fleet restart) reports it and goes on polling, then reports rotations', async () => {
+    const { double, provider } = await setup({ watchKeys: ['app/one', 'app/two'] });
+    double.put('app/one', 'one');
+    const two = double.put('app/two', 'two');
+    double.fail({ kind: 'status', status: 400, type: 'ThrottlingException', message: 'Rate exceeded' });
+    const { events, handle } = await record(provider);
+    expect(events.map((e) => e.type)).toEqual(['error']);
+    expect(events[0]?.event).toMatchObject({ error: { code: 'RATE_LIMITED' } });
+    const polls = double.count('DescribeSecret');
+    await until(() => double.count('DescribeSecret') >= polls + 4, 5_000, 'polls after a failed baseline');
+    const rotated = double.put('app/two', 'two-rotated');
+    await until(() => events.some((e) => e.type === 'rotated'), 5_000, 'rotated');
+    expect(events.find((e) => e.type === 'rotated')?.event).toMatchObject({
+      changes: [{ key: 'app/two', oldVersion: two, newVersion: rotated }],
+    });
+    await handle.stop();
+  });
+
   it('reports a staging of AWSPENDING as nothing: only AWSCURRENT moving is a rotation', async () => {
     const { double, provider } = await setup();
     double.put('app/key', 'one');

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { tempDir } from '@secret-provider/testing';
+import { loadRecorder, tempDir } from '@secret-provider/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 // A fresh Node process imports the BUILT package as a user would and records every module it
@@ -11,7 +11,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
 const packageDir = fileURLToPath(new URL('..', import.meta.url));
-const recorder = join(packageDir, 'test', 'fixtures', 'record-loads.mjs');
 let temp: { dir: string; remove: () => void };
 
 beforeAll(() => {
@@ -28,7 +27,7 @@ async function modulesLoaded(config: unknown): Promise<string[]> {
   const script = `const { loadConfig } = await import('@secret-provider/config');
 const loaded = await loadConfig(${JSON.stringify(file)}, { env: { VAULT_TOKEN: 't' } });
 await loaded.close();`;
-  await run(process.execPath, ['--import', recorder, '--input-type=module', '-e', script], {
+  await run(process.execPath, ['--import', loadRecorder, '--input-type=module', '-e', script], {
     cwd: packageDir,
     env: { PATH: process.env.PATH ?? '', LOAD_LOG: log },
     timeout: 30_000,

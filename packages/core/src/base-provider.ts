@@ -774,16 +774,19 @@ export abstract class BaseProvider implements SecretProvider {
     }
     if (this.startWatch !== undefined) return this.startWatch(this.emit);
     const readSnapshot = (this.readSnapshot as NonNullable<BaseProvider['readSnapshot']>).bind(this);
-    let current: VersionSnapshot;
+    let current: VersionSnapshot | undefined;
     try {
       current = await readSnapshot({ operation: 'watch' });
     } catch (error) {
-      throw this.#mapped(error, 'watch', undefined, undefined);
+      // A baseline that cannot be read (an outage, a fleet restart throttled) is reported and the
+      // polls go on, the first snapshot they read becoming the baseline: failing the start instead
+      // would leave a watch that looks alive and never polls again.
+      this.#reportWatchError(error);
     }
     const poller = this.createPoller(async (signal) => {
       const next = await readSnapshot({ operation: 'watch', signal });
       if (signal.aborted) return;
-      emitDiff(this.emit, this.name, diffSnapshots(current, next));
+      if (current !== undefined) emitDiff(this.emit, this.name, diffSnapshots(current, next));
       current = next;
     }).start();
     return () => poller.stop();

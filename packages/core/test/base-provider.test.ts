@@ -16,6 +16,7 @@ import { describe, expect, it } from 'vitest';
 class PolledBackend extends BaseProvider {
   data = new Map<string, { value: string; version: number }>();
   snapshotFailures = 0;
+  snapshots = 0;
   closedCount = 0;
 
   constructor(pollInterval = 20) {
@@ -32,6 +33,7 @@ class PolledBackend extends BaseProvider {
   }
 
   protected override async readSnapshot(_context: HookContext): Promise<VersionSnapshot> {
+    this.snapshots++;
     if (this.snapshotFailures > 0) {
       this.snapshotFailures--;
       throw new ProviderUnavailableError({ provider: this.name, operation: 'watch' });
@@ -105,6 +107,27 @@ describe('BaseProvider', () => {
     provider.put('x', 'value-x');
     await until(() => events.includes('added'));
     expect(events[0]).toBe('error');
+    await handle.stop();
+    await provider.close();
+  });
+
+  it('reports a baseline it cannot read as an error event and goes on polling: the first snapshot read is the baseline', async () => {
+    const provider = new PolledBackend();
+    provider.put('a', 'one');
+    provider.snapshotFailures = 2;
+    const events: Array<keyof SecretEvents> = [];
+    const emitter = createEmitter();
+    emitter.on('*', (type) => events.push(type));
+    const handle = provider.watch(emitter);
+    await handle.ready;
+    expect(events).toEqual(['error']);
+    // One failed poll more, then a baseline: `a` was there before it, so it is not reported.
+    await until(() => provider.snapshots >= 3);
+    expect(events).toEqual(['error', 'error']);
+    provider.put('b', 'two');
+    await until(() => events.includes('added'));
+    expect(events).toEqual(['error', 'error', 'added']);
+    expect(handle.stopped).toBe(false);
     await handle.stop();
     await provider.close();
   });

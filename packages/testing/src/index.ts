@@ -3,6 +3,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
 import {
   createEmitter,
@@ -165,3 +166,9 @@ export function tempDir(prefix = 'secret-provider-'): { dir: string; remove: () 
   const dir = mkdtempSync(join(tmpdir(), prefix));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
+
+/**
+ * Path of a `node --import` preload that appends every module URL the process resolves to the file
+ * named by the `LOAD_LOG` environment variable: a child process can show what an import pulled in.
+ */
+export const loadRecorder: string = fileURLToPath(new URL('../record-loads.mjs', import.meta.url));
