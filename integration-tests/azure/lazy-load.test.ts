@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { loadRecorder } from '@secret-provider/testing';
 import { describe, expect, it } from 'vitest';
 
 // Runs fresh Node processes that import the built packages as a user would, recording every
@@ -13,7 +14,6 @@ import { describe, expect, it } from 'vitest';
 const run = promisify(execFile);
 const here = fileURLToPath(new URL('.', import.meta.url));
 const integrationRoot = join(here, '..');
-const recorder = join(here, 'fixtures', 'record-loads.mjs');
 
 /** Runs `script` as an ES module in a fresh process; returns the modules resolved in each step. */
 async function loads(script: string): Promise<Record<string, string[]>> {
@@ -22,11 +22,15 @@ async function loads(script: string): Promise<Record<string, string[]>> {
   try {
     const marker = `const { appendFileSync } = await import('node:fs');
 const mark = (step) => appendFileSync(process.env.LOAD_LOG, '#' + step + '\\n');`;
-    await run(process.execPath, ['--import', recorder, '--input-type=module', '-e', `${marker}\n${script}`], {
-      cwd: integrationRoot,
-      env: { ...process.env, LOAD_LOG: log },
-      timeout: 30_000,
-    });
+    await run(
+      process.execPath,
+      ['--import', loadRecorder, '--input-type=module', '-e', `${marker}\n${script}`],
+      {
+        cwd: integrationRoot,
+        env: { ...process.env, LOAD_LOG: log },
+        timeout: 30_000,
+      },
+    );
     // `mark(step)` ends a step: the modules resolved since the previous mark belong to it.
     const steps: Record<string, string[]> = {};
     let pending: string[] = [];
