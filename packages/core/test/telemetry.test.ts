@@ -200,6 +200,42 @@ describe('telemetry channels', () => {
     expect(get.end.hasSubscribers).toBe(false);
   });
 
+  it('name a version read by its key in cache events, before and after the version is held', async () => {
+    class Versioned extends BaseProvider {
+      constructor() {
+        super({ name: 'versioned', cache: true, capabilities: { versions: true } });
+      }
+      protected override async readSecret(
+        _key: string,
+        context: { version?: string | undefined },
+      ): Promise<StoredSecret> {
+        return { value: VALUE, metadata: { version: context.version ?? 'latest' } };
+      }
+    }
+    const seen = recordAll();
+    stops.push(seen.stop);
+    const backend = new Versioned();
+    await backend.get('db/password', { version: '3' });
+    await backend.get('db/password', { version: '3' });
+    await backend.get('db/password');
+    await backend.get('db/password');
+    backend.invalidate('db/password');
+    expect(seen.cache.map((e) => [e.result, e.key])).toEqual([
+      ['miss', 'db/password'],
+      ['hit', 'db/password'],
+      ['miss', 'db/password'],
+      ['hit', 'db/password'],
+      ['eviction', 'db/password'],
+      ['eviction', 'db/password'],
+    ]);
+    expect(seen.operations.map((c) => [c.servedFrom, c.version])).toEqual([
+      ['backend', '3'],
+      ['cache', '3'],
+      ['backend', 'latest'],
+      ['cache', 'latest'],
+    ]);
+  });
+
   it('report coalesced reads, evictions by reason and stop when unsubscribed', async () => {
     const seen = recordAll();
     const backend = new Backend();
