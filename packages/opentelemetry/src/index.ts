@@ -248,8 +248,6 @@ class MetricRecorder {
   /** The counts of the provider of the last cache event: reads come in runs of one provider. */
   #last: CacheCounts | undefined;
   #lastProvider: string | undefined;
-  /** Attributes of `operation.duration` readings, made once per combination. */
-  readonly #operationAttributes = new Map<string, Attributes>();
   /** provider -> key -> epoch ms the lease ends. */
   readonly #leases = new Map<string, Map<string, number>>();
   /** provider -> epoch ms the token ends. */
@@ -342,21 +340,14 @@ class MetricRecorder {
 
   operation(context: OperationContext): void {
     if (context.operation === 'get' && context.servedFrom === 'cache') return;
-    const outcome = context.outcome ?? 'ok';
-    // Names and codes only; NUL cannot occur in a provider's name or a code.
-    const id = `${context.provider}\u0000${context.operation}\u0000${outcome}\u0000${context.servedFrom ?? ''}\u0000${context.errorCode ?? ''}`;
-    let attributes = this.#operationAttributes.get(id);
-    if (attributes === undefined) {
-      const made: Attributes = {
-        [ATTRIBUTES.provider]: context.provider,
-        [ATTRIBUTES.operation]: context.operation,
-        [ATTRIBUTES.outcome]: outcome,
-      };
-      if (context.servedFrom !== undefined) made[ATTRIBUTES.servedFrom] = context.servedFrom;
-      if (context.errorCode !== undefined) made[ATTRIBUTES.errorType] = context.errorCode;
-      attributes = made;
-      this.#operationAttributes.set(id, attributes);
-    }
+    // A fresh object per reading: the SDK hashes the attributes of every reading anyway.
+    const attributes: Attributes = {
+      [ATTRIBUTES.provider]: context.provider,
+      [ATTRIBUTES.operation]: context.operation,
+      [ATTRIBUTES.outcome]: context.outcome ?? 'ok',
+    };
+    if (context.servedFrom !== undefined) attributes[ATTRIBUTES.servedFrom] = context.servedFrom;
+    if (context.errorCode !== undefined) attributes[ATTRIBUTES.errorType] = context.errorCode;
     this.#operationDuration.record((context.durationMs ?? 0) / 1000, attributes);
   }
 
