@@ -4,9 +4,10 @@
 // that commit's sources with the same esbuild settings as the current sources, so both builds
 // differ only by their code. Candidates run in alternating rounds in one process; each figure is
 // the median of the rounds, and each claim a ratio to "before" measured in the same rounds.
-// Whichever build is loaded and warmed first in a process runs a few percent faster (two copies
-// of the same sources differ by 3-5% here), so the comparison runs twice, in two processes, once
-// with each build first, and each claim is the geometric mean of the two ratios.
+// Whichever build is loaded and warmed first in a process tends to run faster (two copies of
+// the same sources differ by 3-5% here), and one process's JIT and heap state can shift a ratio
+// further, so the comparison runs in PROCESSES processes per order (each build first in turn):
+// per order, the median of the processes' ratios; each claim is the geometric mean of the two.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,6 +20,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const KEYS = 1024;
 const ROUNDS = Number(process.env.ROUNDS ?? 21);
 const ITERATIONS = 20_000;
+const PROCESSES = Number(process.env.PROCESSES ?? 3);
 const keys = Array.from({ length: KEYS }, (_, i) => `service/secret-${i}`);
 
 const git = (...args) => execFileSync('git', args, { cwd: root, encoding: 'utf8' }).trim();
@@ -92,28 +94,29 @@ async function metricsSubscriber() {
 }
 
 if (order === undefined) {
-  // The parent: one measuring process per order, then the claims from both.
-  const byOrder = {};
-  for (const first of ['before', 'after']) {
-    const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url)], {
-      env: { ...process.env, TELEMETRY_BASE: base, TELEMETRY_ORDER: first },
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    if (child.status !== 0) throw new Error(`the ${first}-first run failed (exit ${child.status})`);
-    byOrder[first] = JSON.parse(child.stdout.trim().split('\n').at(-1));
+  // The parent: PROCESSES measuring processes per order, alternating, then the claims from all.
+  const byOrder = { before: [], after: [] };
+  for (let i = 0; i < PROCESSES; i++) {
+    for (const first of ['before', 'after']) {
+      const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url)], {
+        env: { ...process.env, TELEMETRY_BASE: base, TELEMETRY_ORDER: first },
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      if (child.status !== 0) throw new Error(`a ${first}-first run failed (exit ${child.status})`);
+      byOrder[first].push(JSON.parse(child.stdout.trim().split('\n').at(-1)));
+    }
   }
   const rows = [];
   for (const kind of ['BaseProvider cache', 'CachedProvider']) {
     const row = (label, baselineLabel, goal) => {
-      const per = (first) =>
-        byOrder[first][`${label}: ${kind}`] / byOrder[first][`${baselineLabel}: ${kind}`];
+      const name = `${label}: ${kind}`;
+      const per = (first) => median(byOrder[first].map((ns) => ns[name] / ns[`${baselineLabel}: ${kind}`]));
       const both = Math.sqrt(per('before') * per('after'));
       return {
-        case: `${label}: ${kind}`,
-        'ns/get (before first)': byOrder.before[`${label}: ${kind}`].toFixed(1),
-        'ns/get (after first)': byOrder.after[`${label}: ${kind}`].toFixed(1),
-        'ratio before/after first': `${per('before').toFixed(2)}x / ${per('after').toFixed(2)}x`,
+        case: name,
+        'ns/get': median([...byOrder.before, ...byOrder.after].map((ns) => ns[name])).toFixed(1),
+        'before first / after first': `${per('before').toFixed(2)}x / ${per('after').toFixed(2)}x`,
         'vs before': goal === undefined ? '1.00x' : ratio(both, goal),
       };
     };
@@ -125,7 +128,7 @@ if (order === undefined) {
     );
   }
   report(
-    `cached get, awaited (median of ${ROUNDS} rounds of ${ITERATIONS}, each order; before = core at ${base.slice(0, 10)})`,
+    `cached get, awaited (${PROCESSES} processes per order, each the median of ${ROUNDS} rounds of ${ITERATIONS}; before = core at ${base.slice(0, 10)})`,
     rows,
   );
 } else {
