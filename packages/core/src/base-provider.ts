@@ -17,6 +17,7 @@ import { INSPECT_CUSTOM, Secret, type SecretValue } from './secret.js';
 import { type ChangeStream, changeStream } from './stream.js';
 import {
   changeChannel,
+  hitsTraced,
   type OperationContext,
   operationChannels,
   operationContext,
@@ -312,22 +313,27 @@ export abstract class BaseProvider implements SecretProvider {
   }
 
   get(key: string, options?: GetOptions): Promise<Secret<string>> {
-    if (traced(operationChannels.get)) return this.#tracedGet(key, options);
-    // Hot path: a fresh cached value costs a map lookup. Keys are validated before anything is cached.
-    if (options === undefined && this.#cache !== undefined && !this.#closed && typeof key === 'string') {
-      const hit = this.#cache.hit(key);
+    // Hot path: a fresh cached value costs a map lookup, and two flag reads for telemetry (a
+    // hit publishes only `start` and `end`; no context is made when nobody listens to them).
+    // Keys are validated before anything is cached.
+    const cache = this.#cache;
+    if (options === undefined && cache !== undefined && !this.#closed && typeof key === 'string') {
+      const hit = hitsTraced() ? this.#publishedHit(cache, key) : cache.hit(key);
       if (hit !== undefined) return hit;
     }
-    return this.#get(key, options ?? {});
+    return traced(operationChannels.get) ? this.#tracedGet(key, options) : this.#get(key, options ?? {});
   }
 
+  // Apart from `get`, whose hot path must not allocate the closure's context on every call.
   #tracedGet(key: string, options: GetOptions | undefined): Promise<Secret<string>> {
-    if (options === undefined && this.#cache !== undefined && !this.#closed && typeof key === 'string') {
-      const context = operationContext('get', this.name, key);
-      const hit = this.#cache.hit(key, context);
-      if (hit !== undefined) return publishHit(context, hit);
-    }
     return this.#trace('get', key, (context) => this.#get(key, options ?? {}, context), settleSecret);
+  }
+
+  /** A fresh cached value published as a `get`, or `undefined` (nothing published) on a miss. */
+  #publishedHit(cache: CacheFront, key: string): Promise<Secret<string>> | undefined {
+    const context = operationContext('get', this.name, key);
+    const hit = cache.hit(key, context);
+    return hit === undefined ? undefined : publishHit(context, hit);
   }
 
   async #get(rawKey: string, options: GetOptions, trace?: OperationContext): Promise<Secret<string>> {

@@ -180,6 +180,11 @@ export class SecretCache {
   readonly #epoch: number;
   readonly #random: () => number;
   readonly #provider: string;
+  /**
+   * Whether a version of a key was ever read: until then no cache key holds a version, and
+   * events name the cache key as it is (searching every key read for one costs more than a hit).
+   */
+  #versions = false;
   readonly #onBackgroundError: ((error: SecretError, key: string) => void) | undefined;
   readonly #stats = {
     hits: 0,
@@ -280,6 +285,8 @@ export class SecretCache {
     freshness?: Freshness,
     trace?: OperationContext,
   ): Promise<Secret<string>> {
+    // Only here is a version of a key read (getMany reads the latest versions).
+    if (cacheKey !== key) this.#versions = true;
     const served = this.#served(cacheKey, trace);
     const now = this.#now();
     const entry = this.#lru.get(cacheKey);
@@ -321,7 +328,7 @@ export class SecretCache {
     reason?: 'size' | 'invalidated',
   ): void {
     // A versioned entry is reported under its key: the version is not part of the name.
-    const nul = cacheKey.indexOf('\u0000');
+    const nul = this.#versions ? cacheKey.indexOf('\u0000') : -1;
     publishCache(this.#provider, nul < 0 ? cacheKey : cacheKey.slice(0, nul), result, this.#lru.size, reason);
   }
 

@@ -151,6 +151,17 @@ export const changeChannel: Channel<ChangeEvent, ChangeEvent> = channel(TELEMETR
   ChangeEvent
 >;
 
+const getStart = operationChannels.get.start;
+const getEnd = operationChannels.get.end;
+
+/**
+ * Whether a `get` answered by a fresh cache entry is published: such a hit publishes `start`
+ * and `end` only (see {@link publishHit}), so two flags decide, read once per call.
+ */
+export function hitsTraced(): boolean {
+  return getEnd.hasSubscribers || getStart.hasSubscribers;
+}
+
 /** Whether anything listens to any of the five channels of `tracing`. */
 export function traced(tracing: Tracing<object>): boolean {
   return (
@@ -231,7 +242,9 @@ export function traceOperation<C extends OperationContext | RequestContext, T>(
 /**
  * Publishes a `get` answered by a fresh cache entry (`context` completed by the cache): start
  * and end, nothing asynchronous, and no `durationMs` (a hit is a map lookup; timing it would
- * cost more than the lookup). No stores are entered: a hit makes no request.
+ * cost more than the lookup). No stores are entered: a hit makes no request. This is the only
+ * `get` that ends at `end` with its outcome set (every other `get` ends at `asyncEnd`), which
+ * lets a subscriber that does not report hits leave `end` unsubscribed (`cacheHits: false`).
  */
 export function publishHit(context: OperationContext, hit: Promise<Secret<string>>): Promise<Secret<string>> {
   const tracing = operationChannels.get;
@@ -354,6 +367,15 @@ export interface TelemetryHandlers {
    * `store.getStore()` to learn which operation made the request.
    */
   readonly store?: AsyncLocalStorage<OperationContext> | undefined;
+  /**
+   * Report to `operation` (and `operationStart`) the `get`s a fresh cache entry answered.
+   * `false` leaves the `get` channel's `end` unsubscribed (and `start` too, without
+   * `operationStart` or `store`), so that such a hit publishes nothing on it: for a subscriber
+   * that counts hits from `cache` (which reports every read of `BaseProvider` and
+   * `CachedProvider` caches alike). Every other `get` is still reported.
+   * @default true
+   */
+  readonly cacheHits?: boolean | undefined;
 }
 
 /**
@@ -366,17 +388,30 @@ export function subscribeTelemetry(handlers: TelemetryHandlers): () => void {
     tracing: Tracing<C>,
     onStart: ((context: C) => void) | undefined,
     onDone: ((context: C) => void) | undefined,
+    withHits = true,
   ) => {
     // A synchronous answer is complete at `end`; an asynchronous one (no outcome at `end` yet) at
     // `asyncEnd`. Channels nobody needs stay without subscribers, so publishing on them is free.
+    // Without hits, `end` (where only a cache hit ends with an outcome) stays unsubscribed, and a
+    // start handler skips hits (complete at `start` already).
+    const start =
+      onStart === undefined || withHits
+        ? onStart
+        : (context: C) => {
+            if (context.outcome === undefined) onStart(context);
+          };
     const subscribers = {
-      ...(onStart === undefined ? {} : { start: onStart }),
+      ...(start === undefined ? {} : { start }),
       ...(onDone === undefined
         ? {}
         : {
-            end: (context: C) => {
-              if (context.outcome !== undefined) onDone(context);
-            },
+            ...(withHits
+              ? {
+                  end: (context: C) => {
+                    if (context.outcome !== undefined) onDone(context);
+                  },
+                }
+              : {}),
             asyncEnd: onDone,
           }),
     };
@@ -386,7 +421,12 @@ export function subscribeTelemetry(handlers: TelemetryHandlers): () => void {
     undo.push(() => tracing.unsubscribe(given));
   };
   for (const operation of OPERATIONS) {
-    trace(operationChannels[operation], handlers.operationStart, handlers.operation);
+    trace(
+      operationChannels[operation],
+      handlers.operationStart,
+      handlers.operation,
+      operation !== 'get' || handlers.cacheHits !== false,
+    );
     const { store } = handlers;
     if (store !== undefined) {
       const start = operationChannels[operation].start;
@@ -397,7 +437,8 @@ export function subscribeTelemetry(handlers: TelemetryHandlers): () => void {
   trace(requestChannel, handlers.requestStart, handlers.request);
   const plain = <E>(target: Channel<E, E>, handler: ((event: E) => void) | undefined) => {
     if (handler === undefined) return;
-    const listener = (message: unknown) => handler(message as E);
+    // The handler itself (a cache event comes with every read): it ignores the channel's name.
+    const listener = handler as (message: unknown) => void;
     target.subscribe(listener);
     undo.push(() => target.unsubscribe(listener));
   };

@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { tracingChannel } from 'node:diagnostics_channel';
 import {
   type CacheEvent,
   type ChangeEvent,
@@ -7,6 +8,7 @@ import {
   ProviderUnavailableError,
   type RequestContext,
   subscribeTelemetry,
+  TELEMETRY_CHANNELS,
 } from '@secret-provider/core';
 import { BaseProvider, type StoredSecret, traceRequest } from '@secret-provider/core/adapter';
 import { expectNoLeak, rejection } from '@secret-provider/testing';
@@ -157,6 +159,81 @@ describe('telemetry channels', () => {
     ]);
     expect(seen.changes).toEqual([{ provider: 'traced', type: 'rotated', keys: ['db/password'] }]);
     expectNoLeak([seen.operations, seen.requests, seen.cache, seen.changes], [VALUE], { encodings: true });
+  });
+
+  it('leave cache hits to the cache channel with cacheHits: false, and the get channel without end subscribers', async () => {
+    const started: OperationContext[] = [];
+    const done: OperationContext[] = [];
+    const cache: CacheEvent[] = [];
+    const get = tracingChannel(`${TELEMETRY_CHANNELS.operationPrefix}get`);
+    const stopMetrics = subscribeTelemetry({
+      cacheHits: false,
+      operation: (c) => done.push({ ...c }),
+      cache: (e) => cache.push(e),
+    });
+    stops.push(stopMetrics);
+    // Nothing listens where a hit would be published: it builds no context.
+    expect(get.start.hasSubscribers || get.end.hasSubscribers).toBe(false);
+    const backend = new Backend();
+    await backend.get('db/password');
+    await backend.get('db/password');
+    await backend.set('db/password', 'other');
+    await backend.get('db/password');
+    expect(done.map((c) => [c.operation, c.servedFrom])).toEqual([
+      ['get', 'backend'],
+      ['set', undefined],
+      ['get', 'backend'],
+    ]);
+    expect(cache.map((e) => e.result)).toEqual(['miss', 'hit', 'eviction', 'miss']);
+    // With a start handler, hits still do not reach it (nor the end handler).
+    const stopSpans = subscribeTelemetry({
+      cacheHits: false,
+      operationStart: (c) => started.push({ ...c }),
+      operation: (c) => done.push({ ...c }),
+    });
+    stops.push(stopSpans);
+    done.length = 0;
+    await backend.get('db/password');
+    await backend.get('db/password', { forceFetch: true });
+    expect(started.map((c) => [c.operation, c.servedFrom])).toEqual([['get', undefined]]);
+    expect(done.map((c) => c.servedFrom)).toEqual(['backend', 'backend']);
+    expect(get.end.hasSubscribers).toBe(false);
+  });
+
+  it('name a version read by its key in cache events, before and after the version is held', async () => {
+    class Versioned extends BaseProvider {
+      constructor() {
+        super({ name: 'versioned', cache: true, capabilities: { versions: true } });
+      }
+      protected override async readSecret(
+        _key: string,
+        context: { version?: string | undefined },
+      ): Promise<StoredSecret> {
+        return { value: VALUE, metadata: { version: context.version ?? 'latest' } };
+      }
+    }
+    const seen = recordAll();
+    stops.push(seen.stop);
+    const backend = new Versioned();
+    await backend.get('db/password', { version: '3' });
+    await backend.get('db/password', { version: '3' });
+    await backend.get('db/password');
+    await backend.get('db/password');
+    backend.invalidate('db/password');
+    expect(seen.cache.map((e) => [e.result, e.key])).toEqual([
+      ['miss', 'db/password'],
+      ['hit', 'db/password'],
+      ['miss', 'db/password'],
+      ['hit', 'db/password'],
+      ['eviction', 'db/password'],
+      ['eviction', 'db/password'],
+    ]);
+    expect(seen.operations.map((c) => [c.servedFrom, c.version])).toEqual([
+      ['backend', '3'],
+      ['cache', '3'],
+      ['backend', 'latest'],
+      ['cache', 'latest'],
+    ]);
   });
 
   it('report coalesced reads, evictions by reason and stop when unsubscribed', async () => {

@@ -99,6 +99,8 @@ export function instrumentSecretProvider(options: SecretProviderInstrumentationO
   const spans = tracer === undefined ? undefined : new SpanRecorder(tracer, options.keyAttribute !== false);
   const stop = subscribeTelemetry({
     store: spans?.store,
+    // Metrics count hits from the cache channel; only spans need a hit as an operation.
+    cacheHits: spans !== undefined,
     operationStart: spans === undefined ? undefined : (c) => spans.start(c),
     operation: (c) => {
       spans?.end(c);
@@ -199,11 +201,40 @@ function finish(span: Span, context: OperationContext | RequestContext): void {
 }
 
 /** Per provider, plain counters the observable instruments read at collection. */
-interface CacheCounts {
-  readonly results: Record<CacheEvent['result'], number>;
-  readonly evicted: { size: number; invalidated: number };
-  size: number;
+class CacheCounts {
+  hit = 0;
+  miss = 0;
+  stale = 0;
+  coalesced = 0;
+  negative = 0;
+  evictedSize = 0;
+  evictedInvalidated = 0;
+  size = 0;
+  /** Attributes of each reading, made once per provider. */
+  readonly attributes: {
+    readonly provider: Attributes;
+    readonly results: readonly [CacheRead, Attributes][];
+    readonly size: Attributes;
+    readonly invalidated: Attributes;
+  };
+
+  constructor(provider: string) {
+    const results = (['hit', 'miss', 'stale', 'coalesced', 'negative'] as const).map(
+      (result): [CacheRead, Attributes] => [
+        result,
+        { [ATTRIBUTES.provider]: provider, [ATTRIBUTES.result]: result },
+      ],
+    );
+    this.attributes = {
+      provider: { [ATTRIBUTES.provider]: provider },
+      results,
+      size: { [ATTRIBUTES.provider]: provider, [ATTRIBUTES.reason]: 'size' },
+      invalidated: { [ATTRIBUTES.provider]: provider, [ATTRIBUTES.reason]: 'invalidated' },
+    };
+  }
 }
+
+type CacheRead = Exclude<CacheEvent['result'], 'eviction'>;
 
 class MetricRecorder {
   readonly #now: () => number;
@@ -214,6 +245,9 @@ class MetricRecorder {
   readonly #auth;
   // Cache reads are the hot path: counted in plain numbers, reported at collection.
   readonly #cache = new Map<string, CacheCounts>();
+  /** The counts of the provider of the last cache event: reads come in runs of one provider. */
+  #last: CacheCounts | undefined;
+  #lastProvider: string | undefined;
   /** provider -> key -> epoch ms the lease ends. */
   readonly #leases = new Map<string, Map<string, number>>();
   /** provider -> epoch ms the token ends. */
@@ -258,20 +292,19 @@ class MetricRecorder {
       description: 'Time left on the token in use',
     });
     const observeRequests = (result: ObservableResult) => {
-      for (const [provider, counts] of this.#cache)
-        for (const [name, value] of Object.entries(counts.results))
-          if (value > 0)
-            result.observe(value, { [ATTRIBUTES.provider]: provider, [ATTRIBUTES.result]: name });
+      for (const counts of this.#cache.values())
+        for (const [name, attributes] of counts.attributes.results)
+          if (counts[name] > 0) result.observe(counts[name], attributes);
     };
     const observeEvictions = (result: ObservableResult) => {
-      for (const [provider, counts] of this.#cache)
-        for (const [reason, value] of Object.entries(counts.evicted))
-          if (value > 0)
-            result.observe(value, { [ATTRIBUTES.provider]: provider, [ATTRIBUTES.reason]: reason });
+      for (const counts of this.#cache.values()) {
+        if (counts.evictedSize > 0) result.observe(counts.evictedSize, counts.attributes.size);
+        if (counts.evictedInvalidated > 0)
+          result.observe(counts.evictedInvalidated, counts.attributes.invalidated);
+      }
     };
     const observeEntries = (result: ObservableResult) => {
-      for (const [provider, counts] of this.#cache)
-        result.observe(counts.size, { [ATTRIBUTES.provider]: provider });
+      for (const counts of this.#cache.values()) result.observe(counts.size, counts.attributes.provider);
     };
     const observeLeases = (result: ObservableResult) => {
       const now = this.#now();
@@ -307,6 +340,7 @@ class MetricRecorder {
 
   operation(context: OperationContext): void {
     if (context.operation === 'get' && context.servedFrom === 'cache') return;
+    // A fresh object per reading: the SDK hashes the attributes of every reading anyway.
     const attributes: Attributes = {
       [ATTRIBUTES.provider]: context.provider,
       [ATTRIBUTES.operation]: context.operation,
@@ -345,19 +379,40 @@ class MetricRecorder {
     if (request.tokenTtlS !== undefined) this.#tokens.set(request.provider, now + request.tokenTtlS * 1000);
   }
 
+  /** Called for every cache read: no allocation, no lookup while one provider reads in a run. */
   cache(event: CacheEvent): void {
-    let counts = this.#cache.get(event.provider);
-    if (counts === undefined) {
-      counts = {
-        results: { hit: 0, miss: 0, stale: 0, coalesced: 0, negative: 0, eviction: 0 },
-        evicted: { size: 0, invalidated: 0 },
-        size: 0,
-      };
-      this.#cache.set(event.provider, counts);
+    let counts = this.#last;
+    if (counts === undefined || event.provider !== this.#lastProvider) {
+      counts = this.#cache.get(event.provider);
+      if (counts === undefined) {
+        counts = new CacheCounts(event.provider);
+        this.#cache.set(event.provider, counts);
+      }
+      this.#last = counts;
+      this.#lastProvider = event.provider;
     }
     counts.size = event.size;
-    if (event.result === 'eviction') counts.evicted[event.reason ?? 'invalidated']++;
-    else counts.results[event.result]++;
+    switch (event.result) {
+      case 'hit':
+        counts.hit++;
+        break;
+      case 'miss':
+        counts.miss++;
+        break;
+      case 'stale':
+        counts.stale++;
+        break;
+      case 'coalesced':
+        counts.coalesced++;
+        break;
+      case 'negative':
+        counts.negative++;
+        break;
+      case 'eviction':
+        if (event.reason === 'size') counts.evictedSize++;
+        else counts.evictedInvalidated++;
+        break;
+    }
   }
 
   change(event: ChangeEvent): void {

@@ -11,7 +11,7 @@ import {
   type ReadableSpan,
   SimpleSpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
-import { isSecretError } from '@secret-provider/core';
+import { CachedProvider, isSecretError } from '@secret-provider/core';
 import { VaultDouble } from '@secret-provider/doubles/vault';
 import { instrumentSecretProvider } from '@secret-provider/opentelemetry';
 import { expectNoLeak, rejection } from '@secret-provider/testing';
@@ -27,7 +27,7 @@ afterEach(async () => {
   cleanup = [];
 });
 
-async function instrumented() {
+async function instrumented(options: { traces?: boolean } = {}) {
   const spans = new InMemorySpanExporter();
   const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] });
   const metricsExporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
@@ -36,7 +36,7 @@ async function instrumented() {
     exportIntervalMillis: 3_600_000,
   });
   const meterProvider = new MeterProvider({ readers: [reader] });
-  const stop = instrumentSecretProvider({ tracerProvider, meterProvider });
+  const stop = instrumentSecretProvider({ tracerProvider, meterProvider, ...options });
   cleanup.push(async () => {
     stop();
     await meterProvider.shutdown();
@@ -193,6 +193,35 @@ describe('OpenTelemetry from the channels', () => {
     expect(points(resource, 'secret_provider.lease.renewals')).toEqual([]);
     const revoke = otel.spans().find((s) => s.name === 'secret_provider.request revoke');
     expect(revoke?.attributes['secret_provider.outcome']).toBe('ok');
+  });
+
+  it('with metrics only, counts hits of both kinds of cache by provider and times only the reads that missed', async () => {
+    const otel = await instrumented({ traces: false });
+    const { double, provider } = await vaultOnDouble();
+    double.kvPut('secret', 'app/db', { password: PASSWORD });
+    const wrapped = new CachedProvider(provider, { name: 'front', ownsProvider: false });
+    cleanup.push(() => wrapped.close());
+    for (let i = 0; i < 3; i++) await provider.get('secret/app/db#password');
+    for (let i = 0; i < 2; i++) await wrapped.get('secret/app/db#password');
+    const resource = await otel.collect();
+    const reads = (name: string) =>
+      Object.fromEntries(
+        points(resource, 'secret_provider.cache.requests')
+          .filter((p) => p.attributes['secret_provider.provider'] === name)
+          .map((p) => [p.attributes['secret_provider.cache.result'], p.value]),
+      );
+    expect(reads(provider.name)).toEqual({ miss: 1, hit: 3 });
+    expect(reads('front')).toEqual({ miss: 1, hit: 1 });
+    const durations = points(resource, 'secret_provider.operation.duration');
+    expect(durations.map((p) => p.attributes)).toEqual([
+      {
+        'secret_provider.provider': provider.name,
+        'secret_provider.operation': 'get',
+        'secret_provider.outcome': 'ok',
+        'secret_provider.served_from': 'backend',
+      },
+    ]);
+    expect(otel.spans()).toHaveLength(0);
   });
 
   it('stops when told', async () => {
