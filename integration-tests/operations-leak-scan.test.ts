@@ -242,8 +242,9 @@ describe('operations leak scan over a fault run', () => {
     };
     const runs: Run[] = [];
     const cli = async (args: string[], cwd: string, kvTokenForRun = kvToken) => {
-      for (const form of [args, [...args, '--json']])
-        runs.push(await runBin(form, cwd, { KV_TOKEN: kvTokenForRun }));
+      // The human and the --json form side by side: 18 processes, each a Node start-up.
+      const forms = [args, [...args, '--json']];
+      runs.push(...(await Promise.all(forms.map((form) => runBin(form, cwd, { KV_TOKEN: kvTokenForRun })))));
     };
     const healthy = cliSetup('cli-app', appToken);
     await cli(['check'], healthy);
@@ -314,5 +315,5 @@ describe('operations leak scan over a fault run', () => {
     expectNoLeak([spans], secrets, { encodings: true });
     expectNoLeak([metricAttributes], secrets, { encodings: true });
     expectNoLeak(cliOutput, secrets, { encodings: true });
-  });
+  }, 90_000);
 });

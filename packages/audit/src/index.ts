@@ -5,6 +5,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { channel } from 'node:diagnostics_channel';
 import { open } from 'node:fs/promises';
 import {
+  type CacheEvent,
   type ChangeEvent,
   InvalidConfigError,
   type OperationContext,
@@ -201,33 +202,38 @@ export function createAuditor(options: AuditorOptions): Auditor {
     hits.clear();
   };
 
-  const onOperation = (c: OperationContext) => {
-    if (!watched(c.provider)) return;
-    if (c.servedFrom === 'cache' && c.operation === 'get' && c.key !== undefined) {
-      if (cacheHits.mode === 'sample') {
-        if (random() < sampleRate)
-          enqueue(
-            compact({
-              time: now(),
-              kind: 'operation',
-              operation: 'get',
-              provider: c.provider,
-              key: c.key,
-              outcome: 'ok',
-              servedFrom: 'cache',
-              version: c.version,
-              sampleRate,
-            }),
-          );
-        return;
-      }
-      const id = `${c.provider}\u0000${c.key}`;
-      const entry = hits.get(id);
-      if (entry === undefined) hits.set(id, { provider: c.provider, key: c.key, count: 1 });
-      else entry.count++;
-      timer ??= clock.setTimer(flushHits, windowMs);
+  // Cache hits come from the cache channel, which reports the reads of every cache alike (a
+  // provider's own and a CachedProvider in front of one); the operation channels leave them out
+  // (`cacheHits: false` below), so that none is counted twice.
+  const onCache = (e: CacheEvent) => {
+    if ((e.result !== 'hit' && e.result !== 'negative') || !watched(e.provider)) return;
+    if (cacheHits.mode === 'sample') {
+      if (random() < sampleRate)
+        enqueue(
+          compact({
+            time: now(),
+            kind: 'operation',
+            operation: 'get',
+            provider: e.provider,
+            key: e.key,
+            outcome: e.result === 'hit' ? 'ok' : 'error',
+            errorCode: e.result === 'hit' ? undefined : 'NOT_FOUND',
+            servedFrom: 'cache',
+            sampleRate,
+          }),
+        );
       return;
     }
+    const id = `${e.provider}\u0000${e.key}`;
+    const entry = hits.get(id);
+    if (entry === undefined) hits.set(id, { provider: e.provider, key: e.key, count: 1 });
+    else entry.count++;
+    timer ??= clock.setTimer(flushHits, windowMs);
+  };
+
+  const onOperation = (c: OperationContext) => {
+    if (!watched(c.provider)) return;
+    if (c.servedFrom === 'cache' && c.operation === 'get') return; // counted by onCache
     const made = requests.get(c) ?? [];
     const ids = made.flatMap((r) => (r.correlationId === undefined ? [] : [r.correlationId]));
     const clientIds = made.flatMap((r) => (r.clientRequestId === undefined ? [] : [r.clientRequestId]));
@@ -309,6 +315,8 @@ export function createAuditor(options: AuditorOptions): Auditor {
 
   const unsubscribe = subscribeTelemetry({
     store,
+    cacheHits: false,
+    cache: onCache,
     operation: onOperation,
     request: onRequest,
     change: onChange,

@@ -11,7 +11,7 @@ import {
   loggerSink,
 } from '@secret-provider/audit';
 import { ChainedProvider } from '@secret-provider/chained';
-import { isSecretError } from '@secret-provider/core';
+import { CachedProvider, isSecretError } from '@secret-provider/core';
 import { ManualClock } from '@secret-provider/core/adapter';
 import { VaultDouble } from '@secret-provider/doubles/vault';
 import { MemoryProvider } from '@secret-provider/memory';
@@ -105,6 +105,36 @@ describe('audit records', () => {
     expect(hits.slice(2)).toEqual([expect.objectContaining({ key: 'A', count: 1 })]);
     expect(hits[2]?.time).toBe(new Date(clock.now()).toISOString());
     expect(sink.records.filter((r) => r.kind === 'operation' && r.operation === 'get')).toHaveLength(2);
+  });
+
+  it('counts the hits of a CachedProvider in front of a provider, and of both caches once each', async () => {
+    const clock = new ManualClock();
+    const sink = memorySink();
+    const auditor = createAuditor({ sinks: [sink], clock, cacheHits: { mode: 'aggregate', windowMs: 1000 } });
+    const inner = new MemoryProvider({
+      name: 'inner',
+      initial: { A: PASSWORD },
+      cache: { ttl: 60_000 },
+      clock,
+    });
+    const front = new CachedProvider(inner, { name: 'front', ttl: 60_000 });
+    auditor.attach(front);
+    await front.get('A'); // a miss at both caches: one backend read
+    for (let i = 0; i < 3; i++) await front.get('A'); // hits at the front
+    await inner.get('A'); // a hit at the inner cache, read past the front
+    await clock.advance(1000);
+    await auditor.close();
+    await front.close();
+    const hits = sink.records.filter((r) => r.kind === 'cache-hits');
+    expect(hits).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ provider: 'front', key: 'A', count: 3 }),
+        expect.objectContaining({ provider: 'inner', key: 'A', count: 1 }),
+      ]),
+    );
+    expect(hits).toHaveLength(2);
+    const reads = sink.records.filter((r) => r.kind === 'operation' && r.operation === 'get');
+    expect(reads).toEqual([expect.objectContaining({ provider: 'inner', servedFrom: 'backend' })]);
   });
 
   it('samples cache hits at a rate the record carries, and refuses a rate or window out of range', async () => {
