@@ -36,20 +36,8 @@ it('prints no token, login credential, TLS key or value under DEBUG=* and NODE_D
     double.setStandby('redirect');
     const seeded = `seeded-value-${Math.random().toString(36).slice(2)}`;
     double.kvPut('secret', 'app/seeded', { value: seeded });
-    const token = double.createToken({ ttl: 2, renewable: true, explicitMaxTtl: 600 }).id;
     const { roleId, secretId } = double.addAppRole('app', { ttl: 600 });
     double.addDatabaseRole('app', { ttl: 2, maxTtl: 600, renewable: true });
-    const written = `written-value-${Math.random().toString(36).slice(2)}`;
-    const clientKey = pems.clientprivate as string;
-    const config = {
-      url: double.url,
-      token,
-      roleId,
-      secretId,
-      written,
-      tls: { ca: pems.cert, cert: pems.clientcert as string, key: clientKey },
-    };
-
     // The provider from its sources, as one file; node-vault (and axios, follow-redirects, debug)
     // stay external and load from node_modules, as in a user's process.
     const outfile = join(dir, 'child.mjs');
@@ -64,6 +52,19 @@ it('prints no token, login credential, TLS key or value under DEBUG=* and NODE_D
       outfile,
       logLevel: 'silent',
     });
+    // Made after the bundle is built, so its 2 s TTL is not spent waiting for the build.
+    const token = double.createToken({ ttl: 2, renewable: true, explicitMaxTtl: 600 }).id;
+    const written = `written-value-${Math.random().toString(36).slice(2)}`;
+    const clientKey = pems.clientprivate as string;
+    const config = {
+      url: double.url,
+      token,
+      roleId,
+      secretId,
+      written,
+      tls: { ca: pems.cert, cert: pems.clientcert as string, key: clientKey },
+    };
+
     const { stdout, stderr } = await run(process.execPath, [outfile], {
       cwd: dir,
       env: {
