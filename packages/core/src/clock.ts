@@ -53,7 +53,7 @@ export const systemClock: Clock = {
       }, wait);
       if (options?.keepAlive !== true) timer.unref?.();
     };
-    arm(delay > MAX_TIMEOUT_MS ? MAX_TIMEOUT_MS : delay);
+    arm(Math.min(delay, MAX_TIMEOUT_MS));
     return { cancel: () => clearTimeout(timer) };
   },
 };

@@ -540,7 +540,10 @@ export class TokenSource extends BaseProvider {
     const lifetime = expiresAt - since;
     const margin =
       this.#fraction === undefined ? Math.min(this.#margin, lifetime / 2) : (1 - this.#fraction) * lifetime;
-    return { margin, refreshAt: expiresAt - margin - margin * this.#jitter * this.#random() };
+    const refreshAt = expiresAt - margin - margin * this.#jitter * this.#random();
+    if (this.#fraction === undefined) return { margin, refreshAt };
+    // A margin wider than the wait (a small renewFraction) must not jitter the refresh to now.
+    return { margin, refreshAt: Math.max(refreshAt, since + (lifetime - margin) / 2) };
   }
 
   /** Renewing is worth it while the token is alive and its ceiling leaves at least `minLifetime`. */

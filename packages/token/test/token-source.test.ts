@@ -524,3 +524,15 @@ describe('TokenSource options for backends that decide lifetimes (Vault)', () =>
     expect(isSecretError(await rejection(source.acquire()), 'CLOSED')).toBe(true);
   });
 });
+
+it('renewFraction: with a small fraction and full jitter, a token is still used for half its wait', async () => {
+  const clock = new ManualClock();
+  const issuer = countingIssuer({ grant: () => 100_000 });
+  const source = make({ issuer, clock, renewFraction: 0.1, refreshJitter: 1, random: () => 0.999 });
+  await source.current();
+  // The wait is 10 s (0.1 of 100 s); jitter of the 90 s margin would put the refresh before the issue.
+  await clock.advance(4_900);
+  expect(issuer.issued).toHaveLength(1);
+  await clock.advance(200);
+  expect(issuer.issued).toHaveLength(2);
+});
