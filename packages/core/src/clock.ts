@@ -29,20 +29,31 @@ export interface Clock {
   ): Timer;
 }
 
-/** The real clock: `Date.now` and unreferenced `setTimeout`s (referenced with `keepAlive`). */
+/** The longest delay `setTimeout` honours (about 24.8 days); a longer one fires at once. */
+const MAX_TIMEOUT_MS = 2_147_483_647;
+
+/**
+ * The real clock: `Date.now` and unreferenced `setTimeout`s (referenced with `keepAlive`). A
+ * delay longer than `setTimeout` allows (a token renewed after weeks) waits in steps.
+ */
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimer(callback, delayMs, options) {
-    const timer = setTimeout(
-      () => {
+    const delay = Math.max(0, delayMs);
+    const due = Date.now() + delay;
+    let timer: ReturnType<typeof setTimeout>;
+    const arm = (wait: number) => {
+      timer = setTimeout(() => {
+        const left = due - Date.now();
+        if (wait === MAX_TIMEOUT_MS && left > 0) return arm(Math.min(left, MAX_TIMEOUT_MS));
         // Callbacks handle their own failures; this only keeps a stray rejection from crashing.
         Promise.resolve()
           .then(callback)
           .catch(() => {});
-      },
-      Math.max(0, delayMs),
-    );
-    if (options?.keepAlive !== true) timer.unref?.();
+      }, wait);
+      if (options?.keepAlive !== true) timer.unref?.();
+    };
+    arm(Math.min(delay, MAX_TIMEOUT_MS));
     return { cancel: () => clearTimeout(timer) };
   },
 };

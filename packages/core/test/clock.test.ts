@@ -1,5 +1,5 @@
-import { ManualClock, sleep } from '@secret-provider/core/adapter';
-import { describe, expect, it } from 'vitest';
+import { ManualClock, sleep, systemClock } from '@secret-provider/core/adapter';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 
 describe('ManualClock', () => {
   it('runs timers in due order at their due time, including timers set by callbacks', async () => {
@@ -57,5 +57,42 @@ describe('ManualClock', () => {
     expect(await clock.advanceToNext()).toBe(true);
     expect(await woke).toBe(true);
     expect(clock.now()).toBe(300);
+  });
+});
+
+describe('systemClock', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  // Node's timers (emulated by the fake ones) fire at once for a delay past 2^31 - 1 ms.
+  it('waits out a delay longer than setTimeout allows, in steps, and can be cancelled', async () => {
+    vi.useFakeTimers({ now: Date.UTC(2026, 0, 1) });
+    const thirtyDays = 30 * 86_400_000;
+    let fired = 0;
+    systemClock.setTimer(() => {
+      fired++;
+    }, thirtyDays);
+    let cancelledFired = 0;
+    const cancelled = systemClock.setTimer(() => {
+      cancelledFired++;
+    }, thirtyDays);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(fired).toBe(0);
+    await vi.advanceTimersByTimeAsync(25 * 86_400_000);
+    expect(fired).toBe(0);
+    cancelled.cancel();
+    await vi.advanceTimersByTimeAsync(thirtyDays - 25 * 86_400_000 - 1_001);
+    expect(fired).toBe(0);
+    await vi.advanceTimersByTimeAsync(2);
+    expect(fired).toBe(1);
+    expect(cancelledFired).toBe(0);
+    let never = 0;
+    const forever = systemClock.setTimer(() => {
+      never++;
+    }, Number.POSITIVE_INFINITY);
+    await vi.advanceTimersByTimeAsync(100 * 86_400_000);
+    expect(never).toBe(0);
+    forever.cancel();
   });
 });

@@ -25,6 +25,11 @@ export interface IssuedToken {
    * token endpoint that sent no `expires_in`).
    */
   readonly expiresAt: number | undefined;
+  /**
+   * `false`: the issuer knows this token does not expire (a Vault token with a TTL of 0); it is
+   * kept until a server refuses it, instead of being assumed to last the requested lifetime.
+   */
+  readonly expires?: boolean | undefined;
   /** Whether {@link TokenIssuer.renew} may extend this token. @default true when the issuer can renew */
   readonly renewable?: boolean | undefined;
   /** Epoch ms past which no renewal can extend it (a max TTL); `undefined`: not known. */
@@ -42,7 +47,10 @@ export interface RenewRequest extends Omit<TokenRequest, 'reason'> {
 /** The outcome of a renewal: the same token with a new end. */
 export interface RenewedToken {
   readonly expiresAt: number;
-  /** `false`: it cannot be renewed again. */
+  /**
+   * Whether it can be renewed again. When not said, a grant more than a second short of the
+   * lifetime asked for means the token reached its ceiling.
+   */
   readonly renewable?: boolean | undefined;
   readonly maxExpiresAt?: number | undefined;
 }
@@ -61,8 +69,9 @@ export interface TokenIssuer {
   /**
    * Extends the same token in place (Vault's `renew-self`). Resolves `undefined` when the server
    * refuses (max TTL reached, not renewable); an `ACCESS_DENIED` error means the token is gone.
-   * Either way the source issues a new token instead. A grant shorter than asked means the token
-   * reached its ceiling: it is not renewed again.
+   * Either way the source issues a new token instead (or, for an issuer that cannot make new
+   * tokens, keeps this one to its end with a `TOKEN_EXPIRING` warning). Unless the issuer says
+   * `renewable`, a grant shorter than asked means the token reached its ceiling: it is not renewed again.
    */
   renew?(request: RenewRequest): Promise<RenewedToken | undefined>;
   /**

@@ -10,6 +10,7 @@ import {
 import {
   type BackoffOptions,
   BaseProvider,
+  backoffDelay,
   type Clock,
   type EmitFunction,
   type HookContext,
@@ -44,12 +45,25 @@ export interface TokenSourceOptions {
    */
   readonly refreshMargin?: number | undefined;
   /**
+   * Refresh once this fraction of each token's lifetime (from its issue or last renewal to its
+   * end) has passed, instead of at a fixed margin: a token's margin is then
+   * `(1 - renewFraction) × its lifetime`, not capped. For backends that grant lifetimes of very
+   * different lengths (Vault tokens: seconds to days). @default none (`refreshMargin` applies)
+   */
+  readonly renewFraction?: number | undefined;
+  /**
    * The background refresh comes before the margin by up to this fraction of it, at random, so
    * instances started together do not refresh together. @default 0.5
    */
   readonly refreshJitter?: number | undefined;
   /** Back-off of the background refresh after failures. @default { base: 1_000, max: refreshMargin / 2 } */
   readonly backoff?: BackoffOptions | undefined;
+  /**
+   * After a failed issue, issuing again (in the background or for a caller) fails at once with
+   * the same error until this back-off has passed, growing with consecutive failures: callers
+   * with bad credentials do not each send a login. Renewals are not held. @default none
+   */
+  readonly issueBackoff?: BackoffOptions | undefined;
   /** @default systemClock */
   readonly clock?: Clock | undefined;
   /** Random source in [0, 1) (simulations). @default Math.random */
@@ -64,6 +78,8 @@ export interface CurrentToken {
   readonly issuedAt: Date;
   /** `undefined` for a token that cannot expire as far as the source knows (a fixed token). */
   readonly expiresAt: Date | undefined;
+  /** Whether the source will try to extend it in place before replacing it. */
+  readonly renewable: boolean;
 }
 
 interface Held {
@@ -78,6 +94,8 @@ interface Held {
   /** Whether the issuer may extend it in place. */
   readonly renewable: boolean;
   readonly maxExpiresAt: number | undefined;
+  /** A token that cannot be replaced was told to be expiring (once per token). */
+  readonly expiring?: boolean | undefined;
 }
 
 /** Statistics of a {@link TokenSource} (counts only). */
@@ -125,8 +143,11 @@ export class TokenSource extends BaseProvider {
   readonly #minLifetime: number;
   readonly #maxLifetime: number;
   readonly #margin: number;
+  readonly #fraction: number | undefined;
   readonly #jitter: number;
   readonly #backoff: BackoffOptions;
+  readonly #issueBackoff: BackoffOptions | undefined;
+  #issueHold: { error: SecretError; until: number; count: number } | undefined;
   readonly #random: () => number;
   readonly #controller = new AbortController();
   #held: Held | undefined;
@@ -161,6 +182,14 @@ export class TokenSource extends BaseProvider {
     }
     this.#lifetime = duration(options.lifetime, DEFAULT_LIFETIME, 'lifetime', name);
     this.#margin = duration(options.refreshMargin, DEFAULT_MARGIN, 'refreshMargin', name, true);
+    const fraction = options.renewFraction;
+    if (fraction !== undefined && (typeof fraction !== 'number' || !(fraction > 0 && fraction <= 1))) {
+      throw new InvalidConfigError(
+        { provider: name },
+        `invalid configuration: renewFraction must be a number in (0, 1] (provider "${name}")`,
+      );
+    }
+    this.#fraction = fraction;
     const jitter = options.refreshJitter ?? 0.5;
     if (typeof jitter !== 'number' || !(jitter >= 0 && jitter <= 1)) {
       throw new InvalidConfigError(
@@ -176,6 +205,8 @@ export class TokenSource extends BaseProvider {
       random: this.#random,
       ...options.backoff,
     };
+    this.#issueBackoff =
+      options.issueBackoff === undefined ? undefined : { random: this.#random, ...options.issueBackoff };
     this.#issuer.onChange?.(() => this.#inputsChanged());
   }
 
@@ -206,6 +237,30 @@ export class TokenSource extends BaseProvider {
       );
     }
     return describe(held);
+  }
+
+  /**
+   * The token held now, without refreshing or any request; `undefined` before the first token
+   * and after close. Its `expiresAt` moves with renewals.
+   */
+  peek(): CurrentToken | undefined {
+    return this.#held === undefined ? undefined : describe(this.#held);
+  }
+
+  /**
+   * The token as {@link current} returns it, for an owner that sends it itself (an adapter's
+   * own authentication): not published as a `get` of the source's key, so that telemetry shows
+   * the owner's operations, not its credential's.
+   */
+  async acquire(options: { signal?: AbortSignal | undefined } = {}): Promise<CurrentToken> {
+    if (this.closed) {
+      throw new ProviderClosedError(
+        { provider: this.name, key: this.#key, operation: 'get' },
+        `provider "${this.name}" was closed`,
+      );
+    }
+    options.signal?.throwIfAborted();
+    return describe(await raceSignal(this.#fresh(), options.signal));
   }
 
   /**
@@ -347,10 +402,22 @@ export class TokenSource extends BaseProvider {
     const startedAt = clock.now();
     const lifetimeMs = this.#clampRequested();
     const current = this.#held;
+    let refused = false;
     if (reason === 'expiring' && current !== undefined && this.#renewWorthwhile(current, startedAt)) {
       const renewed = await this.#renew(current, startedAt, lifetimeMs);
-      if (renewed !== undefined) return renewed;
+      if (renewed !== undefined && renewed !== 'rejected') return renewed;
+      refused = renewed === 'rejected';
     }
+    if (
+      reason === 'expiring' &&
+      current !== undefined &&
+      current.expiresAt !== undefined &&
+      !this.#issuer.refreshable
+    ) {
+      return this.#keepExpiring(current, refused);
+    }
+    const hold = this.#issueHold;
+    if (hold !== undefined && clock.now() < hold.until) throw hold.error;
     let issued: Awaited<ReturnType<TokenIssuer['issue']>>;
     try {
       issued = await this.#issuer.issue({
@@ -362,25 +429,27 @@ export class TokenSource extends BaseProvider {
         reason,
       });
     } catch (error) {
-      this.#failures++;
-      throw this.mapError(error, { operation: 'refresh', key: this.#key });
+      throw this.#issueFailed(this.mapError(error, { operation: 'refresh', key: this.#key }));
     }
     const value = Secret.isSecret(issued?.value) ? (issued.value as Secret<string>).reveal() : issued?.value;
     if (typeof value !== 'string' || value === '') {
-      this.#failures++;
-      throw new ProviderUnavailableError(
-        { provider: this.name, key: this.#key, operation: 'refresh' },
-        `the ${this.#issuer.kind} issuer returned no token (provider "${this.name}")`,
+      throw this.#issueFailed(
+        new ProviderUnavailableError(
+          { provider: this.name, key: this.#key, operation: 'refresh' },
+          `the ${this.#issuer.kind} issuer returned no token (provider "${this.name}")`,
+        ),
       );
     }
-    const expiresAt = this.#trustedExpiry(issued.expiresAt, startedAt);
+    const expiresAt = issued.expires === false ? undefined : this.#trustedExpiry(issued.expiresAt, startedAt);
     if (expiresAt !== undefined && expiresAt <= clock.now()) {
-      this.#failures++;
-      throw new ProviderUnavailableError(
-        { provider: this.name, key: this.#key, operation: 'refresh' },
-        `the ${this.#issuer.kind} issuer returned a token that has already expired (provider "${this.name}")`,
+      throw this.#issueFailed(
+        new ProviderUnavailableError(
+          { provider: this.name, key: this.#key, operation: 'refresh' },
+          `the ${this.#issuer.kind} issuer returned a token that has already expired (provider "${this.name}")`,
+        ),
       );
     }
+    this.#issueHold = undefined;
     if (this.closed)
       throw this.mapError(this.#controller.signal.reason, { operation: 'refresh', key: this.#key });
     const previous = this.#held;
@@ -424,10 +493,57 @@ export class TokenSource extends BaseProvider {
     return { ...base, expiresAt, ...this.#schedule(issuedAt, expiresAt) };
   }
 
-  /** The margin of a token valid from `since` to `expiresAt`, and when to refresh it. */
+  /**
+   * Counts a failed issue and, with `issueBackoff`, refuses issuing again for a while (the same
+   * error is thrown until then).
+   */
+  #issueFailed(error: SecretError): SecretError {
+    this.#failures++;
+    const backoff = this.#issueBackoff;
+    if (backoff !== undefined) {
+      const count = (this.#issueHold?.count ?? 0) + 1;
+      this.#issueHold = { error, count, until: this.clock.now() + backoffDelay(count, backoff) };
+    }
+    return error;
+  }
+
+  /**
+   * A token that cannot be replaced and will not be renewed is kept to its end (a server says
+   * when it is refused), with one `TOKEN_EXPIRING` warning, unless its renewal was refused as
+   * invalid: then its owner already knows.
+   */
+  #keepExpiring(held: Held, refused: boolean): Held {
+    if (this.#held !== held) return this.#held ?? held;
+    if (held.expiring) return held;
+    const kept: Held = {
+      ...held,
+      margin: 0,
+      refreshAt: Number.POSITIVE_INFINITY,
+      renewable: false,
+      expiring: true,
+    };
+    this.#held = kept;
+    if (!refused && held.expiresAt !== undefined) {
+      this.#warn(
+        'TOKEN_EXPIRING',
+        `the ${this.#issuer.kind} cannot be renewed or replaced and expires at ${new Date(held.expiresAt).toISOString()}`,
+      );
+    }
+    return kept;
+  }
+
+  /**
+   * The margin of a token valid from `since` to `expiresAt`, and when to refresh it: a fixed
+   * margin capped at half its lifetime, or with `renewFraction` the rest of its lifetime.
+   */
   #schedule(since: number, expiresAt: number): { margin: number; refreshAt: number } {
-    const margin = Math.min(this.#margin, (expiresAt - since) / 2);
-    return { margin, refreshAt: expiresAt - margin - margin * this.#jitter * this.#random() };
+    const lifetime = expiresAt - since;
+    const margin =
+      this.#fraction === undefined ? Math.min(this.#margin, lifetime / 2) : (1 - this.#fraction) * lifetime;
+    const refreshAt = expiresAt - margin - margin * this.#jitter * this.#random();
+    if (this.#fraction === undefined) return { margin, refreshAt };
+    // A margin wider than the wait (a small renewFraction) must not jitter the refresh to now.
+    return { margin, refreshAt: Math.max(refreshAt, since + (lifetime - margin) / 2) };
   }
 
   /** Renewing is worth it while the token is alive and its ceiling leaves at least `minLifetime`. */
@@ -439,9 +555,9 @@ export class TokenSource extends BaseProvider {
 
   /**
    * Extends the held token in place: same value and generation, so no `rotated`. `undefined`
-   * when the issuer refused (or the token was gone): the caller issues a new one.
+   * when the issuer refused, `'rejected'` when the token was gone: the caller issues a new one.
    */
-  async #renew(held: Held, startedAt: number, lifetimeMs: number): Promise<Held | undefined> {
+  async #renew(held: Held, startedAt: number, lifetimeMs: number): Promise<Held | 'rejected' | undefined> {
     const renew = this.#issuer.renew;
     if (renew === undefined || held.expiresAt === undefined) return undefined;
     let renewed: Awaited<ReturnType<NonNullable<TokenIssuer['renew']>>>;
@@ -456,7 +572,7 @@ export class TokenSource extends BaseProvider {
         provider: this.name,
       });
     } catch (error) {
-      if (isSecretError(error, 'ACCESS_DENIED')) return undefined;
+      if (isSecretError(error, 'ACCESS_DENIED')) return 'rejected';
       this.#failures++;
       throw this.mapError(error, { operation: 'refresh', key: this.#key });
     }
@@ -465,13 +581,14 @@ export class TokenSource extends BaseProvider {
     if (expiresAt === undefined || expiresAt <= this.clock.now()) return undefined;
     if (this.closed)
       throw this.mapError(this.#controller.signal.reason, { operation: 'refresh', key: this.#key });
-    // A grant short of the ask means the token hit its ceiling: the next refresh issues anew.
+    // Unless the issuer says, a grant short of the ask means the token hit its ceiling: the next
+    // refresh issues anew.
     const capped = expiresAt - startedAt < lifetimeMs - 1_000;
     const next: Held = {
       ...held,
       expiresAt,
       ...this.#schedule(startedAt, expiresAt),
-      renewable: renewed.renewable !== false && !capped,
+      renewable: renewed.renewable ?? !capped,
       maxExpiresAt: renewed.maxExpiresAt ?? held.maxExpiresAt,
     };
     if (this.#held !== held) return this.#held;
@@ -528,16 +645,25 @@ export class TokenSource extends BaseProvider {
     this.#poller = this.createPoller(
       async () => {
         const current = this.#held;
-        if (current === undefined || current.expiresAt === undefined) return { nextDelay: undefined };
+        if (current === undefined || !Number.isFinite(current.refreshAt)) {
+          // Nothing to refresh (a token that does not expire, or one kept to its end): the loop
+          // idles until a token that needs it is held.
+          const idle = this.#poller;
+          this.#poller = undefined;
+          void idle?.stop();
+          return {};
+        }
         const now = this.clock.now();
         if (now < current.refreshAt) return { nextDelay: current.refreshAt - now };
         const next = await this.#refresh('expiring');
         return { nextDelay: Math.max(0, next.refreshAt - this.clock.now()) };
       },
       // The interval is only the floor of a wait after a failure; successes say when to run next.
+      // The floor between runs stays under the shortest lifetime expected, so that the run which
+      // only learns the first refresh time does not push that refresh past a short token's end.
       {
         interval: 1_000,
-        minInterval: 1_000,
+        minInterval: Math.min(1_000, this.#minLifetime / 10),
         jitter: 0,
         first: 'interval',
         backoff: this.#backoff,
@@ -594,6 +720,7 @@ function describe(held: Held): CurrentToken {
     generation: held.generation,
     issuedAt: new Date(held.issuedAt),
     expiresAt: held.expiresAt === undefined ? undefined : new Date(held.expiresAt),
+    renewable: held.renewable,
   };
 }
 

@@ -1,4 +1,5 @@
-import { createEmitter, isSecretError, type SecretEvents } from '@secret-provider/core';
+import { tracingChannel } from 'node:diagnostics_channel';
+import { AccessDeniedError, createEmitter, isSecretError, type SecretEvents } from '@secret-provider/core';
 import { ManualClock } from '@secret-provider/core/adapter';
 import { expectNoLeak, rejection } from '@secret-provider/testing';
 import { fixedToken, type TokenIssuer, type TokenRequest, TokenSource } from '@secret-provider/token';
@@ -359,4 +360,179 @@ describe('TokenSource renewal in place', () => {
     expect(of('error').length).toBeGreaterThanOrEqual(1);
     expectNoLeak(of('error'), base.values);
   });
+});
+
+describe('TokenSource options for backends that decide lifetimes (Vault)', () => {
+  it('renewFraction: each token is refreshed once that fraction of its own lifetime has passed', async () => {
+    const clock = new ManualClock();
+    const lifetimes = [100_000, 1_000_000, 40_000];
+    const issuer = countingIssuer({ grant: () => lifetimes.shift() ?? 60_000 });
+    const source = make({ issuer, clock, renewFraction: 0.8, refreshJitter: 0, minLifetime: 1_000 });
+    await source.current();
+    await clock.advance(79_000);
+    expect(issuer.issued).toHaveLength(1);
+    await clock.advance(1_000);
+    // 0.8 of 100 s: the second token, granted 1000 s, is due 800 s later, not at a fixed margin.
+    expect(issuer.issued.map((r) => r.now - (issuer.issued[0]?.now ?? 0))).toEqual([0, 80_000]);
+    await clock.advance(799_000);
+    expect(issuer.issued).toHaveLength(2);
+    await clock.advance(1_000);
+    expect(issuer.issued).toHaveLength(3);
+    // The margin is not capped at a fixed 30 s: a 40 s token goes after 32 s.
+    await clock.advance(32_000);
+    expect(issuer.issued).toHaveLength(4);
+    expect(() => make({ issuer, renewFraction: 0 })).toThrow(/renewFraction/);
+    expect(() => make({ issuer, renewFraction: 1.5 })).toThrow(/renewFraction/);
+  });
+
+  it('issueBackoff: after a refused issue, callers get the same error without a new request until the back-off passes', async () => {
+    const clock = new ManualClock();
+    const issuer = countingIssuer({ delayMs: 5 });
+    const source = make({
+      issuer,
+      clock,
+      issueBackoff: { base: 1_000, max: 60_000 },
+      random: () => 0.5,
+    });
+    issuer.failNext(new AccessDeniedError({ provider: 'test' }, 'access denied: bad client credentials'));
+    const results = await Promise.allSettled(Array.from({ length: 10 }, () => source.token()));
+    expect(results.every((r) => r.status === 'rejected')).toBe(true);
+    expect(issuer.issued).toHaveLength(1);
+    const held = await rejection(source.token());
+    expect(isSecretError(held, 'ACCESS_DENIED')).toBe(true);
+    expect(issuer.issued).toHaveLength(1);
+    expect(source.stats().failures).toBe(1);
+    await clock.advance(1_000);
+    expect((await source.token()).reveal()).toBe(issuer.values[0]);
+    expect(issuer.issued).toHaveLength(2);
+
+    // Without the option a failure is not held: the next caller tries again.
+    const plain = countingIssuer();
+    const other = make({ issuer: plain, clock });
+    plain.failNext(new Error('connect ECONNREFUSED'));
+    await rejection(other.token());
+    await other.token();
+    expect(plain.issued).toHaveLength(2);
+  });
+
+  it('a token that can be neither renewed nor replaced is kept to its end with one TOKEN_EXPIRING warning', async () => {
+    const clock = new ManualClock();
+    let issues = 0;
+    const renewals: number[] = [];
+    const issuedAt = clock.now();
+    const issuer: TokenIssuer = {
+      kind: 'given token',
+      refreshable: false,
+      async issue(request) {
+        issues++;
+        return { value: 'given-7f3a9c1d', expiresAt: request.now + 60_000, renewable: true };
+      },
+      // Renewable in place up to 150 s after issue, then refused.
+      async renew(request) {
+        renewals.push(request.now);
+        const end = Math.min(request.now + 60_000, issuedAt + 150_000);
+        return end - request.now < 30_000 ? undefined : { expiresAt: end, renewable: true };
+      },
+    };
+    const source = make({ issuer, clock, renewFraction: 0.75, refreshJitter: 0, minLifetime: 1_000 });
+    const { of } = recorder(source);
+    const first = await source.current();
+    expect(first.renewable).toBe(true);
+    await clock.advance(150_000);
+    const kept = source.peek();
+    expect(renewals.length).toBeGreaterThanOrEqual(2);
+    expect(issues).toBe(1);
+    expect(kept?.generation).toBe(first.generation);
+    expect(kept?.renewable).toBe(false);
+    const expiring = of('warning').filter((w) => (w as { code: string }).code === 'TOKEN_EXPIRING');
+    expect(expiring).toHaveLength(1);
+    expect((expiring[0] as { detectedAt: Date }).detectedAt.getTime()).toBeLessThan(
+      kept?.expiresAt?.getTime() ?? 0,
+    );
+    // Past its end it is still what the source answers (the server says it is refused), and
+    // nothing more runs in the background.
+    const before = renewals.length;
+    await clock.advance(3_600_000);
+    expect((await source.token()).reveal()).toBe('given-7f3a9c1d');
+    expect(renewals).toHaveLength(before);
+    expect(issues).toBe(1);
+    expect(of('warning').filter((w) => (w as { code: string }).code === 'TOKEN_EXPIRING')).toHaveLength(1);
+    expectNoLeak(of('warning'), ['given-7f3a9c1d']);
+  });
+
+  it('an issuer that says renewable is believed, and one that says a token does not expire is not refreshed', async () => {
+    const clock = new ManualClock();
+    const renewals: number[] = [];
+    const issuer: TokenIssuer = {
+      kind: 'short grants',
+      refreshable: true,
+      async issue(request) {
+        return { value: `t-${request.now}`, expiresAt: request.now + 60_000 };
+      },
+      // Grants far less than the 300 s asked for, and says it can go on.
+      async renew(request) {
+        renewals.push(request.now);
+        return { expiresAt: request.now + 60_000, renewable: true };
+      },
+    };
+    const source = make({ issuer, clock, refreshMargin: 15_000, refreshJitter: 0 });
+    await source.current();
+    await clock.advance(600_000);
+    expect(renewals.length).toBeGreaterThanOrEqual(10);
+    expect(source.stats().issued).toBe(1);
+
+    let issued = 0;
+    const forever: TokenIssuer = {
+      kind: 'forever',
+      refreshable: true,
+      async issue() {
+        issued++;
+        return { value: 'forever-token-1', expiresAt: undefined, expires: false };
+      },
+    };
+    const other = make({ issuer: forever, clock });
+    const { of } = recorder(other);
+    expect((await other.current()).expiresAt).toBeUndefined();
+    await clock.advance(86_400_000);
+    await other.current();
+    expect(issued).toBe(1);
+    expect(of('warning')).toEqual([]);
+  });
+
+  it('peek() reads the held token without refreshing; acquire() is current() without a traced get', async () => {
+    const clock = new ManualClock();
+    const issuer = countingIssuer();
+    const source = make({ issuer, clock, lifetime: 120_000 });
+    expect(source.peek()).toBeUndefined();
+    const seen: string[] = [];
+    const channel = tracingChannel('secret-provider:get');
+    const start = (message: unknown) => seen.push((message as { provider?: string }).provider ?? '?');
+    channel.subscribe({ start, end() {}, asyncStart() {}, asyncEnd() {}, error() {} });
+    try {
+      const acquired = await source.acquire();
+      expect(seen).toEqual([]);
+      expect(source.peek()?.generation).toBe(acquired.generation);
+      await source.current();
+      expect(seen).toEqual([source.name]);
+    } finally {
+      channel.unsubscribe({ start, end() {}, asyncStart() {}, asyncEnd() {}, error() {} });
+    }
+    await clock.advance(200_000);
+    expect(source.peek()?.generation).toBeGreaterThan(1);
+    await source.close();
+    expect(source.peek()).toBeUndefined();
+    expect(isSecretError(await rejection(source.acquire()), 'CLOSED')).toBe(true);
+  });
+});
+
+it('renewFraction: with a small fraction and full jitter, a token is still used for half its wait', async () => {
+  const clock = new ManualClock();
+  const issuer = countingIssuer({ grant: () => 100_000 });
+  const source = make({ issuer, clock, renewFraction: 0.1, refreshJitter: 1, random: () => 0.999 });
+  await source.current();
+  // The wait is 10 s (0.1 of 100 s); jitter of the 90 s margin would put the refresh before the issue.
+  await clock.advance(4_900);
+  expect(issuer.issued).toHaveLength(1);
+  await clock.advance(200);
+  expect(issuer.issued).toHaveLength(2);
 });

@@ -1,25 +1,31 @@
 import { readFile } from 'node:fs/promises';
+import { inspect } from 'node:util';
 import {
   AccessDeniedError,
+  createEmitter,
   InvalidConfigError,
   isSecretError,
   Secret,
   type SecretError,
   type SecretOperation,
 } from '@secret-provider/core';
-import { backoffDelay, type Clock, type Timer } from '@secret-provider/core/adapter';
+import type { Clock } from '@secret-provider/core/adapter';
+import {
+  type CurrentToken,
+  type IssuedToken,
+  type RenewedToken,
+  type RenewRequest,
+  type TokenIssuer,
+  type TokenRequest,
+  TokenSource,
+  type TokenSourceStats,
+} from '@secret-provider/token';
 import { isInvalidToken, isRecord } from './errors.js';
 import type { Credential, NodeVaultClient, VaultAuthOptions } from './options.js';
 import type { AuthSession, SessionSource, VaultTransport } from './transport.js';
 
 /** Default file of a Kubernetes service-account token. */
 export const DEFAULT_KUBERNETES_JWT_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/token';
-
-interface Session extends AuthSession {
-  /** TTL (ms) the token was issued or last renewed with; the increment asked for on renewal. */
-  ttlMs: number;
-  renewable: boolean;
-}
 
 export interface AuthManagerConfig {
   readonly provider: string;
@@ -32,7 +38,9 @@ export interface AuthManagerConfig {
   readonly ownsClient: boolean;
   readonly clock: Clock;
   readonly random: () => number;
+  /** `tokenRenewFraction`: renew (or log in again) once this fraction of the token's TTL has passed. */
   readonly renewFraction: number;
+  /** Fraction of the wait removed at random from each renewal time. */
   readonly jitter: number;
   readonly warn: (code: string, message: string) => void;
   readonly error: (error: SecretError) => void;
@@ -55,70 +63,164 @@ interface LookupBody {
 }
 
 /**
- * Keeps a Vault token alive. Token auth looks the token up at start and renews it at the
- * configured fraction of its TTL while Vault lets it; it warns before a token that cannot be
- * renewed expires. AppRole and Kubernetes auth log in, renew while renewable, and log in again
- * before the token's end. A token Vault rejects (expired or revoked) gets one re-authentication,
- * shared by every request that saw the rejection; repeated failures back off instead of storming.
+ * One token the token source issued, as the transport and the leases see it. Its end and
+ * whether it can still be extended are read from the source while it is the source's token,
+ * so renewals move them; once replaced, they stay as they were.
+ */
+class Session implements AuthSession {
+  readonly token: string;
+  readonly generation: number;
+  invalid = false;
+  readonly #source: TokenSource;
+  #expiresAt: number;
+  #renewable: boolean;
+  #retired = false;
+
+  constructor(source: TokenSource, held: CurrentToken) {
+    this.#source = source;
+    this.token = held.token.reveal();
+    this.generation = held.generation;
+    this.#expiresAt = held.expiresAt?.getTime() ?? 0;
+    this.#renewable = held.renewable;
+  }
+
+  get expiresAt(): number {
+    this.#follow();
+    return this.#expiresAt;
+  }
+
+  get final(): boolean {
+    this.#follow();
+    return this.#retired || (this.#expiresAt !== 0 && !this.#renewable);
+  }
+
+  retire(): void {
+    this.#follow();
+    this.#retired = true;
+  }
+
+  #follow(): void {
+    if (this.#retired) return;
+    const held = this.#source.peek();
+    if (held === undefined || held.generation !== this.generation) return;
+    this.#expiresAt = held.expiresAt?.getTime() ?? 0;
+    this.#renewable = held.renewable;
+  }
+
+  // Never the token in output.
+  toJSON(): Record<string, unknown> {
+    return {
+      generation: this.generation,
+      expiresAt: this.expiresAt,
+      final: this.final,
+      invalid: this.invalid,
+    };
+  }
+
+  [inspect.custom](): string {
+    return `VaultSession ${JSON.stringify(this.toJSON())}`;
+  }
+}
+
+/**
+ * Vault authentication on the product's one token lifecycle, {@link TokenSource}: its issuer
+ * logs in (AppRole, Kubernetes, a token file) or looks the given token up, and renews tokens in
+ * place with `renew-self`; the source decides when (at `tokenRenewFraction` of each TTL, with
+ * jitter), shares one refresh among callers, logs in again when a token cannot be renewed, and
+ * backs off after refused logins. A token that can neither be renewed nor replaced (token auth
+ * without a file) is kept to its end with a `TOKEN_EXPIRING` warning.
+ *
+ * What stays here is what Vault's leases need: each issued token is a session (its generation),
+ * leases are told when one is replaced or rejected, and a rejection is reported once however
+ * many requests saw it.
  */
 export class AuthManager implements SessionSource {
   readonly #config: AuthManagerConfig;
+  readonly #source: TokenSource;
   #current: Session | undefined;
-  #pending: Promise<Session> | undefined;
-  #generation = 0;
-  #timer: Timer | undefined;
-  #loginFailure: { error: SecretError; until: number; count: number } | undefined;
-  #closed = false;
+  /** Renewal increment (ms) of the last issued token: its period or creation TTL. */
+  #increment: { token: string; ms: number } | undefined;
   /** Sessions whose rejection was already reported (once, however many requests saw it). */
   readonly #rejected = new WeakSet<AuthSession>();
-  /** Logins (including token lookups) performed; for tests and stats. */
+  /** Logins (including token lookups) attempted; for tests and stats. */
   logins = 0;
-  renewals = 0;
 
   constructor(config: AuthManagerConfig) {
     this.#config = config;
+    const { auth, renewFraction, jitter } = config;
+    const canLogIn = auth.method !== 'token' || auth.tokenFile !== undefined;
+    const issuer: TokenIssuer = {
+      kind: auth.method === 'token' ? 'Vault token' : `Vault ${auth.method} login`,
+      refreshable: canLogIn,
+      issue: (request) => this.#login(request),
+      renew: (request) => this.#renewSelf(request),
+    };
+    this.#source = new TokenSource({
+      issuer,
+      name: `${config.provider}/token`,
+      clock: config.clock,
+      random: config.random,
+      // tokenRenewFraction f maps onto the source's margin per token: (1 - f) × the TTL it was
+      // issued or last renewed with. The source's jitter is a fraction of that margin; this keeps
+      // the spread Vault had (jitter × f × TTL).
+      renewFraction,
+      refreshJitter: renewFraction >= 1 ? 0 : Math.min(1, (jitter * renewFraction) / (1 - renewFraction)),
+      // Vault, not the client, decides a token's TTL: no clamping, no warning about long ones.
+      minLifetime: 1_000,
+      maxLifetime: Number.MAX_SAFE_INTEGER,
+      // Refusing logins for a while keeps a fleet with bad credentials from hammering Vault.
+      issueBackoff: { base: 1_000, max: 60_000 },
+    });
+    const emitter = createEmitter();
+    emitter.on('rotated', () => void this.#sync());
+    emitter.on('warning', (event) => {
+      // Vault tells of a token it cannot replace by TOKEN_EXPIRING (and TOKEN_REJECTED), as before.
+      if (event.code !== 'TOKEN_NOT_REFRESHABLE') config.warn(event.code, event.message);
+    });
+    emitter.on('error', (event) => config.error(event.error));
+    this.#source.watch(emitter);
   }
 
   /** The session in use, if any (never its token in output). */
   get current(): AuthSession | undefined {
-    return this.#current;
+    return this.#sync();
   }
 
   get method(): string {
     return this.#config.auth.method;
   }
 
+  /** Renewals in place (the token source's count). */
+  get renewals(): number {
+    return this.#source.stats().renewals;
+  }
+
+  /** The token source's counters. */
+  stats(): TokenSourceStats {
+    return this.#source.stats();
+  }
+
   async session(signal?: AbortSignal): Promise<AuthSession> {
-    const current = this.#current;
-    const now = this.#config.clock.now();
-    if (current !== undefined && !current.invalid && (current.expiresAt === 0 || current.expiresAt > now))
-      return current;
-    if (
-      current !== undefined &&
-      !current.invalid &&
-      current.expiresAt !== 0 &&
-      this.#config.auth.method === 'token' &&
-      !this.#config.auth.tokenFile
-    ) {
-      // A static token past its end: let Vault say so, so the caller gets its answer.
-      return current;
+    let session = this.#sync(await this.#source.acquire({ signal }));
+    if (session.invalid) {
+      // Rejected, and the login that followed failed or is under way: another (shared, held back
+      // after failures) for a source that can log in; token auth cannot.
+      if (!this.#source.refreshable) throw this.#deadToken('auth');
+      session = this.#sync(await this.#source.rejected(session.generation, { signal }));
     }
-    signal?.throwIfAborted();
-    return this.#login();
+    return session;
   }
 
   async reauthenticate(
     failed: AuthSession,
     context: { operation: SecretOperation; key?: string | undefined },
   ): Promise<AuthSession> {
-    const current = this.#current;
+    const current = this.#sync();
     if (current !== undefined && current !== failed && !current.invalid) return current;
     const what = `${context.operation}${context.key === undefined ? '' : ` of "${context.key}"`}`;
-    const { auth } = this.#config;
-    const canLogIn = auth.method !== 'token' || auth.tokenFile !== undefined;
+    const canLogIn = this.#source.refreshable;
     // Every request that saw the rejection lands here; only the first one reports it.
-    const first = !this.#rejected.has(failed);
-    if (first) {
+    if (!this.#rejected.has(failed)) {
       this.#rejected.add(failed);
       failed.invalid = true;
       if (current === failed) this.#config.onInvalid(failed);
@@ -129,67 +231,78 @@ export class AuthManager implements SessionSource {
           : `Vault rejected the token (expired or revoked) during ${what}; token auth cannot log in again`,
       );
     }
-    if (!canLogIn) {
-      throw new AccessDeniedError(
-        { provider: this.#config.provider, key: context.key, operation: context.operation },
-        `access denied: the Vault token was rejected (expired or revoked) during ${what} (provider "${this.#config.provider}")`,
-      );
-    }
-    return this.#login();
+    if (!canLogIn) throw this.#deadToken(context.operation, context.key, what);
+    return this.#sync(await this.#source.rejected(failed.generation));
   }
 
   /** Stops renewals. The token itself is left to expire (revoking it would revoke its leases). */
-  close(): void {
-    this.#closed = true;
-    this.#timer?.cancel();
-    this.#timer = undefined;
+  async close(): Promise<void> {
+    await this.#source.close();
   }
 
-  // ---- login -----------------------------------------------------------------------------------
+  // ---- sessions --------------------------------------------------------------------------------
 
-  #login(): Promise<Session> {
-    if (this.#pending !== undefined) return this.#pending;
-    const failure = this.#loginFailure;
-    if (failure !== undefined && this.#config.clock.now() < failure.until)
-      return Promise.reject(failure.error);
-    this.#pending = this.#doLogin()
-      .then(
-        (session) => {
-          this.#loginFailure = undefined;
-          const previous = this.#current;
-          this.#current = session;
-          if (previous !== undefined && previous !== session && !previous.invalid) {
-            previous.final = true;
-            this.#config.onRetired(previous);
-          }
-          this.#schedule(session);
-          return session;
-        },
-        (error: unknown) => {
-          let mapped = isSecretError(error) ? error : this.#config.transport.map(error, 'auth');
-          // A chain falls through on NOT_FOUND: a missing auth mount must not look like a missing secret.
-          if (mapped.code === 'NOT_FOUND') {
-            mapped = new InvalidConfigError(
-              { provider: this.#config.provider, operation: 'auth', status: mapped.status, cause: mapped },
-              `invalid configuration: Vault has no ${this.#config.auth.method} auth method at the configured path (provider "${this.#config.provider}")`,
-            );
-          }
-          const count = (this.#loginFailure?.count ?? 0) + 1;
-          // Refusing logins for a while keeps a fleet with bad credentials from hammering Vault.
-          const wait = backoffDelay(count, { base: 1_000, max: 60_000, random: this.#config.random });
-          this.#loginFailure = { error: mapped, count, until: this.#config.clock.now() + wait };
-          throw mapped;
-        },
-      )
-      .finally(() => {
-        this.#pending = undefined;
-      });
-    return this.#pending;
+  /** The session of the source's token; a replaced one is retired (its leases told). */
+  #sync(): Session | undefined;
+  #sync(held: CurrentToken): Session;
+  #sync(held: CurrentToken | undefined = this.#source.peek()): Session | undefined {
+    const previous = this.#current;
+    if (held === undefined || previous?.generation === held.generation) return previous;
+    const session = new Session(this.#source, held);
+    this.#current = session;
+    if (previous !== undefined) {
+      previous.retire();
+      if (!previous.invalid) this.#config.onRetired(previous);
+    }
+    return session;
   }
 
-  async #doLogin(): Promise<Session> {
-    const { auth, transport, client, clock } = this.#config;
-    const startedAt = clock.now();
+  #deadToken(operation: SecretOperation, key?: string, what: string = operation): SecretError {
+    const { provider } = this.#config;
+    return new AccessDeniedError(
+      { provider, key, operation },
+      `access denied: the Vault token was rejected (expired or revoked) during ${what} (provider "${provider}")`,
+    );
+  }
+
+  /** Vault refused the token while renewing it: its session and leases are gone. */
+  #renewRejected(token: string): void {
+    const session = this.#sync();
+    if (session === undefined || session.token !== token || this.#rejected.has(session)) return;
+    this.#rejected.add(session);
+    session.invalid = true;
+    this.#config.onInvalid(session);
+    this.#config.warn('TOKEN_REJECTED', 'Vault rejected the token while renewing it (expired or revoked)');
+  }
+
+  // ---- the issuer ------------------------------------------------------------------------------
+
+  /** A login (or a lookup of the given token): the source's `issue`. */
+  async #login(request: TokenRequest): Promise<IssuedToken> {
+    try {
+      const { token, ttlMs, renewable, incrementMs } = await this.#authenticate(request.signal);
+      this.#increment = { token, ms: incrementMs };
+      // Counted from before the request: the token cannot live longer than that.
+      return ttlMs > 0
+        ? { value: token, expiresAt: request.now + ttlMs, renewable }
+        : { value: token, expiresAt: undefined, expires: false, renewable: false };
+    } catch (error) {
+      let mapped = isSecretError(error) ? error : this.#config.transport.map(error, 'auth');
+      // A chain falls through on NOT_FOUND: a missing auth mount must not look like a missing secret.
+      if (mapped.code === 'NOT_FOUND') {
+        mapped = new InvalidConfigError(
+          { provider: this.#config.provider, operation: 'auth', status: mapped.status, cause: mapped },
+          `invalid configuration: Vault has no ${this.#config.auth.method} auth method at the configured path (provider "${this.#config.provider}")`,
+        );
+      }
+      throw mapped;
+    }
+  }
+
+  async #authenticate(
+    signal: AbortSignal,
+  ): Promise<{ token: string; ttlMs: number; renewable: boolean; incrementMs: number }> {
+    const { auth, transport, client } = this.#config;
     this.logins++;
     if (auth.method === 'token') {
       const token = await this.#tokenValue();
@@ -197,19 +310,26 @@ export class AuthManager implements SessionSource {
         operation: 'auth',
         authenticated: false,
         token,
+        signal,
         send: (options) => client.tokenLookupSelf({ requestOptions: options }) as Promise<LookupBody>,
         accept: (answer) => isRecord(answer) && isRecord(answer.data),
       });
-      const ttl = typeof body.data?.ttl === 'number' ? body.data.ttl * 1000 : 0;
-      const renewable = body.data?.renewable === true;
+      // What is left of the token, rounded to the second: up to half a second may be missing.
+      const ttlMs = typeof body.data?.ttl === 'number' && body.data.ttl > 0 ? body.data.ttl * 1000 - 500 : 0;
       // Renewals ask for the token's period or creation TTL, not what happened to be left at lookup.
       const period = typeof body.data?.period === 'number' ? body.data.period * 1000 : 0;
       const creation = typeof body.data?.creation_ttl === 'number' ? body.data.creation_ttl * 1000 : 0;
-      return this.#newSession(token, startedAt, ttl, renewable, period || creation || ttl);
+      return {
+        token,
+        ttlMs,
+        renewable: body.data?.renewable === true,
+        incrementMs: period || creation || ttlMs,
+      };
     }
     const body = await transport.call<LoginBody>({
       operation: 'auth',
       authenticated: false,
+      signal,
       accept: (answer) => isRecord(answer) && isRecord(answer.auth),
       send: async (options) => {
         if (auth.method === 'approle') {
@@ -249,8 +369,8 @@ export class AuthManager implements SessionSource {
         `access denied: Vault returned no token on login (provider "${this.#config.provider}")`,
       );
     }
-    const ttl = typeof body.auth?.lease_duration === 'number' ? body.auth.lease_duration * 1000 : 0;
-    return this.#newSession(token, startedAt, ttl, body.auth?.renewable === true);
+    const ttlMs = typeof body.auth?.lease_duration === 'number' ? body.auth.lease_duration * 1000 : 0;
+    return { token, ttlMs, renewable: body.auth?.renewable === true, incrementMs: ttlMs };
   }
 
   async #tokenValue(): Promise<string> {
@@ -267,136 +387,55 @@ export class AuthManager implements SessionSource {
     return token;
   }
 
-  #newSession(
-    token: string,
-    startedAt: number,
-    ttlMs: number,
-    renewable: boolean,
-    incrementMs = ttlMs,
-  ): Session {
-    return {
-      token,
-      generation: ++this.#generation,
-      // Counted from before the request: the token cannot live longer than that.
-      expiresAt: ttlMs > 0 ? startedAt + ttlMs : 0,
-      final: ttlMs > 0 && !renewable,
-      invalid: false,
-      ttlMs: incrementMs,
-      renewable,
-    };
-  }
-
-  // ---- lifecycle -------------------------------------------------------------------------------
-
-  #schedule(session: Session): void {
-    this.#timer?.cancel();
-    this.#timer = undefined;
-    if (this.#closed || session.expiresAt === 0 || session !== this.#current) return;
-    const { clock, random, renewFraction, jitter, auth } = this.#config;
-    const remaining = session.expiresAt - clock.now();
-    const delay = Math.max(0, remaining * renewFraction * (1 - jitter * random()));
-    if (!session.final) {
-      this.#timer = clock.setTimer(() => this.#renew(session), delay);
-      return;
-    }
-    if (auth.method === 'token' && auth.tokenFile === undefined) {
-      this.#timer = clock.setTimer(() => {
-        if (session !== this.#current || this.#closed) return;
-        this.#config.warn(
-          'TOKEN_EXPIRING',
-          `the Vault token cannot be renewed and expires at ${new Date(session.expiresAt).toISOString()}; give the provider a new token or a login method`,
-        );
-      }, delay);
-      return;
-    }
-    // Log in again ahead of the end, leaving the rest of the token's life for leases it made to be replaced.
-    this.#timer = clock.setTimer(() => this.#relogin(session), delay);
-  }
-
-  async #renew(session: Session): Promise<void> {
-    if (this.#closed || session !== this.#current) return;
-    const { transport, client, clock } = this.#config;
-    const startedAt = clock.now();
+  /**
+   * `renew-self` of the source's token: the source's `renew`. `undefined` when Vault will not
+   * extend it (not renewable, past its max TTL); `ACCESS_DENIED` when Vault rejected it.
+   */
+  async #renewSelf(request: RenewRequest): Promise<RenewedToken | undefined> {
+    const { transport, client } = this.#config;
+    const token = request.token.reveal();
+    const incrementMs =
+      this.#increment?.token === token
+        ? this.#increment.ms
+        : Math.max(1_000, request.expiresAt - request.now);
     let invalid = false;
     let notRenewable = false;
-    try {
-      const body = await transport.call<LoginBody | null>({
-        operation: 'auth',
-        authenticated: false,
-        token: session.token,
-        retries: 0,
-        send: (options) =>
-          client.tokenRenewSelf({
-            increment: Math.max(1, Math.round(session.ttlMs / 1000)),
-            requestOptions: options,
-          }) as Promise<LoginBody>,
-        accept: (answer) => isRecord(answer) && isRecord(answer.auth),
-        onFailure: (failure) => {
-          if (isInvalidToken(failure)) invalid = true;
-          else if (
-            failure.status === 400 &&
-            failure.errors.some((e) => /not renewable|past the max TTL/.test(e))
-          )
-            notRenewable = true;
-          else return undefined;
-          return null;
-        },
-      });
-      if (this.#config.ownsClient) client.token = '';
-      if (this.#closed || session !== this.#current) return;
-      if (invalid) {
-        session.invalid = true;
-        this.#config.onInvalid(session);
-        this.#config.warn(
-          'TOKEN_REJECTED',
-          'Vault rejected the token while renewing it (expired or revoked)',
-        );
-        if (this.#config.auth.method !== 'token' || this.#config.auth.tokenFile !== undefined)
-          await this.#login().catch((e: unknown) => this.#reportError(e));
-        return;
-      }
-      if (notRenewable || body === null) {
-        session.final = true;
-        this.#schedule(session);
-        return;
-      }
-      const granted = typeof body.auth?.lease_duration === 'number' ? body.auth.lease_duration * 1000 : 0;
-      this.renewals++;
-      session.expiresAt = startedAt + granted;
-      // Less than asked for: the token reached its max TTL and cannot be extended further.
-      if (granted < session.ttlMs - 1000 || body.auth?.renewable === false || granted === 0)
-        session.final = true;
-      this.#schedule(session);
-    } catch (error) {
-      if (this.#closed || session !== this.#current) return;
-      this.#reportError(error);
-      const remaining = session.expiresAt - clock.now();
-      const retryIn = Math.min(transport.retryDelay(3), remaining / 4);
-      if (remaining > 2_000 && retryIn > 0) this.#timer = clock.setTimer(() => this.#renew(session), retryIn);
-      else if (this.#config.auth.method !== 'token')
-        this.#timer = clock.setTimer(() => this.#relogin(session), 0);
+    const body = await transport.call<LoginBody | null>({
+      operation: 'auth',
+      authenticated: false,
+      token,
+      retries: 0,
+      signal: request.signal,
+      send: (options) =>
+        client.tokenRenewSelf({
+          increment: Math.max(1, Math.round(incrementMs / 1000)),
+          requestOptions: options,
+        }) as Promise<LoginBody>,
+      accept: (answer) => isRecord(answer) && isRecord(answer.auth),
+      onFailure: (failure) => {
+        if (isInvalidToken(failure)) invalid = true;
+        else if (
+          failure.status === 400 &&
+          failure.errors.some((e) => /not renewable|past the max TTL/.test(e))
+        )
+          notRenewable = true;
+        else return undefined;
+        return null;
+      },
+    });
+    if (this.#config.ownsClient) client.token = '';
+    if (invalid) {
+      this.#renewRejected(token);
+      throw new AccessDeniedError(
+        { provider: this.#config.provider, operation: 'auth' },
+        `access denied: Vault rejected the token while renewing it (provider "${this.#config.provider}")`,
+      );
     }
-  }
-
-  async #relogin(session: Session): Promise<void> {
-    if (this.#closed || session !== this.#current) return;
-    try {
-      await this.#login();
-    } catch (error) {
-      if (this.#closed) return;
-      this.#reportError(error);
-      const remaining = session.expiresAt - this.#config.clock.now();
-      if (remaining > 0) {
-        this.#timer = this.#config.clock.setTimer(
-          () => this.#relogin(session),
-          Math.max(500, Math.min(this.#config.transport.retryDelay(4), remaining / 4)),
-        );
-      }
-    }
-  }
-
-  #reportError(error: unknown): void {
-    this.#config.error(isSecretError(error) ? error : this.#config.transport.map(error, 'auth'));
+    if (notRenewable || body === null) return undefined;
+    const granted = typeof body.auth?.lease_duration === 'number' ? body.auth.lease_duration * 1000 : 0;
+    // Less than asked for: the token reached its max TTL and cannot be extended further.
+    const capped = granted < incrementMs - 1000 || body.auth?.renewable === false || granted === 0;
+    return { expiresAt: request.now + granted, renewable: !capped };
   }
 }
 

@@ -183,7 +183,11 @@ export interface VaultProviderOptions extends Partial<BaseProviderOptions> {
   readonly correlationHeader?: string | undefined;
   /** Makes correlation ids. @default crypto.randomUUID */
   readonly correlationId?: (() => string) | undefined;
-  /** Renew the token once this fraction of its TTL has passed. @default the lease `renewFraction`, 0.75 */
+  /**
+   * Renew the token (or log in again) once this fraction of its TTL has passed, counted from its
+   * login or last renewal. On the token lifecycle this is a margin of `(1 - fraction) × TTL` per
+   * token, with `leases.jitter` of the wait removed at random. @default the lease `renewFraction`, 0.75
+   */
   readonly tokenRenewFraction?: number | undefined;
   readonly retry?: VaultRetryOptions | undefined;
   readonly leases?: VaultLeaseOptions | undefined;

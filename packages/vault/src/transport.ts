@@ -35,9 +35,9 @@ export interface AuthSession {
   /** Increases with each login or token change. */
   readonly generation: number;
   /** Epoch ms the token expires; 0 when it does not. Moves with renewals. */
-  expiresAt: number;
-  /** Set once the token can no longer be extended (not renewable, capped at its max, or replaced). */
-  final: boolean;
+  readonly expiresAt: number;
+  /** Whether the token can no longer be extended (not renewable, capped at its max, or replaced). */
+  readonly final: boolean;
   /** Set when Vault rejected the token (expired or revoked): what it created is gone. */
   invalid: boolean;
 }

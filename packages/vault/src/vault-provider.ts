@@ -33,6 +33,7 @@ import {
   type Timer,
   throwIfAborted,
 } from '@secret-provider/core/adapter';
+import type { TokenSourceStats } from '@secret-provider/token';
 import { listStarts, parseKey, type VaultAddress } from './addressing.js';
 import { AuthManager } from './auth.js';
 import {
@@ -89,8 +90,12 @@ export interface VaultProviderStats {
   readonly retries: number;
   readonly rateLimited: number;
   readonly reauthentications: number;
+  /** Logins (and token lookups) attempted. */
   readonly logins: number;
+  /** Token renewals in place (`renew-self`); the same as `token.renewals`. */
   readonly tokenRenewals: number;
+  /** The counters of the token lifecycle (a `TokenSource`): tokens issued, failures, rejections, renewals. */
+  readonly token: TokenSourceStats;
   readonly leases: {
     readonly active: number;
     readonly issued: number;
@@ -506,6 +511,7 @@ export class VaultProvider extends BaseProvider {
       reauthentications: transport.reauthentications,
       logins: this.#auth.logins,
       tokenRenewals: this.#auth.renewals,
+      token: this.#auth.stats(),
       leases: { active: this.#leases.size, ...leases },
       tracked: this.#refresher.size,
     };
@@ -538,7 +544,7 @@ export class VaultProvider extends BaseProvider {
   }
 
   protected override async onClose(): Promise<void> {
-    this.#auth.close();
+    await this.#auth.close();
     this.#agents.http?.destroy();
     this.#agents.https?.destroy();
   }
