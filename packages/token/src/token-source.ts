@@ -148,6 +148,8 @@ export class TokenSource extends BaseProvider {
   readonly #backoff: BackoffOptions;
   readonly #issueBackoff: BackoffOptions | undefined;
   #issueHold: { error: SecretError; until: number; count: number } | undefined;
+  /** After a failed refresh ahead of the end: until when callers get the held token without a new try. */
+  #aheadHold: { until: number; count: number } | undefined;
   readonly #random: () => number;
   readonly #controller = new AbortController();
   #held: Held | undefined;
@@ -371,6 +373,10 @@ export class TokenSource extends BaseProvider {
     const held = this.#held;
     const now = this.clock.now();
     if (held !== undefined && !isDue(held, now)) return held;
+    // A refresh ahead of the end failed a moment ago: callers are not made to wait for (and the
+    // issuer is not sent) another try per call; the next comes after core's back-off.
+    const hold = this.#aheadHold;
+    if (held !== undefined && hold !== undefined && now < hold.until) return held;
     try {
       return await this.#refresh(held === undefined ? 'first' : 'expiring');
     } catch (error) {
@@ -390,9 +396,20 @@ export class TokenSource extends BaseProvider {
 
   #refresh(reason: TokenRequest['reason']): Promise<Held> {
     if (this.#refreshing !== undefined) return this.#refreshing;
-    const refreshing = this.#issue(reason).finally(() => {
-      if (this.#refreshing === refreshing) this.#refreshing = undefined;
-    });
+    const refreshing = this.#issue(reason)
+      .then(
+        (held) => {
+          this.#aheadHold = undefined;
+          return held;
+        },
+        (error: unknown) => {
+          if (reason === 'expiring') this.#holdAhead();
+          throw error;
+        },
+      )
+      .finally(() => {
+        if (this.#refreshing === refreshing) this.#refreshing = undefined;
+      });
     this.#refreshing = refreshing;
     return refreshing;
   }
@@ -596,6 +613,19 @@ export class TokenSource extends BaseProvider {
     this.#renewals++;
     this.#armBackgroundRefresh(next);
     return next;
+  }
+
+  /**
+   * Spaces the tries after a failed refresh of a token still valid, by the back-off of the
+   * background refresh, and at most half the time it has left, so that a try comes before its end.
+   */
+  #holdAhead(): void {
+    const held = this.#held;
+    const now = this.clock.now();
+    if (held?.expiresAt === undefined || held.expiresAt <= now) return;
+    const count = (this.#aheadHold?.count ?? 0) + 1;
+    const wait = Math.min(backoffDelay(count, this.#backoff), (held.expiresAt - now) / 2);
+    this.#aheadHold = { count, until: now + wait };
   }
 
   /** The requested lifetime within the bounds, warned about once when it had to be moved. */

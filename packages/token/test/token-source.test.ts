@@ -105,7 +105,10 @@ describe('TokenSource lifecycle', () => {
     await clock.advance(40_000); // background refresh due now, fails
     expect(of('error')).toHaveLength(1);
     expect(issuer.issued).toHaveLength(2);
-    await clock.advance(1); // remaining 19.999 s: under the margin
+    await clock.advance(1); // under the margin, but a try just failed: the valid token, no new try
+    expect((await source.current()).generation).toBe(1);
+    expect(issuer.issued).toHaveLength(2);
+    await clock.advance(10_000); // the hold (at most half the 20 s left) is over: refreshed on use
     const current = await source.current();
     expect(current.generation).toBe(2);
     expect(issuer.issued).toHaveLength(3);
@@ -126,15 +129,58 @@ describe('TokenSource lifecycle', () => {
     await source.token();
     issuer.failNext(new Error('down'));
     await clock.advance(45_000); // background refresh fails
-    issuer.failNext(new Error('down again'));
-    const served = await source.current(); // refresh on use fails: the valid token is served
+    const served = await source.current(); // the valid token is served, no new try yet
     expect(served.generation).toBe(1);
-    expect(of('error').length).toBeGreaterThanOrEqual(2);
+    expect(issuer.issued).toHaveLength(2);
+    expect(of('error')).toHaveLength(1);
     await clock.advance(20_000); // past the end
     issuer.failNext(new Error('still down'));
     const error = await rejection(source.token());
     expect(isSecretError(error, 'UNKNOWN')).toBe(true);
     expect((error as Error).message).not.toContain('still down');
+  });
+
+  it('after a failed refresh of a valid token, spaces the next tries by the back-off instead of one per call', async () => {
+    const clock = new ManualClock();
+    const issuer = countingIssuer();
+    const source = make({
+      issuer,
+      clock,
+      lifetime: 600_000,
+      refreshMargin: 300_000,
+      refreshJitter: 0,
+      backoff: { base: 10_000, max: 40_000, random: () => 1 },
+    });
+    const { of } = recorder(source);
+    await source.token();
+    let down = true;
+    const issue = issuer.issue.bind(issuer);
+    issuer.issue = async (request) => {
+      if (down) {
+        issuer.issued.push(request);
+        throw new Error('unreachable');
+      }
+      return issue(request);
+    };
+    await clock.advance(300_000); // due: the background refresh fails
+    const triesAfterFirst = issuer.issued.length;
+    // 100 reads a second apart, all inside the 5 minutes the token has left.
+    for (let i = 0; i < 100; i++) {
+      const served = await source.current();
+      expect(served.generation).toBe(1);
+      expect(served.expiresAt?.getTime()).toBeGreaterThan(clock.now());
+      await clock.advance(1_000);
+    }
+    const tries = issuer.issued.length - triesAfterFirst;
+    // Waits of 10, 20, 40, 40 s (each at most half the time left): a handful of tries, not 100.
+    expect(tries).toBeGreaterThanOrEqual(2);
+    expect(tries).toBeLessThanOrEqual(6);
+    expect(of('error').length).toBeLessThanOrEqual(issuer.issued.length - 1);
+    down = false;
+    await clock.advance(45_000); // the next try succeeds
+    const renewed = await source.current();
+    expect(renewed.generation).toBe(2);
+    expect(renewed.expiresAt?.getTime()).toBeGreaterThan(clock.now());
   });
 
   it('makes one token for 100 concurrent callers, and one refresh for 100 callers of an expiring token', async () => {
