@@ -37,7 +37,7 @@ await loaded.close();`;
 
 const heavy = (urls: string[]) =>
   urls.filter((url) =>
-    /@secret-provider[/+](vault|azure|etcd|consul|http)\b|packages\/(vault|azure|etcd|consul|http)\/|[/+]node-vault|[/+]@azure[/+]|[/+]etcd3/.test(
+    /@secret-provider[/+](vault|azure|etcd|consul|http|aws|opentelemetry)\b|packages\/(vault|azure|etcd|consul|http|aws|opentelemetry)\/|[/+]node-vault|[/+]@azure[/+]|[/+]etcd3|[/+]@aws-sdk[/+]|[/+]@smithy[/+]|[/+]@opentelemetry[/+]/.test(
       url,
     ),
   );
@@ -47,7 +47,7 @@ describe('lazy loading of adapters', () => {
     expect(existsSync(join(packageDir, 'dist', 'index.js')), 'build first (pnpm build)').toBe(true);
   });
 
-  it('a configuration of env and file loads neither Vault nor Azure (nor etcd, Consul, HTTP)', async () => {
+  it('a configuration of env and file loads neither Vault nor Azure (nor etcd, Consul, HTTP, AWS, OpenTelemetry)', async () => {
     const urls = await modulesLoaded({
       providers: [
         { name: 'env', type: 'env' },
@@ -64,5 +64,13 @@ describe('lazy loading of adapters', () => {
     });
     expect(heavy(urls).some((url) => /vault/.test(url))).toBe(true);
     expect(heavy(urls).some((url) => /azure/.test(url))).toBe(false);
+  });
+
+  it('a configuration with an AWS provider loads the adapter but no SDK module until a request', async () => {
+    const urls = await modulesLoaded({
+      providers: [{ name: 'aws', type: 'aws', region: 'eu-west-1', endpoint: 'http://127.0.0.1:9' }],
+    });
+    expect(heavy(urls).some((url) => /@secret-provider[/+]aws\b|packages\/aws\//.test(url))).toBe(true);
+    expect(urls.filter((url) => /[/+]@aws-sdk[/+]|[/+]@smithy[/+]/.test(url))).toEqual([]);
   });
 });
