@@ -376,29 +376,31 @@ export function awsEndpointFromEnv(env: Readonly<Record<string, string | undefin
 
 async function createAws(entry: AwsProviderConfig, context: FactoryContext): Promise<SecretProvider> {
   const { AwsSecretsManagerProvider } = await import('@secret-provider/aws');
-  // The SDK reads these from process.env itself; the config applies them from its own `env`
-  // (AWS_DEFAULT_REGION is the AWS CLI's, which the JavaScript SDK does not read).
+  // The SDK reads these from process.env itself; the config applies them from its own `env`.
+  // AWS_DEFAULT_REGION is the AWS CLI's: the JavaScript SDK takes a client's region from AWS_REGION only.
   const region =
     entry.region ?? vendorValue(context.env, 'AWS_REGION') ?? vendorValue(context.env, 'AWS_DEFAULT_REGION');
   const endpoint = entry.endpoint ?? awsEndpointFromEnv(context.env);
   const given = entry.credentials;
   const path = `${context.path}.credentials`;
-  const credentials =
-    given === undefined
-      ? undefined
-      : {
-          accessKeyId: (await resolveReference(given.accessKeyId, `${path}.accessKeyId`, context)).reveal(),
-          secretAccessKey: (
-            await resolveReference(given.secretAccessKey, `${path}.secretAccessKey`, context)
-          ).reveal(),
-          ...(given.sessionToken === undefined
-            ? {}
-            : {
-                sessionToken: (
-                  await resolveReference(given.sessionToken, `${path}.sessionToken`, context)
-                ).reveal(),
-              }),
-        };
+  let credentials:
+    | (() => Promise<{ accessKeyId: string; secretAccessKey: string; sessionToken?: string }>)
+    | undefined;
+  if (given !== undefined) {
+    const accessKeyId = await resolveReference(given.accessKeyId, `${path}.accessKeyId`, context);
+    const secretAccessKey = await resolveReference(given.secretAccessKey, `${path}.secretAccessKey`, context);
+    const sessionToken =
+      given.sessionToken === undefined
+        ? undefined
+        : await resolveReference(given.sessionToken, `${path}.sessionToken`, context);
+    // A credential provider, not a static object: the values stay in redacting Secrets (in the
+    // provider's options too) until the SDK asks for them.
+    credentials = async () => ({
+      accessKeyId: accessKeyId.reveal(),
+      secretAccessKey: secretAccessKey.reveal(),
+      ...(sessionToken === undefined ? {} : { sessionToken: sessionToken.reveal() }),
+    });
+  }
   return new AwsSecretsManagerProvider({
     ...pick(entry, [
       'name',
