@@ -1,4 +1,10 @@
-import type { AzureProviderConfig, ReferenceContext, VaultProviderConfig } from '@secret-provider/config';
+import type {
+  AwsProviderConfig,
+  AzureProviderConfig,
+  ReferenceContext,
+  VaultProviderConfig,
+} from '@secret-provider/config';
+import { awsCanI } from './aws-probes.js';
 import { azureCanI } from './azure-probes.js';
 import { failureLine, loadOrReport } from './local-commands.js';
 import type { CliOptions } from './main.js';
@@ -9,7 +15,8 @@ type Action = 'get' | 'list' | 'set' | 'delete';
 
 /**
  * `can-i ACTION KEY...`: for each Vault, one `sys/capabilities-self` request for every key;
- * for each Key Vault, the probes it allows (see {@link azureCanI}). Other providers have no
+ * for each Key Vault and Secrets Manager, the probes they allow (see {@link azureCanI},
+ * {@link awsCanI}). Other providers have no
  * permission model to ask and are not listed. Each answer names the backend's action.
  */
 export async function canI(
@@ -65,6 +72,9 @@ export async function canI(
             } else if (entry.type === 'azure') {
               for (const key of keys)
                 reporter.add(await azureCanI(entry as AzureProviderConfig, provider, action, key));
+            } else if (entry.type === 'aws') {
+              for (const key of keys)
+                reporter.add(await awsCanI(entry as AwsProviderConfig, provider, action, key));
             }
           } catch (error) {
             reporter.add(failureLine(entry.name, 'can-i', error));

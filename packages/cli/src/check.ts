@@ -1,10 +1,12 @@
 import type {
+  AwsProviderConfig,
   AzureProviderConfig,
   ProviderConfig,
   ReferenceContext,
   VaultProviderConfig,
 } from '@secret-provider/config';
 import { withTimeout } from '@secret-provider/core/adapter';
+import { checkAws } from './aws-probes.js';
 import { checkAzure } from './azure-probes.js';
 import { failureLine, loadOrReport } from './local-commands.js';
 import type { CliOptions } from './main.js';
@@ -12,9 +14,10 @@ import { type CheckLine, type Io, Reporter } from './output.js';
 import { checkVault } from './vault-probes.js';
 
 /**
- * `check`: every provider at once. Vault and Key Vault get their own diagnostics (health,
- * seal, standby, TLS expiry, token lookup, auth challenge); the other providers are asked for
- * their key names within the timeout, which proves they can be read.
+ * `check`: every provider at once. Vault, Key Vault and Secrets Manager get their own
+ * diagnostics (health, seal, standby, TLS expiry, token lookup, auth challenge; one request that
+ * reads no value); the other providers are asked for their key names within the timeout, which
+ * proves they can be read.
  */
 export async function check(options: CliOptions, io: Io): Promise<number> {
   const reporter = new Reporter(io, { json: options.json });
@@ -46,6 +49,8 @@ export async function check(options: CliOptions, io: Io): Promise<number> {
                 options.timeoutMs * 3,
                 { provider: entry.name },
               );
+            } else if (entry.type === 'aws') {
+              await checkAws(entry as AwsProviderConfig, provider, options.timeoutMs, report);
             } else {
               const started = performance.now();
               const names = await withTimeout(() => provider.keys(), options.timeoutMs, {

@@ -4,6 +4,7 @@ import type { SecretProvider } from '@secret-provider/core';
 import { ConfigError } from './errors.js';
 import { type ReferenceContext, referencePath, resolveReference } from './references.js';
 import type {
+  AwsProviderConfig,
   AzureProviderConfig,
   ConsulProviderConfig,
   EnvProviderConfig,
@@ -42,6 +43,7 @@ const FACTORIES: { readonly [T in ProviderType]: Factory<Extract<ProviderConfig,
   http: createHttp,
   consul: createConsul,
   etcd: createEtcd,
+  aws: createAws,
 };
 
 /** The provider types a configuration can declare (the keys of the factory table). */
@@ -363,5 +365,61 @@ async function createEtcd(entry: EtcdProviderConfig, context: FactoryContext): P
             ...(tls.cert === undefined ? {} : { certChain: tls.cert }),
           },
         }),
+  });
+}
+
+/** The endpoint the AWS SDK would take from the environment, applied from the config's `env`. */
+export function awsEndpointFromEnv(env: Readonly<Record<string, string | undefined>>): string | undefined {
+  if (vendorValue(env, 'AWS_IGNORE_CONFIGURED_ENDPOINT_URLS')?.toLowerCase() === 'true') return undefined;
+  return vendorValue(env, 'AWS_ENDPOINT_URL_SECRETS_MANAGER') ?? vendorValue(env, 'AWS_ENDPOINT_URL');
+}
+
+async function createAws(entry: AwsProviderConfig, context: FactoryContext): Promise<SecretProvider> {
+  const { AwsSecretsManagerProvider } = await import('@secret-provider/aws');
+  // The SDK reads these from process.env itself; the config applies them from its own `env`.
+  // AWS_DEFAULT_REGION is the AWS CLI's: the JavaScript SDK takes a client's region from AWS_REGION only.
+  const region =
+    entry.region ?? vendorValue(context.env, 'AWS_REGION') ?? vendorValue(context.env, 'AWS_DEFAULT_REGION');
+  const endpoint = entry.endpoint ?? awsEndpointFromEnv(context.env);
+  const given = entry.credentials;
+  const path = `${context.path}.credentials`;
+  let credentials:
+    | (() => Promise<{ accessKeyId: string; secretAccessKey: string; sessionToken?: string }>)
+    | undefined;
+  if (given !== undefined) {
+    const accessKeyId = await resolveReference(given.accessKeyId, `${path}.accessKeyId`, context);
+    const secretAccessKey = await resolveReference(given.secretAccessKey, `${path}.secretAccessKey`, context);
+    const sessionToken =
+      given.sessionToken === undefined
+        ? undefined
+        : await resolveReference(given.sessionToken, `${path}.sessionToken`, context);
+    // A credential provider, not a static object: the values stay in redacting Secrets (in the
+    // provider's options too) until the SDK asks for them.
+    credentials = async () => ({
+      accessKeyId: accessKeyId.reveal(),
+      secretAccessKey: secretAccessKey.reveal(),
+      ...(sessionToken === undefined ? {} : { sessionToken: sessionToken.reveal() }),
+    });
+  }
+  return new AwsSecretsManagerProvider({
+    ...pick(entry, [
+      'name',
+      'requestTimeoutMs',
+      'watchKeys',
+      'kmsKeyId',
+      'recoveryWindowInDays',
+      'forceDeleteWithoutRecovery',
+      'writeRetries',
+      'pollInterval',
+    ]),
+    ...(region === undefined ? {} : { region }),
+    ...(endpoint === undefined ? {} : { endpoint }),
+    ...(credentials === undefined ? {} : { credentials }),
+    ...(entry.listFilters === undefined
+      ? {}
+      : { listFilters: entry.listFilters.map((f) => ({ Key: f.key, Values: [...f.values] })) }),
+    ...(entry.cache === undefined
+      ? {}
+      : { cache: entry.cache === false ? false : pick(entry.cache, ['ttl', 'max', 'staleWhileRevalidate']) }),
   });
 }

@@ -3,6 +3,7 @@ import { dirname, extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ChainedProvider } from '@secret-provider/chained';
 import { CachedProvider, type SecretProvider } from '@secret-provider/core';
+import { sanitizeCause } from '@secret-provider/core/adapter';
 import { ConfigError } from './errors.js';
 import { createProvider } from './factories.js';
 import { RoutedProvider, type Routes } from './routing.js';
@@ -16,6 +17,13 @@ export interface LoadConfigOptions {
   readonly env?: Readonly<Record<string, string | undefined>> | undefined;
   /** Directory relative paths resolve from, for a config given as an object. @default process.cwd() */
   readonly baseDir?: string | undefined;
+  /**
+   * Where `telemetry` spans go instead of the global tracer provider (an OpenTelemetry
+   * `TracerProvider`; typed loosely so that this package does not need the API's types).
+   */
+  readonly tracerProvider?: { getTracer(name: string): unknown } | undefined;
+  /** Where `telemetry` metrics go instead of the global meter provider (a `MeterProvider`). */
+  readonly meterProvider?: { getMeter(name: string): unknown } | undefined;
 }
 
 /** A configuration read from a file, before it is checked. */
@@ -39,7 +47,7 @@ export interface LoadedConfig {
   /** Directory relative paths were resolved from. */
   readonly baseDir: string;
   readonly warnings: readonly ConfigIssue[];
-  /** Closes the chain, its providers and the credential sources created for them. */
+  /** Closes the chain, its providers and the credential sources created for them; stops telemetry. */
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -124,11 +132,16 @@ export async function loadConfig(
   const providers = new Map<string, SecretProvider>();
   const adopted: SecretProvider[] = [];
   const built: SecretProvider[] = [];
+  let stopTelemetry: (() => void) | undefined;
   const closeAll = async () => {
     for (const provider of [...built].reverse()) await provider.close().catch(() => undefined);
     for (const provider of adopted) await provider.close().catch(() => undefined);
+    stopTelemetry?.();
+    stopTelemetry = undefined;
   };
   try {
+    // Before the providers, so that reads made while building (provider references) are seen too.
+    if (config.telemetry?.enabled === true) stopTelemetry = await startTelemetry(config, options);
     for (const [index, entry] of config.providers.entries()) {
       const provider = await createProvider(entry as ProviderConfig, {
         env,
@@ -187,4 +200,35 @@ export async function loadConfig(
     close,
     [Symbol.asyncDispose]: close,
   };
+}
+
+/** Starts `@secret-provider/opentelemetry` for `config.telemetry`; returns the function that stops it. */
+async function startTelemetry(config: SecretProviderConfig, options: LoadConfigOptions): Promise<() => void> {
+  let module: typeof import('@secret-provider/opentelemetry');
+  try {
+    module = await import('@secret-provider/opentelemetry');
+  } catch (error) {
+    throw new ConfigError(
+      [
+        {
+          path: 'telemetry.enabled',
+          code: 'MISSING_PACKAGE',
+          message:
+            'needs @secret-provider/opentelemetry (and @opentelemetry/api): install them next to @secret-provider/config',
+        },
+      ],
+      { cause: sanitizeCause(error, 'import of @secret-provider/opentelemetry failed') },
+    );
+  }
+  type Options = import('@secret-provider/opentelemetry').SecretProviderInstrumentationOptions;
+  return module.instrumentSecretProvider({
+    traces: config.telemetry?.traces !== false,
+    metrics: config.telemetry?.metrics !== false,
+    ...(options.tracerProvider === undefined
+      ? {}
+      : { tracerProvider: options.tracerProvider as Options['tracerProvider'] }),
+    ...(options.meterProvider === undefined
+      ? {}
+      : { meterProvider: options.meterProvider as Options['meterProvider'] }),
+  });
 }

@@ -62,7 +62,8 @@ export type IssueCode =
   | 'FILE_MODE'
   | 'UNREADABLE'
   | 'PARSE'
-  | 'SHADOWED_ENV';
+  | 'SHADOWED_ENV'
+  | 'MISSING_PACKAGE';
 
 /** One problem of a configuration, at a field path; the message never quotes a value. */
 export interface ConfigIssue {

@@ -150,6 +150,42 @@ export interface EtcdProviderConfig extends ProviderBase {
   readonly readOnly?: boolean;
 }
 
+export interface AwsProviderConfig extends ProviderBase {
+  readonly type: 'aws';
+  /** @default `AWS_REGION`, then `AWS_DEFAULT_REGION`, then the SDK's (profile) */
+  readonly region?: string;
+  /** @default `AWS_ENDPOINT_URL_SECRETS_MANAGER`, then `AWS_ENDPOINT_URL` */
+  readonly endpoint?: string;
+  /** Static credentials, as references. @default the SDK's default chain */
+  readonly credentials?: {
+    readonly accessKeyId: SecretReference;
+    readonly secretAccessKey: SecretReference;
+    readonly sessionToken?: SecretReference;
+  };
+  readonly requestTimeoutMs?: number;
+  /** `ListSecrets` filters scoping `keys()` and the watch. */
+  readonly listFilters?: readonly {
+    readonly key:
+      | 'name'
+      | 'description'
+      | 'tag-key'
+      | 'tag-value'
+      | 'primary-region'
+      | 'owning-service'
+      | 'all';
+    readonly values: readonly string[];
+  }[];
+  /** Watch these secrets by `DescribeSecret` instead of listing the scope. */
+  readonly watchKeys?: readonly string[];
+  readonly kmsKeyId?: string;
+  readonly recoveryWindowInDays?: number;
+  readonly forceDeleteWithoutRecovery?: boolean;
+  readonly writeRetries?: number;
+  /** The adapter's own cache (on by default), or `false`. */
+  readonly cache?: false | CacheConfig;
+  readonly pollInterval?: number;
+}
+
 export type ProviderConfig =
   | EnvProviderConfig
   | FileProviderConfig
@@ -158,7 +194,8 @@ export type ProviderConfig =
   | AzureProviderConfig
   | HttpProviderConfig
   | ConsulProviderConfig
-  | EtcdProviderConfig;
+  | EtcdProviderConfig
+  | AwsProviderConfig;
 
 /** The provider types a configuration can declare. */
 export type ProviderType = ProviderConfig['type'];
@@ -190,11 +227,17 @@ export interface SecretProviderConfig {
     readonly keys?: Readonly<Record<string, string>>;
     readonly prefixes?: Readonly<Record<string, string>>;
   };
-  /** Validated here, built by the telemetry package. */
+  /**
+   * Spans and metrics of every read through `@secret-provider/opentelemetry` (an optional peer),
+   * on the global tracer and meter providers. The service name is the OpenTelemetry SDK's
+   * resource attribute, set where the SDK is started.
+   */
   readonly telemetry?: {
+    /** @default false */
     readonly enabled?: boolean;
-    readonly serviceName?: string;
+    /** @default true */
     readonly traces?: boolean;
+    /** @default true */
     readonly metrics?: boolean;
   };
 }

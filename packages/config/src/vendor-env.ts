@@ -9,8 +9,9 @@ export interface VendorFallback {
 
 /**
  * The vendor variables honoured per provider type. Vault's are the ones `@secret-provider/vault`
- * reads itself; Key Vault's and Consul's are applied by the configuration (their adapters take
- * explicit options only).
+ * reads itself; Key Vault's, Consul's and the AWS region and endpoint are applied by the
+ * configuration (their adapters take explicit options only). AWS credential variables are the
+ * SDK's own; they are listed so that explicit credentials in the file warn that they win.
  */
 export const VENDOR_FALLBACKS: Readonly<Partial<Record<ProviderType, readonly VendorFallback[]>>> = {
   vault: [
@@ -26,6 +27,14 @@ export const VENDOR_FALLBACKS: Readonly<Partial<Record<ProviderType, readonly Ve
   consul: [
     { field: 'address', env: 'CONSUL_HTTP_ADDR' },
     { field: 'token', env: 'CONSUL_HTTP_TOKEN' },
+  ],
+  // Credentials stay the SDK's (AWS_ACCESS_KEY_ID, AWS_PROFILE... read by it): explicit ones replace them.
+  aws: [
+    { field: 'region', env: 'AWS_REGION' },
+    { field: 'region', env: 'AWS_DEFAULT_REGION' },
+    { field: 'endpoint', env: 'AWS_ENDPOINT_URL_SECRETS_MANAGER' },
+    { field: 'endpoint', env: 'AWS_ENDPOINT_URL' },
+    { field: 'credentials.accessKeyId', env: 'AWS_ACCESS_KEY_ID' },
   ],
 };
 

@@ -78,7 +78,7 @@ describe('validateConfig', () => {
         },
       ],
       cache: { ttl: 1000 },
-      telemetry: { enabled: true, serviceName: 'api' },
+      telemetry: { enabled: true, metrics: false },
     });
     const report = await validateConfig(config, { env: { T: 'x' } });
     expect(report.errors).toEqual([]);
@@ -185,14 +185,18 @@ describe('validateConfig', () => {
     expectNoLeak([report], [LITERAL]);
   });
 
-  it('validates the telemetry section (built elsewhere)', async () => {
+  it('validates the telemetry section; serviceName is not one of its fields (the SDK resource is)', async () => {
     const report = await validateConfig(
-      { providers: [{ name: 'm', type: 'memory' }], telemetry: { enabled: 'yes', exporter: 'otlp' } },
+      {
+        providers: [{ name: 'm', type: 'memory' }],
+        telemetry: { enabled: 'yes', exporter: 'otlp', serviceName: 'api' },
+      },
       { env: {} },
     );
     expect(report.errors.map((e) => [e.path, e.code])).toEqual([
       ['telemetry.enabled', 'SCHEMA'],
       ['telemetry.exporter', 'UNKNOWN_FIELD'],
+      ['telemetry.serviceName', 'UNKNOWN_FIELD'],
     ]);
   });
 

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -37,7 +37,7 @@ await loaded.close();`;
 
 const heavy = (urls: string[]) =>
   urls.filter((url) =>
-    /@secret-provider[/+](vault|azure|etcd|consul|http)\b|packages\/(vault|azure|etcd|consul|http)\/|[/+]node-vault|[/+]@azure[/+]|[/+]etcd3/.test(
+    /@secret-provider[/+](vault|azure|etcd|consul|http|aws|opentelemetry)\b|packages\/(vault|azure|etcd|consul|http|aws|opentelemetry)\/|[/+]node-vault|[/+]@azure[/+]|[/+]etcd3|[/+]@aws-sdk[/+]|[/+]@smithy[/+]|[/+]@opentelemetry[/+]/.test(
       url,
     ),
   );
@@ -47,7 +47,7 @@ describe('lazy loading of adapters', () => {
     expect(existsSync(join(packageDir, 'dist', 'index.js')), 'build first (pnpm build)').toBe(true);
   });
 
-  it('a configuration of env and file loads neither Vault nor Azure (nor etcd, Consul, HTTP)', async () => {
+  it('a configuration of env and file loads neither Vault nor Azure (nor etcd, Consul, HTTP, AWS, OpenTelemetry)', async () => {
     const urls = await modulesLoaded({
       providers: [
         { name: 'env', type: 'env' },
@@ -64,5 +64,49 @@ describe('lazy loading of adapters', () => {
     });
     expect(heavy(urls).some((url) => /vault/.test(url))).toBe(true);
     expect(heavy(urls).some((url) => /azure/.test(url))).toBe(false);
+  });
+
+  it('a configuration with an AWS provider loads the adapter but no SDK module until a request', async () => {
+    const urls = await modulesLoaded({
+      providers: [{ name: 'aws', type: 'aws', region: 'eu-west-1', endpoint: 'http://127.0.0.1:9' }],
+    });
+    expect(heavy(urls).some((url) => /@secret-provider[/+]aws\b|packages\/aws\//.test(url))).toBe(true);
+    expect(urls.filter((url) => /[/+]@aws-sdk[/+]|[/+]@smithy[/+]/.test(url))).toEqual([]);
+  });
+});
+
+describe('telemetry without its package', () => {
+  it('telemetry.enabled without @secret-provider/opentelemetry installed is a ConfigError naming it', async () => {
+    // An installation with config and its dependencies only: the built package copied, its
+    // dependencies linked, no @secret-provider/opentelemetry to resolve.
+    const root = join(temp.dir, `app-${Math.random().toString(36).slice(2)}`);
+    const scope = join(root, 'node_modules', '@secret-provider');
+    mkdirSync(scope, { recursive: true });
+    cpSync(join(packageDir, 'dist'), join(scope, 'config', 'dist'), { recursive: true });
+    for (const file of ['package.json', 'schema.json'])
+      cpSync(join(packageDir, file), join(scope, 'config', file));
+    for (const name of ['core', 'chained', 'memory'])
+      symlinkSync(join(packageDir, '..', name), join(scope, name), 'dir');
+    const script = `const { loadConfig } = await import('@secret-provider/config');
+try {
+  await loadConfig({ providers: [{ name: 'm', type: 'memory' }], telemetry: { enabled: true } }, { env: {} });
+  console.log('loaded');
+} catch (error) {
+  console.log(JSON.stringify({ name: error.name, code: error.code, reason: error.reason, path: error.path, message: error.message }));
+}`;
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: root,
+      env: { PATH: process.env.PATH ?? '' },
+      timeout: 30_000,
+    });
+    const error = JSON.parse(stdout) as Record<string, string>;
+    expect(error).toMatchObject({
+      name: 'ConfigError',
+      code: 'INVALID_CONFIG',
+      reason: 'MISSING_PACKAGE',
+      path: 'telemetry.enabled',
+    });
+    expect(error.message).toContain('install them next to @secret-provider/config');
+    expect(error.message).toContain('@secret-provider/opentelemetry');
   });
 });
