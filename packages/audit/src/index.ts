@@ -140,7 +140,9 @@ export function createAuditor(options: AuditorOptions): Auditor {
   const random = options.random ?? Math.random;
   const failClosed = options.mode === 'fail-closed';
   const attached = new Map<string, number>();
-  const queue: AuditRecord[] = [];
+  const queue: Queued[] = [];
+  // fail-closed: the records a wrapped operation made, so that it answers only once they are written.
+  const tickets = new AsyncLocalStorage<Ticket>();
   const hits = new Map<string, { provider: string; key: string; count: number }>();
   const requests = new WeakMap<OperationContext, RequestContext[]>();
   const store = new AsyncLocalStorage<OperationContext>();
@@ -156,17 +158,20 @@ export function createAuditor(options: AuditorOptions): Auditor {
   const watched = (provider: string) => attached.has(provider);
 
   const enqueue = (record: AuditRecord) => {
+    const ticket = failClosed ? tickets.getStore() : undefined;
     if (queue.length >= maxQueue) {
       dropped++;
+      if (ticket !== undefined) ticket.written.push(Promise.resolve(false));
       return;
     }
-    queue.push(record);
+    if (ticket === undefined) queue.push({ record });
+    else ticket.written.push(new Promise<boolean>((done) => queue.push({ record, done })));
     pumping ??= new Promise<void>((resolve) => setImmediate(resolve)).then(pump);
   };
 
   async function pump(): Promise<void> {
     while (queue.length > 0) {
-      const record = queue.shift() as AuditRecord;
+      const { record, done } = queue.shift() as Queued;
       let failed = false;
       for (const sink of options.sinks) {
         try {
@@ -179,6 +184,7 @@ export function createAuditor(options: AuditorOptions): Auditor {
       // Health follows the latest record: a sink that takes one again ends the refusals.
       failing = failed;
       written++;
+      done?.(!failed);
     }
     pumping = undefined;
   }
@@ -360,7 +366,7 @@ export function createAuditor(options: AuditorOptions): Auditor {
   return {
     attach,
     wrap(provider) {
-      return new AuditedProvider(provider, admit, attach(provider));
+      return new AuditedProvider(provider, admit, attach(provider), failClosed ? tickets : undefined);
     },
     stats: () => ({ written, dropped, queued: queue.length, sinkFailures, failing }),
     async close() {
@@ -370,6 +376,7 @@ export function createAuditor(options: AuditorOptions): Auditor {
       flushHits();
       unsubscribe();
       while (pumping !== undefined) await pumping;
+      for (const { done } of queue.splice(0)) done?.(false);
       for (const sink of options.sinks) await sink.close?.();
     },
   };
@@ -377,43 +384,96 @@ export function createAuditor(options: AuditorOptions): Auditor {
 
 type Admit = (provider: string, operation: SecretOperation, key?: string) => void;
 
+/** A record waiting for the sinks; `done` tells a fail-closed operation whether every sink took it. */
+interface Queued {
+  readonly record: AuditRecord;
+  readonly done?: ((written: boolean) => void) | undefined;
+}
+
+/** The records one fail-closed operation made, each resolving to whether it was written. */
+interface Ticket {
+  readonly written: Promise<boolean>[];
+}
+
+/**
+ * A provider whose operations are admitted by the audit first; in `fail-closed` mode each also
+ * answers only once the records it made are written to every sink, and rejects with
+ * {@link AuditUnavailableError} (a value read is disposed, not returned) when one was not.
+ */
 class AuditedProvider extends WrappingProvider {
   readonly #admit: Admit;
   readonly #detach: () => void;
+  readonly #tickets: AsyncLocalStorage<Ticket> | undefined;
 
-  constructor(inner: SecretProvider, admit: Admit, detach: () => void) {
+  constructor(inner: SecretProvider, admit: Admit, detach: () => void, tickets?: AsyncLocalStorage<Ticket>) {
     super(inner);
     this.#admit = admit;
     this.#detach = detach;
+    this.#tickets = tickets;
   }
 
-  override async get(...args: Parameters<WrappingProvider['get']>) {
-    this.#admit(this.name, 'get', args[0]);
-    return super.get(...args);
+  /** Runs `operation` once admitted; in fail-closed mode, settles after its records are written. */
+  async #audited<T>(
+    operation: SecretOperation,
+    key: string | undefined,
+    run: () => T | Promise<T>,
+    dispose?: (result: T) => void,
+  ): Promise<T> {
+    this.#admit(this.name, operation, key);
+    const tickets = this.#tickets;
+    if (tickets === undefined) return run();
+    const ticket: Ticket = { written: [] };
+    let outcome: { ok: true; value: T } | { ok: false; error: unknown };
+    try {
+      outcome = { ok: true, value: await tickets.run(ticket, run) };
+    } catch (error) {
+      outcome = { ok: false, error };
+    }
+    const written = await Promise.all(ticket.written);
+    if (written.includes(false)) {
+      if (outcome.ok) dispose?.(outcome.value);
+      throw new AuditUnavailableError({
+        provider: this.name,
+        operation,
+        ...(key === undefined ? {} : { key }),
+      });
+    }
+    if (!outcome.ok) throw outcome.error;
+    return outcome.value;
+  }
+
+  override get(...args: Parameters<WrappingProvider['get']>) {
+    return this.#audited(
+      'get',
+      args[0],
+      () => super.get(...args),
+      (secret) => secret.dispose(),
+    );
+  }
+  override getMany(...args: Parameters<WrappingProvider['getMany']>) {
+    return this.#audited(
+      'get',
+      undefined,
+      () => super.getMany(...args),
+      (found) => {
+        for (const secret of found.values()) secret.dispose();
+      },
+    );
   }
   override has(...args: Parameters<WrappingProvider['has']>) {
-    try {
-      this.#admit(this.name, 'has', args[0]);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return super.has(...args);
+    return this.#audited('has', args[0], () => super.has(...args));
   }
-  override async metadata(...args: Parameters<WrappingProvider['metadata']>) {
-    this.#admit(this.name, 'metadata', args[0]);
-    return super.metadata(...args);
+  override metadata(...args: Parameters<WrappingProvider['metadata']>) {
+    return this.#audited('metadata', args[0], () => super.metadata(...args));
   }
-  override async set(...args: Parameters<WrappingProvider['set']>) {
-    this.#admit(this.name, 'set', args[0]);
-    return super.set(...args);
+  override set(...args: Parameters<WrappingProvider['set']>) {
+    return this.#audited('set', args[0], () => super.set(...args));
   }
-  override async delete(...args: Parameters<WrappingProvider['delete']>) {
-    this.#admit(this.name, 'delete', args[0]);
-    return super.delete(...args);
+  override delete(...args: Parameters<WrappingProvider['delete']>) {
+    return this.#audited('delete', args[0], () => super.delete(...args));
   }
-  override async keys(...args: Parameters<WrappingProvider['keys']>) {
-    this.#admit(this.name, 'keys');
-    return super.keys(...args);
+  override keys(...args: Parameters<WrappingProvider['keys']>) {
+    return this.#audited('keys', undefined, () => super.keys(...args));
   }
   protected override onClose(): void {
     this.#detach();

@@ -216,7 +216,7 @@ describe('audit records', () => {
     expect(isSecretError(await rejection(fileSink(loose)), 'INVALID_CONFIG')).toBe(true);
   });
 
-  it('counts what a full queue drops; fail-open by default, fail-closed rejects before the backend', async () => {
+  it('counts what a full queue drops; fail-open by default, fail-closed withholds what was not recorded', async () => {
     const slow: AuditSink = { write: () => new Promise((r) => setTimeout(r, 5)) };
     const open = createAuditor({ sinks: [slow], maxQueue: 1 });
     const provider = new MemoryProvider({ name: 'open', initial: { A: PASSWORD } });
@@ -235,11 +235,20 @@ describe('audit records', () => {
       return get(...args);
     }) as typeof get;
     const wrapped = closedAuditor.wrap(backend);
-    await wrapped.get('A');
-    const error = await rejection(wrapped.get('A'));
-    expect(error).toBeInstanceOf(AuditUnavailableError);
-    expect(isSecretError(error, 'UNAVAILABLE')).toBe(true);
-    expect(calls).toBe(1);
+    // Three reads at once: one record fits the queue, two cannot be taken, and those reads reject
+    // (the values read are disposed, not returned).
+    const settled = await Promise.allSettled([wrapped.get('A'), wrapped.get('A'), wrapped.get('A')]);
+    expect(calls).toBe(3);
+    const served = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const refused = settled.flatMap((r) => (r.status === 'rejected' ? [r.reason] : []));
+    expect(served.map((secret) => secret.reveal())).toEqual([PASSWORD]);
+    expect(refused).toHaveLength(2);
+    for (const error of refused) {
+      expect(error).toBeInstanceOf(AuditUnavailableError);
+      expect(isSecretError(error, 'UNAVAILABLE')).toBe(true);
+    }
+    expectNoLeak(refused, [PASSWORD], { encodings: true });
+    expect(closedAuditor.stats().dropped).toBe(2);
     await closedAuditor.close();
     await wrapped.close();
 
@@ -248,11 +257,11 @@ describe('audit records', () => {
       mode: 'fail-closed',
     });
     const third = broken.wrap(new MemoryProvider({ name: 'broken', initial: { A: PASSWORD } }));
-    await third.get('A');
-    await new Promise((r) => setImmediate(r));
-    await new Promise((r) => setImmediate(r));
+    // The read's own record cannot be written: the read rejects; the next is refused before the backend.
+    expect(await rejection(third.get('A'))).toBeInstanceOf(AuditUnavailableError);
     expect(broken.stats().sinkFailures).toBe(1);
     expect(await rejection(third.get('A'))).toBeInstanceOf(AuditUnavailableError);
+    expect(await rejection(third.getMany?.(['A']) ?? Promise.resolve())).toBeInstanceOf(AuditUnavailableError);
     await broken.close();
     await third.close();
   });
@@ -284,9 +293,14 @@ describe('fail-closed recovery and chains', () => {
     const wrapped = auditor.wrap(backend);
     defer(() => wrapped.close());
     await wrapped.get('A');
-    await pumped();
+    // A fail-closed read answers once its record is written, not before.
+    expect(taken).toEqual([expect.objectContaining({ operation: 'get', key: 'A', outcome: 'ok' })]);
+    expect((await wrapped.getMany?.(['A']))?.get('A')?.reveal()).toBe(PASSWORD);
+    expect(taken).toHaveLength(2);
+    taken.splice(0);
     broken = true;
-    await wrapped.get('A'); // admitted: the failure is not known yet; its record is the one lost
+    // Admitted (the failure is not known yet) and read, but its record is lost: it rejects.
+    expect(await rejection(wrapped.get('A'))).toBeInstanceOf(AuditUnavailableError);
     await pumped();
     expect(auditor.stats()).toEqual(expect.objectContaining({ failing: true, sinkFailures: 1 }));
     expect(await rejection(wrapped.get('A'))).toBeInstanceOf(AuditUnavailableError);
@@ -301,11 +315,10 @@ describe('fail-closed recovery and chains', () => {
     expect(calls).toBe(3);
     await auditor.close();
     expect(taken.map((r) => [r.outcome, r.refused])).toEqual([
-      ['ok', undefined],
       ['error', true],
       ['ok', undefined],
     ]);
-    expect(taken[1]).toEqual(
+    expect(taken[0]).toEqual(
       expect.objectContaining({
         provider: 'recovering',
         operation: 'get',
@@ -321,8 +334,9 @@ describe('fail-closed recovery and chains', () => {
     const auditor = createAuditor({ sinks: [slow], maxQueue: 1, mode: 'fail-closed' });
     const wrapped = auditor.wrap(new MemoryProvider({ name: 'draining', initial: { A: PASSWORD } }));
     defer(() => wrapped.close());
-    await wrapped.get('A');
-    expect(await rejection(wrapped.get('A'))).toBeInstanceOf(AuditUnavailableError);
+    const [first, second] = await Promise.allSettled([wrapped.get('A'), wrapped.get('A')]);
+    expect(first?.status).toBe('fulfilled');
+    expect(second?.status === 'rejected' && second.reason).toBeInstanceOf(AuditUnavailableError);
     while (auditor.stats().queued > 0) await new Promise((r) => setTimeout(r, 5));
     expect((await wrapped.get('A')).reveal()).toBe(PASSWORD);
     await auditor.close();
