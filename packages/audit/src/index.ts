@@ -44,6 +44,8 @@ export interface AuditRecord {
   /** `cache-hits`: hits of the key in the window. */
   readonly count?: number | undefined;
   readonly windowMs?: number | undefined;
+  /** `change` `warning`: the provider's warning code (`TOKEN_EXPIRING`, `LEASE_REVOKE_DENIED`...), never its message. */
+  readonly warningCode?: string | undefined;
   /** `fail-closed`: the audit refused the operation before it reached the backend (see {@link AuditUnavailableError}). */
   readonly refused?: true | undefined;
   /** A sampled cache hit: the share of hits recorded, so one record stands for `1 / sampleRate` hits. */
@@ -315,6 +317,7 @@ export function createAuditor(options: AuditorOptions): Auditor {
         keys: [...e.keys],
         outcome: e.type === 'error' ? 'error' : 'ok',
         errorCode: e.errorCode,
+        warningCode: e.warningCode,
       }),
     );
   };

@@ -261,7 +261,9 @@ describe('audit records', () => {
     expect(await rejection(third.get('A'))).toBeInstanceOf(AuditUnavailableError);
     expect(broken.stats().sinkFailures).toBe(1);
     expect(await rejection(third.get('A'))).toBeInstanceOf(AuditUnavailableError);
-    expect(await rejection(third.getMany?.(['A']) ?? Promise.resolve())).toBeInstanceOf(AuditUnavailableError);
+    expect(await rejection(third.getMany?.(['A']) ?? Promise.resolve())).toBeInstanceOf(
+      AuditUnavailableError,
+    );
     await broken.close();
     await third.close();
   });

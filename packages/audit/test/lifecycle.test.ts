@@ -5,7 +5,7 @@ import { createAuditor } from '@secret-provider/audit';
 import { ManualClock } from '@secret-provider/core/adapter';
 import { VaultDouble } from '@secret-provider/doubles/vault';
 import { expectNoLeak } from '@secret-provider/testing';
-import { type TokenIssuer, TokenSource } from '@secret-provider/token';
+import { fixedToken, type TokenIssuer, TokenSource } from '@secret-provider/token';
 import { VaultProvider } from '@secret-provider/vault';
 import { describe, expect, it } from 'vitest';
 import { cleanupAfterEach, memorySink } from './fixtures.js';
@@ -161,5 +161,27 @@ describe('token records', () => {
       }),
     );
     expectNoLeak([records], issuedTokens, { encodings: true });
+  });
+
+  it('records a token warning by its code, never its message', async () => {
+    const sink = memorySink();
+    const auditor = createAuditor({ sinks: [sink] });
+    const token = 'fixed-tok-Rz4wQ9mN2x';
+    const source = new TokenSource({ name: 'fixed-token', issuer: fixedToken(token) });
+    defer(() => source.close());
+    auditor.attach(source);
+    await source.token(); // a fixed token: a warning that it cannot be refreshed
+    await auditor.close();
+    const warnings = sink.records.filter((r) => r.kind === 'change' && r.operation === 'warning');
+    expect(warnings).toEqual([
+      expect.objectContaining({
+        provider: 'fixed-token',
+        keys: ['token'],
+        outcome: 'ok',
+        warningCode: 'TOKEN_NOT_REFRESHABLE',
+      }),
+    ]);
+    expect(JSON.stringify(warnings)).not.toMatch(/cannot be refreshed/);
+    expectNoLeak([sink.records], [token], { encodings: true });
   });
 });

@@ -108,14 +108,22 @@ export interface CacheEvent {
   readonly size: number;
 }
 
-/** A change or a watch failure a provider reported, on `secret-provider:change`. */
+/**
+ * A change, a watch failure or a warning a provider reported, on `secret-provider:change`.
+ * A warning (a token about to expire that cannot be renewed, a lease revocation denied...)
+ * carries its code only, never its message.
+ */
 export interface ChangeEvent {
   readonly provider: string;
-  readonly type: 'rotated' | 'added' | 'removed' | 'error';
+  readonly type: 'rotated' | 'added' | 'removed' | 'error' | 'warning';
   /** The keys concerned (names). */
   readonly keys: readonly string[];
   readonly errorCode?: FailureCode | undefined;
+  /** For warnings: the code (`TOKEN_EXPIRING`), or `OTHER` when it is not an upper-case identifier. */
+  readonly warningCode?: string | undefined;
 }
+
+const WARNING_CODE = /^[A-Z][A-Z0-9_]{0,63}$/;
 
 /** Channel names, for subscribers that do not use {@link subscribeTelemetry}. */
 export const TELEMETRY_CHANNELS = {
@@ -347,6 +355,14 @@ export function publishChange(type: keyof SecretEvents, event: SecretEvents[keyo
       type,
       keys: key === undefined ? [] : [key],
       errorCode: failureCode(error),
+    });
+  } else if (type === 'warning') {
+    const { provider, key, code } = event as SecretEvents['warning'];
+    changeChannel.publish({
+      provider,
+      type,
+      keys: key === undefined ? [] : [key],
+      warningCode: typeof code === 'string' && WARNING_CODE.test(code) ? code : 'OTHER',
     });
   }
 }

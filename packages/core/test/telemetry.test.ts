@@ -64,6 +64,10 @@ class Backend extends BaseProvider {
   announce(key: string): void {
     this.emit('rotated', { provider: this.name, keys: [key], detectedAt: new Date() } as never);
   }
+
+  warn(code: string, message: string): void {
+    this.emit('warning', { provider: this.name, code, message, detectedAt: new Date() } as never);
+  }
 }
 
 function recordAll(store?: AsyncLocalStorage<OperationContext>) {
@@ -159,6 +163,19 @@ describe('telemetry channels', () => {
     ]);
     expect(seen.changes).toEqual([{ provider: 'traced', type: 'rotated', keys: ['db/password'] }]);
     expectNoLeak([seen.operations, seen.requests, seen.cache, seen.changes], [VALUE], { encodings: true });
+  });
+
+  it('report warnings by code only, and a code that is not an identifier as OTHER', () => {
+    const seen = recordAll();
+    const provider = new Backend();
+    provider.warn('TOKEN_EXPIRING', `the token ends soon ${VALUE}`);
+    provider.warn(`bad code ${VALUE}`, 'text');
+    expect(seen.changes).toEqual([
+      { provider: 'traced', type: 'warning', keys: [], warningCode: 'TOKEN_EXPIRING' },
+      { provider: 'traced', type: 'warning', keys: [], warningCode: 'OTHER' },
+    ]);
+    expectNoLeak([seen.changes], [VALUE], { encodings: true });
+    seen.stop();
   });
 
   it('leave cache hits to the cache channel with cacheHits: false, and the get channel without end subscribers', async () => {

@@ -416,6 +416,7 @@ class MetricRecorder {
   }
 
   change(event: ChangeEvent): void {
+    if (event.type === 'warning') return; // a warning is no change (the audit records them)
     this.#changes.add(event.type === 'error' ? 1 : event.keys.length, {
       [ATTRIBUTES.provider]: event.provider,
       [ATTRIBUTES.change]: event.type,
