@@ -1,7 +1,6 @@
 import {
   InvalidConfigError,
   InvalidKeyError,
-  isSecretError,
   ProviderUnavailableError,
   SecretConflictError,
   type SecretError,
