@@ -3,6 +3,7 @@ import type { CacheOptions, CacheStats, LoadedSecret } from './cache.js';
 import { CacheFront, cacheOptionsOf } from './cache-front.js';
 import { type Clock, systemClock } from './clock.js';
 import {
+  InvalidConfigError,
   isSecretError,
   ProviderClosedError,
   ReadOnlyError,
@@ -159,8 +160,18 @@ export abstract class BaseProvider implements SecretProvider {
     this.#pollInterval = options.pollInterval ?? 30_000;
     this.#pollJitter = options.pollJitter ?? 0.1;
     this.#clock = options.clock ?? systemClock;
-    const retryBase = options.watchRetry?.base ?? Math.min(1_000, this.#pollInterval);
-    this.#watchRetry = { base: retryBase, max: Math.max(retryBase, options.watchRetry?.max ?? 60_000) };
+    // An invalid poll interval is refused where it is used, with its own message.
+    const interval =
+      this.#pollInterval > 0 && Number.isFinite(this.#pollInterval) ? this.#pollInterval : 1_000;
+    const retryBase = options.watchRetry?.base ?? Math.min(1_000, interval);
+    const retryMax = options.watchRetry?.max ?? 60_000;
+    if (![retryBase, retryMax].every((ms) => typeof ms === 'number' && Number.isFinite(ms) && ms > 0)) {
+      throw new InvalidConfigError(
+        { provider: options.name },
+        'invalid watchRetry: base and max must be finite numbers > 0 (ms)',
+      );
+    }
+    this.#watchRetry = { base: retryBase, max: Math.max(retryBase, retryMax) };
     this.#declared = { ...options.capabilities };
     const cacheOptions = cacheOptionsOf(options.cache);
     this.#cache =
@@ -813,6 +824,7 @@ export abstract class BaseProvider implements SecretProvider {
         }
         // Stopped (or closed) while starting: nothing may stay armed.
         if (signal.aborted || this.#closed) {
+          void retry.stop();
           await stopSource();
           return;
         }

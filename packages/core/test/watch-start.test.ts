@@ -223,4 +223,19 @@ describe('a push source that fails to start', () => {
     expect(codes(events)).toEqual(['error:UNAVAILABLE']);
     await provider.close();
   });
+
+  it('refuses a watchRetry that is not a positive number of ms, when the provider is made', () => {
+    class Bad extends BaseProvider {
+      constructor(base: number) {
+        super({ name: 'bad', watchRetry: { base } });
+      }
+      protected override async readSecret(): Promise<StoredSecret | undefined> {
+        return undefined;
+      }
+    }
+    for (const base of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(() => new Bad(base)).toThrow(expect.objectContaining({ code: 'INVALID_CONFIG' }));
+    }
+    expect(() => new Bad(10)).not.toThrow();
+  });
 });
