@@ -1,7 +1,8 @@
 import type { AddedEvent, RemovedEvent, RotatedEvent } from '@secret-provider/core';
+import { record } from '@secret-provider/testing';
 import { ManualClock, type VaultProviderOptions } from '@secret-provider/vault';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type Setup, setup, trackUnhandledRejections } from './helpers.js';
+import { type Setup, settle, setup, trackUnhandledRejections } from './helpers.js';
 
 trackUnhandledRejections({ beforeAll, afterAll });
 
@@ -96,6 +97,36 @@ describe('watch (KV v2 metadata polling)', () => {
     s.double.kvPut('secret', 'app/later', { value: 'l' });
     await clock.advance(400_000);
     expect(summary(s)).toEqual(['added secret/app/later 1']);
+  });
+
+  it('a watch started while Vault is sealed reports it once, starts by itself once unsealed, and reports later changes only', async () => {
+    const clock = new ManualClock();
+    const s = await setup({
+      clock,
+      watch: false,
+      provider: () => ({ random: () => 0.5, pollInterval: 10_000, watch: { prefixes: ['secret/app/'] } }),
+    });
+    current = s;
+    s.double.kvPut('secret', 'app/before', { value: 'b' });
+    s.double.seal();
+    // The first attempt backs off on the clock between its own retries: move time to settle it.
+    const { events, handle } = await settle(record(s.provider), clock);
+    const changes = () => events.filter((e) => e.type !== 'error' && e.type !== 'warning').map((e) => e.type);
+    expect(events.map((e) => e.type)).toEqual(['error']);
+    s.double.clearLog();
+    // Attempts after 1 s, 1-2 s, 2-4 s, 4-8 s ...: several fail the same way, one event.
+    await clock.advance(20_000);
+    expect(s.double.requests.length).toBeGreaterThanOrEqual(3);
+    expect(events.map((e) => e.type)).toEqual(['error']);
+    s.double.unseal();
+    await clock.advance(60_000);
+    // `before` was there when the watch started: no change.
+    expect(changes()).toEqual([]);
+    s.double.kvPut('secret', 'app/later', { value: 'l' });
+    await clock.advance(30_000);
+    expect(changes()).toEqual(['added']);
+    expect(events.at(-1)?.event).toMatchObject({ key: 'secret/app/later', version: '1' });
+    await handle.stop();
   });
 
   it('watches KV v1 by fingerprint', async () => {

@@ -31,7 +31,12 @@ export interface WatchOptions {
   readonly createPoller: (task: PollTask, onError: (error: unknown) => void) => Poller;
 }
 
-/** Lists once for a baseline (failures are `error` events), then polls; resolves with the stop. */
+/**
+ * Lists once for a baseline, then polls; resolves with the stop. When no vault could be listed,
+ * it rejects: the base class reports that and starts the watch again on its back-off. A vault
+ * whose first list failed while others answered is an `error` event; its next good list is its
+ * baseline.
+ */
 export async function startKeyVaultWatch(
   context: KeyVaultContext,
   emit: EmitFunction,
@@ -48,6 +53,7 @@ export async function startKeyVaultWatch(
       ),
     );
     if (signal?.aborted) return changes.errors;
+    if (state.size === 0 && changes.errors.length > 0) throw longestWait(changes.errors);
     const detectedAt = new Date(context.clock.now());
     const provider = context.provider;
     for (const { key, version } of changes.removed) emit('removed', { provider, key, version, detectedAt });

@@ -83,7 +83,8 @@ export const checkAndSetConformance = group('checkAndSet');
 export const expiryConformance = group('expiry');
 /**
  * Failed backend calls and outages (needs the `failNextCall` and `makeUnreachable` hooks):
- * typed failures, never `NOT_FOUND`, no value in errors, watches that survive.
+ * typed failures, never `NOT_FOUND`, no value in errors, watches that survive, and a watch
+ * started during an outage that starts by itself once the backend is back.
  */
 export const failureConformance = group('failure');
 /** No value in what the provider prints; no timer, socket or handle left after `close()`. */

@@ -6,6 +6,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { conformanceTests, GROUP_NAMES, type GroupName } from '@secret-provider/conformance';
 import {
   InvalidKeyError,
+  ProviderUnavailableError,
   Secret,
   SecretError,
   type SecretEventEmitter,
@@ -368,6 +369,23 @@ const DEFECTS: readonly Defect[] = [
         }
       })(o),
     caughtBy: title('failure', 'reports an outage to watchers as an error, not as removals'),
+  },
+  {
+    name: 'a push watch that cannot start during an outage swallows the failure and stays silent for good',
+    make: (o) =>
+      new (class extends StoreProvider {
+        protected override async startWatch(emit: EmitFunction) {
+          if (!this.store.down) return super.startWatch(emit);
+          emit('error', {
+            provider: this.name,
+            error: new ProviderUnavailableError({ provider: this.name, operation: 'watch' }),
+            detectedAt: new Date(),
+          });
+          return () => {};
+        }
+      })(o),
+    options: { watchBy: 'push' },
+    caughtBy: title('failure', 'a watch started while the backend is unreachable'),
   },
   {
     name: 'has() answers false when the backend fails',

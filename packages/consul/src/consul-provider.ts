@@ -1,7 +1,6 @@
 import {
   InvalidConfigError,
   InvalidKeyError,
-  isSecretError,
   ProviderUnavailableError,
   SecretConflictError,
   type SecretError,
@@ -290,12 +289,9 @@ export class ConsulProvider extends BaseProvider {
       if (contents !== undefined) emitDiff(this.emit, this.name, versionsOf(contents, read.contents));
       contents = read.contents;
     };
-    try {
-      await round(undefined, false);
-    } catch (error) {
-      // The watch starts anyway: the loop backs off and resumes once Consul answers.
-      this.emit('error', { provider: this.name, error: this.#asError(error), detectedAt: new Date() });
-    }
+    // The first read is the starting point. While Consul is down it rejects: the base class
+    // reports that and starts the watch again on its back-off.
+    await round(undefined, false);
     const poller = this.createPoller(
       async (signal) => {
         await round(signal, true);
@@ -304,7 +300,7 @@ export class ConsulProvider extends BaseProvider {
       },
       {
         interval: 1_000,
-        first: contents === undefined ? 'interval' : 'now',
+        first: 'now',
         minInterval: this.#minInterval,
         backoff: { base: 1_000, max: 60_000 },
       },
@@ -490,10 +486,6 @@ export class ConsulProvider extends BaseProvider {
       context,
       `unexpected answer from Consul: ${reason} (provider "${this.name}")`,
     );
-  }
-
-  #asError(error: unknown): SecretError {
-    return isSecretError(error) ? error : this.mapError(error, { operation: 'watch' });
   }
 }
 

@@ -315,14 +315,30 @@ describe('ConsulProvider: watching by blocking queries', () => {
   });
 
   it('starts a watch while Consul is down and reports once it is back', async () => {
-    const { double, provider } = await setup({ wait: 500 });
-    double.fail({ kind: 'status', status: 500 }, 1);
+    const { double, provider } = await setup({ wait: 500, watchRetry: { base: 50, max: 200 } });
+    double.put('app/before', '0');
+    double.fail({ kind: 'status', status: 500 }, 4);
     const { events, handle } = await record(provider);
     expect(events.map((e) => e.type)).toEqual(['error']);
-    await until(() => double.blocked === 1, 8_000, 'a blocking query after the failure');
+    await until(() => double.blocked === 1, 8_000, 'a blocking query after the failures');
+    // Four failed starts, on the back-off, reported once; what was there before is no change.
+    expect(watchRequests(double)).toHaveLength(5);
+    expect(events.map((e) => e.type)).toEqual(['error']);
     double.put('app/a', '1');
     await until(() => summary(events).length === 1, 8_000, 'the addition');
     expect(summary(events)).toEqual(['added:a']);
     await handle.stop();
+  });
+
+  it('stopping a watch that waits for Consul to come back ends its retries', async () => {
+    const { double, provider } = await setup({ wait: 500, watchRetry: { base: 50, max: 50 } });
+    double.fail({ kind: 'status', status: 500 }, 1_000);
+    const { handle } = await record(provider);
+    await until(() => watchRequests(double).length >= 3, 8_000, 'retries of the start');
+    await handle.stop();
+    const asked = watchRequests(double).length;
+    await pause(300);
+    expect(watchRequests(double)).toHaveLength(asked);
+    double.clearFaults();
   });
 });

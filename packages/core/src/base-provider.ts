@@ -1,7 +1,9 @@
+import type { BackoffOptions } from './backoff.js';
 import type { CacheOptions, CacheStats, LoadedSecret } from './cache.js';
 import { CacheFront, cacheOptionsOf } from './cache-front.js';
 import { type Clock, systemClock } from './clock.js';
 import {
+  InvalidConfigError,
   isSecretError,
   ProviderClosedError,
   ReadOnlyError,
@@ -79,6 +81,13 @@ export interface BaseProviderOptions {
   /** Time for polls, back-offs and the cache (a `ManualClock` in tests). @default systemClock */
   readonly clock?: Clock | undefined;
   /**
+   * For providers watched by a push source (`startWatch`): the back-off between attempts to start
+   * it again after it failed to start (a backend down at boot), with jitter, until it starts or
+   * the watch ends. `base` is the first wait, doubling up to `max`.
+   * @default { base: 1_000 (or pollInterval when shorter), max: 60_000 }
+   */
+  readonly watchRetry?: Pick<BackoffOptions, 'base' | 'max'> | undefined;
+  /**
    * What the adapter honours beyond its hooks (`versions`, `checkAndSet`, `expiry`, `tags`,
    * `contentType`: default false), and hook capabilities switched off for this instance (a
    * read-only instance passes `{ write: false, delete: false }`). A capability cannot be switched
@@ -136,6 +145,7 @@ export abstract class BaseProvider implements SecretProvider {
   readonly #pollInterval: number;
   readonly #pollJitter: number;
   readonly #clock: Clock;
+  readonly #watchRetry: { readonly base: number; readonly max: number };
   readonly #declared: DeclaredCapabilities;
   #capabilities: ProviderCapabilities | undefined;
   /** The trusted `hasSecret` hook, `null` when there is none; resolved on first use. */
@@ -151,6 +161,18 @@ export abstract class BaseProvider implements SecretProvider {
     this.#pollInterval = options.pollInterval ?? 30_000;
     this.#pollJitter = options.pollJitter ?? 0.1;
     this.#clock = options.clock ?? systemClock;
+    // An invalid poll interval is refused where it is used, with its own message.
+    const interval =
+      this.#pollInterval > 0 && Number.isFinite(this.#pollInterval) ? this.#pollInterval : 1_000;
+    const retryBase = options.watchRetry?.base ?? Math.min(1_000, interval);
+    const retryMax = options.watchRetry?.max ?? 60_000;
+    if (![retryBase, retryMax].every((ms) => typeof ms === 'number' && Number.isFinite(ms) && ms > 0)) {
+      throw new InvalidConfigError(
+        { provider: options.name },
+        'invalid watchRetry: base and max must be finite numbers > 0 (ms)',
+      );
+    }
+    this.#watchRetry = { base: retryBase, max: Math.max(retryBase, retryMax) };
     this.#declared = { ...options.capabilities };
     const cacheOptions = cacheOptionsOf(options.cache);
     this.#cache =
@@ -214,7 +236,10 @@ export abstract class BaseProvider implements SecretProvider {
 
   /**
    * Arms a push source of events (file watcher, subscription); resolves once armed, with the
-   * function that disarms it. Takes precedence over `readSnapshot`.
+   * function that disarms it. Takes precedence over `readSnapshot`. When it rejects (the backend
+   * is down), the base class reports the failure and calls it again on core's back-off
+   * (`watchRetry`) until it resolves or the watch ends: reject rather than retry in the adapter.
+   * Each call starts afresh: what it reads first is its baseline, not a change.
    */
   protected startWatch?(emit: EmitFunction): Promise<() => Promise<void> | void>;
 
@@ -759,13 +784,73 @@ export abstract class BaseProvider implements SecretProvider {
     return null;
   }
 
-  #reportWatchError(error: unknown): void {
+  #watchError(error: unknown): SecretError {
     const mapped = this.#mapped(error, 'watch', undefined, undefined);
-    this.emit('error', {
-      provider: this.name,
-      error: isSecretError(mapped) ? mapped : this.mapError(mapped, { operation: 'watch' }),
-      detectedAt: new Date(),
-    });
+    return isSecretError(mapped) ? mapped : this.mapError(mapped, { operation: 'watch' });
+  }
+
+  #reportWatchError(error: unknown): void {
+    this.emit('error', { provider: this.name, error: this.#watchError(error), detectedAt: new Date() });
+  }
+
+  /**
+   * Starts the push source. One that fails to start (a backend down at boot, a cluster out of
+   * reach) is reported and started again on core's back-off until it starts, the last watcher
+   * stops or the provider closes: a service that started during an outage hears of changes once
+   * the backend is back, without waiting for a new watcher. Failures in a row are reported once
+   * per distinct code (the first, then each change of code), so a long outage is one event, not
+   * one per attempt. The start that succeeds is silent: the source reads its own baseline.
+   */
+  async #startPushed(start: () => Promise<() => Promise<void> | void>): Promise<() => Promise<void>> {
+    let reported: string;
+    try {
+      const stopSource = await start();
+      return async () => {
+        await stopSource();
+      };
+    } catch (error) {
+      const first = this.#watchError(error);
+      reported = first.code;
+      this.emit('error', { provider: this.name, error: first, detectedAt: new Date() });
+    }
+    let source: (() => Promise<void> | void) | undefined;
+    const { base, max } = this.#watchRetry;
+    const retry: Poller = this.createPoller(
+      async (signal) => {
+        if (this.#closed) {
+          void retry.stop();
+          return;
+        }
+        let stopSource: () => Promise<void> | void;
+        try {
+          stopSource = await start();
+        } catch (error) {
+          // Mapped here, so that a backend's Retry-After reaches the back-off.
+          throw this.#watchError(error);
+        }
+        // Stopped (or closed) while starting: nothing may stay armed.
+        if (signal.aborted || this.#closed) {
+          void retry.stop();
+          await stopSource();
+          return;
+        }
+        source = stopSource;
+        void retry.stop();
+      },
+      { interval: base, first: 'interval', backoff: { base, max } },
+      (error) => {
+        const mapped = this.#watchError(error);
+        if (mapped.code === reported) return;
+        reported = mapped.code;
+        this.emit('error', { provider: this.name, error: mapped, detectedAt: new Date() });
+      },
+    ).start();
+    return async () => {
+      await retry.stop();
+      const stopSource = source;
+      source = undefined;
+      await stopSource?.();
+    };
   }
 
   async #startSource(): Promise<() => Promise<void> | void> {
@@ -778,7 +863,10 @@ export abstract class BaseProvider implements SecretProvider {
       });
       return () => {};
     }
-    if (this.startWatch !== undefined) return this.startWatch(this.emit);
+    if (this.startWatch !== undefined) {
+      const startWatch = this.startWatch.bind(this);
+      return this.#startPushed(() => startWatch(this.emit));
+    }
     const readSnapshot = (this.readSnapshot as NonNullable<BaseProvider['readSnapshot']>).bind(this);
     let current: VersionSnapshot | undefined;
     try {

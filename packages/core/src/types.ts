@@ -157,7 +157,13 @@ export interface WatchOptions {
 
 /** Stops a watch. `stop()` is idempotent; `await using` works too. */
 export interface WatchHandle extends AsyncDisposable {
-  /** Resolves once the watch is armed: changes after this point are reported. */
+  /**
+   * Resolves once the watch is armed: changes after this point are reported. When the provider's
+   * change source cannot start (its backend is down at boot), it still resolves, once that
+   * failure has been reported as an `error` event: the watch stays alive and the provider starts
+   * the source again with back-off; changes are then reported from the start that succeeds (what
+   * it finds is its starting point, not a change). It rejects only on a closed provider.
+   */
   readonly ready: Promise<void>;
   readonly stopped: boolean;
   /** Resolves when the watch has ended: stopped, aborted, or its provider closed. */

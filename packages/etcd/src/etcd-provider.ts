@@ -72,7 +72,10 @@ export interface EtcdProviderOptions extends Partial<BaseProviderOptions> {
    * with `UNAVAILABLE` (a cluster without a quorum does not answer). @default 5_000
    */
   readonly requestTimeout?: number | undefined;
-  /** Waits between watch reconnections (core's back-off): first `base`, doubling to `max`. */
+  /**
+   * Waits between watch reconnections (core's back-off): first `base`, doubling to `max`; also
+   * between attempts to start a watch while no member answers (unless `watchRetry` is given).
+   */
   readonly watchReconnect?: { readonly base?: number; readonly max?: number } | undefined;
   /** Refuse writes with `READ_ONLY`. @default false */
   readonly readOnly?: boolean | undefined;
@@ -140,9 +143,16 @@ export class EtcdProvider extends BaseProvider {
     ) {
       throw new InvalidConfigError({ provider: name }, 'auth.username must be a non-empty string');
     }
+    const watchReconnect = {
+      base: options.watchReconnect?.base ?? 100,
+      max: options.watchReconnect?.max ?? 5_000,
+    };
     super({
       ...options,
       name,
+      // A watch that cannot start (no member answers) is started again by the base class, on the
+      // same waits as a reconnection.
+      watchRetry: options.watchRetry ?? watchReconnect,
       capabilities: {
         checkAndSet: true,
         versions: true,
@@ -157,10 +167,7 @@ export class EtcdProvider extends BaseProvider {
     this.#auth = options.auth;
     this.#tls = options.tls;
     this.#requestTimeout = requestTimeout;
-    this.#watchReconnect = {
-      base: options.watchReconnect?.base ?? 100,
-      max: options.watchReconnect?.max ?? 5_000,
-    };
+    this.#watchReconnect = watchReconnect;
   }
 
   /** The client endpoints (no credentials). */

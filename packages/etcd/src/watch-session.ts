@@ -95,29 +95,16 @@ export class WatchSession {
   }
 
   /**
-   * Reads everything (the starting point, not reported) and arms the first watcher. When that
-   * fails (an outage, a permission missing), the failure is an `error` event and the session
-   * keeps trying with back-off, as after a failed watcher: it never ends by itself.
+   * Reads everything (the starting point, not reported) and arms the first watcher. A failure
+   * rejects (an outage, a permission missing): the provider's base class reports it and starts a
+   * new session on its back-off.
    */
   async start(): Promise<void> {
-    const begin = async (signal?: AbortSignal) => {
-      const snapshot = await this.#deps.read();
-      if (signal?.aborted || this.#stopped) return;
-      this.#reconcile(snapshot, this.#baseline);
-      this.#baseline = true;
-      await this.#arm(snapshot.revision + 1n, signal);
-    };
-    try {
-      await begin();
-    } catch (error) {
-      if (this.#stopped) return;
-      this.#reportError(error);
-      this.#recover(begin);
-    }
+    const snapshot = await this.#deps.read();
+    if (this.#stopped) return;
+    this.#reconcile(snapshot, false);
+    await this.#arm(snapshot.revision + 1n);
   }
-
-  /** Whether a first read was applied: reads after it report what they find changed. */
-  #baseline = false;
 
   /** Stops watching. Never waits long for an unreachable cluster. */
   async stop(): Promise<void> {

@@ -308,6 +308,10 @@ describe.skipIf(!available)('EtcdProvider on one etcd member', () => {
       await until(() => events.some((e) => e.type === 'error'), 5_000, 'an error event');
       const first = events.find((e) => e.type === 'error')?.event as { error: { code: string } };
       expect(first.error.code).toBe('UNAVAILABLE');
+      // Several attempts fail the same way meanwhile (each within the request timeout): one event.
+      await pause(1_600);
+      expect(events.filter((e) => e.type === 'error')).toHaveLength(1);
+      expect(etcd.watchStats()).toBeUndefined();
       proxy.restore();
       await until(() => etcd.watchStats()?.watchers === 1, 5_000, 'the watcher armed');
       await bare.put(`${prefix}present`).value('p1');

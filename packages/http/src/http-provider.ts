@@ -239,12 +239,9 @@ export class HttpProvider extends BaseProvider {
   }
 
   protected override async startWatch(_emit: EmitFunction): Promise<() => Promise<void>> {
-    try {
-      await this.#current({ operation: 'watch' });
-    } catch (error) {
-      // The watch starts anyway: the poller backs off and recovers once the server answers.
-      this.emit('error', { provider: this.name, error: this.#asError(error), detectedAt: new Date() });
-    }
+    // The starting point. While the server fails it rejects: the base class reports that and
+    // starts the watch again on its back-off.
+    await this.#current({ operation: 'watch' });
     // The validation the next poll was scheduled after: a poll revalidates unless a read did
     // so meanwhile (then it waits out that document's freshness instead). The first run only
     // schedules the first poll, at the freshness of the document just read.
@@ -258,7 +255,7 @@ export class HttpProvider extends BaseProvider {
         const remaining = document.validatedAt + document.lifetime - this.clock.now();
         return { nextDelay: Math.max(this.#minInterval, jittered(remaining, this.pollJitter)) };
       },
-      { minInterval: this.#minInterval, first: this.#document === undefined ? 'interval' : 'now' },
+      { minInterval: this.#minInterval, first: 'now' },
     ).start();
     return () => poller.stop();
   }

@@ -226,6 +226,25 @@ describe('HttpProvider: YAML and TOML documents', () => {
   });
 });
 
+describe('HttpProvider: a watch started while the server fails', () => {
+  it('reports the outage once, starts by itself once the server answers, and reports later changes only', async () => {
+    const server = await serve({ body: json({ a: SECRET }), etag: true });
+    server.fail({ kind: 'status', status: 503 }, 3);
+    const provider = open({ url: server.url(), pollInterval: 40, minInterval: 10 });
+    const { events, handle } = await record(provider);
+    expect(summary(events, ['error'])).toHaveLength(1);
+    await until(() => server.count(200) >= 1, 5_000, 'the document, once the server answers');
+    expect(server.count(503)).toBe(3);
+    // The document read by the start that succeeded is the starting point: `a` is no change.
+    await until(() => server.count(304) >= 2, 5_000, 'the polls after the start');
+    expect(summary(events, ['added', 'rotated', 'removed', 'error'])).toHaveLength(1);
+    server.setBody(json({ a: SECRET, b: '2' }));
+    await until(() => summary(events).length >= 1, 5_000, 'the addition');
+    expect(summary(events)).toEqual(['added:b']);
+    await handle.stop();
+  });
+});
+
 describe('HttpProvider: polling with validators', () => {
   it('revalidates with If-None-Match; a 304 costs no parse and emits nothing', async () => {
     const server = await serve({ body: json({ a: SECRET }), etag: true });

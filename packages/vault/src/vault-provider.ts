@@ -713,14 +713,6 @@ export class VaultProvider extends BaseProvider {
   }
 
   protected override async startWatch(emit: EmitFunction): Promise<() => Promise<void>> {
-    for (const warning of this.#configWarnings) {
-      emit('warning', {
-        provider: this.name,
-        code: warning.code,
-        message: warning.message,
-        detectedAt: new Date(this.#clock.now()),
-      });
-    }
     let seen: Set<string> | undefined;
     const poll = async (signal?: AbortSignal) => {
       const snapshot = await this.#snapshot(signal);
@@ -730,14 +722,15 @@ export class VaultProvider extends BaseProvider {
       for (const base of seen ?? []) if (!snapshot.has(base)) this.#noteVersion(base, undefined, {});
       seen = new Set(snapshot.keys());
     };
-    // The baseline is read before the watch is ready; a failure there is reported, not thrown,
-    // and the poller takes the baseline at its next run.
-    try {
-      await poll();
-    } catch (error) {
-      emit('error', {
+    // The baseline is read before the watch is ready. While Vault fails it rejects: the base
+    // class reports that and starts the watch again on its back-off.
+    await poll();
+    // Once per start, not once per attempt of a start that kept failing.
+    for (const warning of this.#configWarnings) {
+      emit('warning', {
         provider: this.name,
-        error: this.mapError(error, { operation: 'watch' }),
+        code: warning.code,
+        message: warning.message,
         detectedAt: new Date(this.#clock.now()),
       });
     }

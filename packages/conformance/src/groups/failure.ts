@@ -304,6 +304,77 @@ export const failureGroup: GroupSpec = {
       },
     },
     {
+      title:
+        'a watch started while the backend is unreachable is ready, reports the outage, starts by itself once it is back, and reports only later changes',
+      needs: ['makeUnreachable'],
+      body: async (ctx) => {
+        const key = ctx.key(240);
+        const later = ctx.key(241);
+        await ctx.seed(key, ctx.value('before-watch'));
+        const since = performance.now();
+        const restore = await goDown(ctx);
+        let handle: ReturnType<typeof ctx.provider.watch> | undefined;
+        try {
+          handle = ctx.provider.watch(createEmitter());
+          const ready = await settled(ctx, 'watch().ready while the backend is unreachable', handle.ready);
+          assert.ok(ready.ok, 'watch().ready rejected while the backend was unreachable: it must resolve');
+          assert.equal(handle.stopped, false, 'a watch started during an outage is stopped');
+          // Until the outage is reported, or long enough for several attempts.
+          const window = quietWindow(ctx);
+          await waitUntil(
+            () =>
+              ctx.events.some((e) => e.at >= since && e.type === 'error') ||
+              performance.now() - since > window
+                ? true
+                : undefined,
+            window + 1_000,
+          );
+        } finally {
+          await restore();
+        }
+        assert.ok(handle !== undefined);
+        for (const e of ctx.events.filter((e) => e.at >= since && e.type === 'error')) {
+          const error = (e.event as { error?: unknown }).error;
+          assert.ok(isSecretError(error), 'an "error" event whose error is not a SecretError');
+          assert.ok(error.code !== 'NOT_FOUND', 'an outage at the start of a watch reported as NOT_FOUND');
+        }
+        if (!ctx.provider.capabilities.watch) {
+          await assertQuiet(ctx, 'an unwatchable provider after an outage');
+          await handle.stop();
+          return;
+        }
+        // No new watcher: the one started during the outage must start by itself (with
+        // back-off, hence the longer wait). A write made before it has started is part of its
+        // starting point, so `later` is written again until a write of it is reported.
+        const changed = performance.now();
+        const limit = 2 * ctx.settings.eventTimeout;
+        const step = Math.max(ctx.settings.quietPeriod, 100);
+        const reported = () =>
+          ctx.events.some(
+            (e) =>
+              e.at >= changed && (e.type === 'added' || e.type === 'rotated') && mentions(e.event, later),
+          );
+        for (let round = 0; !reported(); round++) {
+          assert.ok(
+            performance.now() - changed < limit,
+            `a watch started during an outage reported none of the writes of ${later} made in the ${limit} ms after it; events seen: ${describeEvents(ctx.events)}`,
+          );
+          await ctx.change.set(later, ctx.value(`after-outage-start-${round}`));
+          await waitUntil(() => (reported() ? true : undefined), step).catch(() => undefined);
+        }
+        // What existed when the watch started is its starting point, never a change.
+        const spurious = ctx.events.filter(
+          (e) => e.type !== 'error' && e.type !== 'warning' && mentions(e.event, key),
+        );
+        assert.equal(
+          spurious.length,
+          0,
+          `events about a key that existed before a watch started during an outage: ${describeEvents(spurious)}`,
+        );
+        await handle.stop();
+      },
+    },
+    {
       title: "rejects an operation aborted during an outage with the signal's reason",
       needs: ['makeUnreachable'],
       body: async (ctx) => {
