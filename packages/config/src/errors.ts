@@ -1,4 +1,5 @@
 import { InvalidConfigError } from '@secret-provider/core';
+import { sanitizeCause } from '@secret-provider/core/adapter';
 import type { ConfigIssue, IssueCode } from './schema.js';
 
 /**
@@ -32,4 +33,26 @@ export class ConfigError extends InvalidConfigError {
 /** `providers[1].auth.token: takes a reference, ...` */
 export function describeIssue(issue: ConfigIssue): string {
   return issue.path === '' ? issue.message : `${issue.path} ${issue.message}`;
+}
+
+/**
+ * An optional package imported on first use (an adapter, the telemetry package): one that is not
+ * installed is a {@link ConfigError} `MISSING_PACKAGE` at `path`, naming what to install, instead
+ * of Node's module-not-found error.
+ */
+export async function importOptional<M>(
+  specifier: string,
+  load: () => Promise<M>,
+  path: string,
+  message = `needs ${specifier}: install it next to @secret-provider/config`,
+): Promise<M> {
+  try {
+    return await load();
+  } catch (error) {
+    const code = (error as { code?: unknown } | null)?.code;
+    if (code !== 'ERR_MODULE_NOT_FOUND' && code !== 'MODULE_NOT_FOUND') throw error;
+    throw new ConfigError([{ path, code: 'MISSING_PACKAGE', message }], {
+      cause: sanitizeCause(error, `import of ${specifier} failed`),
+    });
+  }
 }

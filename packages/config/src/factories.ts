@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import type { SecretProvider } from '@secret-provider/core';
-import { ConfigError } from './errors.js';
+import { ConfigError, importOptional } from './errors.js';
 import { type ReferenceContext, referencePath, resolveReference } from './references.js';
 import type {
   AwsProviderConfig,
@@ -110,7 +110,11 @@ async function referenceSource(
   }
   await resolveReference(ref, path, context); // fails early, at this path, when it is missing
   if ('env' in ref) {
-    const { EnvProvider } = await import('@secret-provider/env');
+    const { EnvProvider } = await importOptional(
+      '@secret-provider/env',
+      () => import('@secret-provider/env'),
+      path,
+    );
     const provider = new EnvProvider({
       name: `${path}:env`,
       allow: [ref.env],
@@ -120,7 +124,11 @@ async function referenceSource(
     return { provider, key: ref.env };
   }
   const file = referencePath(ref, context.baseDir);
-  const { FileProvider } = await import('@secret-provider/file');
+  const { FileProvider } = await importOptional(
+    '@secret-provider/file',
+    () => import('@secret-provider/file'),
+    path,
+  );
   const provider = new FileProvider({
     name: `${path}:file`,
     path: dirname(file),
@@ -132,7 +140,11 @@ async function referenceSource(
 }
 
 async function createEnv(entry: EnvProviderConfig, context: FactoryContext): Promise<SecretProvider> {
-  const { EnvProvider } = await import('@secret-provider/env');
+  const { EnvProvider } = await importOptional(
+    '@secret-provider/env',
+    () => import('@secret-provider/env'),
+    `${context.path}.type`,
+  );
   return new EnvProvider({
     ...pick(entry, [
       'name',
@@ -153,7 +165,11 @@ async function createEnv(entry: EnvProviderConfig, context: FactoryContext): Pro
 }
 
 async function createFile(entry: FileProviderConfig, context: FactoryContext): Promise<SecretProvider> {
-  const { FileProvider } = await import('@secret-provider/file');
+  const { FileProvider } = await importOptional(
+    '@secret-provider/file',
+    () => import('@secret-provider/file'),
+    `${context.path}.type`,
+  );
   return new FileProvider({
     ...pick(entry, [
       'format',
@@ -170,13 +186,21 @@ async function createFile(entry: FileProviderConfig, context: FactoryContext): P
   });
 }
 
-async function createMemory(entry: MemoryProviderConfig): Promise<SecretProvider> {
-  const { MemoryProvider } = await import('@secret-provider/memory');
+async function createMemory(entry: MemoryProviderConfig, context: FactoryContext): Promise<SecretProvider> {
+  const { MemoryProvider } = await importOptional(
+    '@secret-provider/memory',
+    () => import('@secret-provider/memory'),
+    `${context.path}.type`,
+  );
   return new MemoryProvider(pick(entry, ['name', 'readOnly']));
 }
 
 async function createVault(entry: VaultProviderConfig, context: FactoryContext): Promise<SecretProvider> {
-  const { VaultProvider } = await import('@secret-provider/vault');
+  const { VaultProvider } = await importOptional(
+    '@secret-provider/vault',
+    () => import('@secret-provider/vault'),
+    `${context.path}.type`,
+  );
   const path = context.path;
   let auth: import('@secret-provider/vault').VaultAuthOptions | undefined;
   const given = entry.auth;
@@ -236,7 +260,11 @@ async function createVault(entry: VaultProviderConfig, context: FactoryContext):
 }
 
 async function createAzure(entry: AzureProviderConfig, context: FactoryContext): Promise<SecretProvider> {
-  const { AzureKeyVaultProvider } = await import('@secret-provider/azure');
+  const { AzureKeyVaultProvider } = await importOptional(
+    '@secret-provider/azure',
+    () => import('@secret-provider/azure'),
+    `${context.path}.type`,
+  );
   const vaultUrl = entry.vaultUrl ?? vendorValue(context.env, 'AZURE_KEYVAULT_URL');
   if (vaultUrl === undefined) {
     throw new ConfigError([
@@ -288,7 +316,11 @@ async function createAzure(entry: AzureProviderConfig, context: FactoryContext):
 }
 
 async function createHttp(entry: HttpProviderConfig, context: FactoryContext): Promise<SecretProvider> {
-  const { HttpProvider } = await import('@secret-provider/http');
+  const { HttpProvider } = await importOptional(
+    '@secret-provider/http',
+    () => import('@secret-provider/http'),
+    `${context.path}.type`,
+  );
   const bearer =
     entry.bearer === undefined
       ? undefined
@@ -311,7 +343,11 @@ async function createHttp(entry: HttpProviderConfig, context: FactoryContext): P
 }
 
 async function createConsul(entry: ConsulProviderConfig, context: FactoryContext): Promise<SecretProvider> {
-  const { ConsulProvider } = await import('@secret-provider/consul');
+  const { ConsulProvider } = await importOptional(
+    '@secret-provider/consul',
+    () => import('@secret-provider/consul'),
+    `${context.path}.type`,
+  );
   const address = entry.address ?? vendorValue(context.env, 'CONSUL_HTTP_ADDR');
   const envToken = vendorValue(context.env, 'CONSUL_HTTP_TOKEN');
   const tokenRef: SecretReference | undefined =
@@ -338,7 +374,11 @@ async function createConsul(entry: ConsulProviderConfig, context: FactoryContext
 }
 
 async function createEtcd(entry: EtcdProviderConfig, context: FactoryContext): Promise<SecretProvider> {
-  const { EtcdProvider } = await import('@secret-provider/etcd');
+  const { EtcdProvider } = await importOptional(
+    '@secret-provider/etcd',
+    () => import('@secret-provider/etcd'),
+    `${context.path}.type`,
+  );
   const auth =
     entry.auth === undefined
       ? undefined
@@ -375,7 +415,11 @@ export function awsEndpointFromEnv(env: Readonly<Record<string, string | undefin
 }
 
 async function createAws(entry: AwsProviderConfig, context: FactoryContext): Promise<SecretProvider> {
-  const { AwsSecretsManagerProvider } = await import('@secret-provider/aws');
+  const { AwsSecretsManagerProvider } = await importOptional(
+    '@secret-provider/aws',
+    () => import('@secret-provider/aws'),
+    `${context.path}.type`,
+  );
   // The SDK reads these from process.env itself; the config applies them from its own `env`.
   // AWS_DEFAULT_REGION is the AWS CLI's: the JavaScript SDK takes a client's region from AWS_REGION only.
   const region =

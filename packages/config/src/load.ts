@@ -3,8 +3,7 @@ import { dirname, extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ChainedProvider } from '@secret-provider/chained';
 import { CachedProvider, type SecretProvider } from '@secret-provider/core';
-import { sanitizeCause } from '@secret-provider/core/adapter';
-import { ConfigError } from './errors.js';
+import { ConfigError, importOptional } from './errors.js';
 import { createProvider } from './factories.js';
 import { RoutedProvider, type Routes } from './routing.js';
 import type { ConfigIssue } from './schema.js';
@@ -204,22 +203,12 @@ export async function loadConfig(
 
 /** Starts `@secret-provider/opentelemetry` for `config.telemetry`; returns the function that stops it. */
 async function startTelemetry(config: SecretProviderConfig, options: LoadConfigOptions): Promise<() => void> {
-  let module: typeof import('@secret-provider/opentelemetry');
-  try {
-    module = await import('@secret-provider/opentelemetry');
-  } catch (error) {
-    throw new ConfigError(
-      [
-        {
-          path: 'telemetry.enabled',
-          code: 'MISSING_PACKAGE',
-          message:
-            'needs @secret-provider/opentelemetry (and @opentelemetry/api): install them next to @secret-provider/config',
-        },
-      ],
-      { cause: sanitizeCause(error, 'import of @secret-provider/opentelemetry failed') },
-    );
-  }
+  const module = await importOptional(
+    '@secret-provider/opentelemetry',
+    () => import('@secret-provider/opentelemetry'),
+    'telemetry.enabled',
+    'needs @secret-provider/opentelemetry (and @opentelemetry/api): install them next to @secret-provider/config',
+  );
   type Options = import('@secret-provider/opentelemetry').SecretProviderInstrumentationOptions;
   return module.instrumentSecretProvider({
     traces: config.telemetry?.traces !== false,

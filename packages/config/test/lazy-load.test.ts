@@ -75,10 +75,10 @@ describe('lazy loading of adapters', () => {
   });
 });
 
-describe('telemetry without its package', () => {
-  it('telemetry.enabled without @secret-provider/opentelemetry installed is a ConfigError naming it', async () => {
-    // An installation with config and its dependencies only: the built package copied, its
-    // dependencies linked, no @secret-provider/opentelemetry to resolve.
+describe('optional packages not installed', () => {
+  /** Loads `config` in an installation of config and its dependencies only (no adapters but memory). */
+  async function loadWithout(config: string, env = '{}'): Promise<Record<string, string>> {
+    // The built package copied, its dependencies linked, no optional package to resolve.
     const root = join(temp.dir, `app-${Math.random().toString(36).slice(2)}`);
     const scope = join(root, 'node_modules', '@secret-provider');
     mkdirSync(scope, { recursive: true });
@@ -89,8 +89,8 @@ describe('telemetry without its package', () => {
       symlinkSync(join(packageDir, '..', name), join(scope, name), 'dir');
     const script = `const { loadConfig } = await import('@secret-provider/config');
 try {
-  await loadConfig({ providers: [{ name: 'm', type: 'memory' }], telemetry: { enabled: true } }, { env: {} });
-  console.log('loaded');
+  await loadConfig(${config}, { env: ${env} });
+  console.log('"loaded"');
 } catch (error) {
   console.log(JSON.stringify({ name: error.name, code: error.code, reason: error.reason, path: error.path, message: error.message }));
 }`;
@@ -99,7 +99,13 @@ try {
       env: { PATH: process.env.PATH ?? '' },
       timeout: 30_000,
     });
-    const error = JSON.parse(stdout) as Record<string, string>;
+    return JSON.parse(stdout) as Record<string, string>;
+  }
+
+  it('telemetry.enabled without @secret-provider/opentelemetry installed is a ConfigError naming it', async () => {
+    const error = await loadWithout(
+      "{ providers: [{ name: 'm', type: 'memory' }], telemetry: { enabled: true } }",
+    );
     expect(error).toMatchObject({
       name: 'ConfigError',
       code: 'INVALID_CONFIG',
@@ -108,5 +114,21 @@ try {
     });
     expect(error.message).toContain('install them next to @secret-provider/config');
     expect(error.message).toContain('@secret-provider/opentelemetry');
+  });
+
+  it('a provider type whose adapter is not installed is a ConfigError at its entry, naming the package', async () => {
+    const error = await loadWithout(
+      "{ providers: [{ name: 'm', type: 'memory' }, { name: 'v', type: 'vault', endpoint: 'http://127.0.0.1:9', auth: { method: 'token', token: { env: 'T' } } }] }",
+      "{ T: 'not-a-real-token' }",
+    );
+    expect(error).toMatchObject({
+      name: 'ConfigError',
+      code: 'INVALID_CONFIG',
+      reason: 'MISSING_PACKAGE',
+      path: 'providers[1].type',
+    });
+    expect(error.message).toContain(
+      'needs @secret-provider/vault: install it next to @secret-provider/config',
+    );
   });
 });
