@@ -201,8 +201,66 @@ export async function loadConfig(
   };
 }
 
+/**
+ * One instrumentation per process and destination. It records every provider of the process, so
+ * configurations loaded with the same settings share it (a second one would record everything
+ * twice); it stops when the last of them closes.
+ */
+const instrumentations: {
+  readonly traces: boolean;
+  readonly metrics: boolean;
+  readonly tracerProvider: unknown;
+  readonly meterProvider: unknown;
+  started: Promise<() => void>;
+  users: number;
+}[] = [];
+
 /** Starts `@secret-provider/opentelemetry` for `config.telemetry`; returns the function that stops it. */
 async function startTelemetry(config: SecretProviderConfig, options: LoadConfigOptions): Promise<() => void> {
+  const wanted = {
+    traces: config.telemetry?.traces !== false,
+    metrics: config.telemetry?.metrics !== false,
+    tracerProvider: options.tracerProvider,
+    meterProvider: options.meterProvider,
+  };
+  let shared = instrumentations.find(
+    (i) =>
+      i.traces === wanted.traces &&
+      i.metrics === wanted.metrics &&
+      i.tracerProvider === wanted.tracerProvider &&
+      i.meterProvider === wanted.meterProvider,
+  );
+  if (shared === undefined) {
+    const entry = { ...wanted, started: instrument(wanted), users: 0 };
+    shared = entry;
+    instrumentations.push(entry);
+    entry.started.catch(() => forget(entry));
+  }
+  const entry = shared;
+  const stop = await entry.started;
+  entry.users++;
+  let stopped = false;
+  return () => {
+    if (stopped) return;
+    stopped = true;
+    entry.users--;
+    if (entry.users > 0) return;
+    forget(entry);
+    stop();
+  };
+}
+
+function forget(entry: (typeof instrumentations)[number]): void {
+  const index = instrumentations.indexOf(entry);
+  if (index >= 0) instrumentations.splice(index, 1);
+}
+
+async function instrument(wanted: {
+  traces: boolean;
+  metrics: boolean;
+  tracerProvider: unknown;
+  meterProvider: unknown;
+}): Promise<() => void> {
   const module = await importOptional(
     '@secret-provider/opentelemetry',
     () => import('@secret-provider/opentelemetry'),
@@ -211,13 +269,13 @@ async function startTelemetry(config: SecretProviderConfig, options: LoadConfigO
   );
   type Options = import('@secret-provider/opentelemetry').SecretProviderInstrumentationOptions;
   return module.instrumentSecretProvider({
-    traces: config.telemetry?.traces !== false,
-    metrics: config.telemetry?.metrics !== false,
-    ...(options.tracerProvider === undefined
+    traces: wanted.traces,
+    metrics: wanted.metrics,
+    ...(wanted.tracerProvider === undefined
       ? {}
-      : { tracerProvider: options.tracerProvider as Options['tracerProvider'] }),
-    ...(options.meterProvider === undefined
+      : { tracerProvider: wanted.tracerProvider as Options['tracerProvider'] }),
+    ...(wanted.meterProvider === undefined
       ? {}
-      : { meterProvider: options.meterProvider as Options['meterProvider'] }),
+      : { meterProvider: wanted.meterProvider as Options['meterProvider'] }),
   });
 }

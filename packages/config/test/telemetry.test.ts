@@ -84,6 +84,28 @@ describe('telemetry section', () => {
     expect(spans.getFinishedSpans()).toEqual([]);
   });
 
+  it('two configurations with the same settings share one instrumentation, on until both close', async () => {
+    const { tracerProvider, meterProvider, spans } = exporters();
+    const first = await loadConfig(config({ enabled: true }), { env: {}, tracerProvider, meterProvider });
+    const second = await loadConfig(config({ enabled: true }), { env: {}, tracerProvider, meterProvider });
+    const gets = () => spans.getFinishedSpans().filter((s) => s.name === 'secret_provider.get');
+    await first.provider.get('db-password');
+    // One span per get of each provider the chain asked, not one per loaded configuration.
+    const once = gets().length;
+    expect(once).toBeGreaterThan(0);
+    spans.reset();
+    await first.close();
+    await second.provider.get('db-password');
+    expect(gets()).toHaveLength(once);
+    spans.reset();
+    await second.close();
+    await second.close(); // closing twice does not stop it for anyone else
+    const other = new FileProvider({ name: 'other', path: join(temp.dir, 'volume'), format: 'directory' });
+    cleanup.push(() => other.close());
+    await other.get('db-password');
+    expect(spans.getFinishedSpans()).toEqual([]);
+  });
+
   it('traces: false and metrics: false turn each half off', async () => {
     const { tracerProvider, meterProvider, spans, metricNames } = exporters();
     await using loaded = await loadConfig(config({ enabled: true, traces: false }), {
