@@ -10,9 +10,9 @@ import {
 import {
   type BackoffOptions,
   BaseProvider,
-  backoffDelay,
   type Clock,
   type EmitFunction,
+  HoldOff,
   type HookContext,
   type Poller,
   raceSignal,
@@ -146,10 +146,11 @@ export class TokenSource extends BaseProvider {
   readonly #fraction: number | undefined;
   readonly #jitter: number;
   readonly #backoff: BackoffOptions;
-  readonly #issueBackoff: BackoffOptions | undefined;
-  #issueHold: { error: SecretError; until: number; count: number } | undefined;
+  /** With `issueBackoff`: after a failed issue, until when the same error is thrown without a try. */
+  readonly #issueHold: HoldOff<'issue'> | undefined;
+  #issueRefusal: SecretError | undefined;
   /** After a failed refresh ahead of the end: until when callers get the held token without a new try. */
-  #aheadHold: { until: number; count: number } | undefined;
+  readonly #aheadHold: HoldOff<'ahead'>;
   readonly #random: () => number;
   readonly #controller = new AbortController();
   #held: Held | undefined;
@@ -207,8 +208,11 @@ export class TokenSource extends BaseProvider {
       random: this.#random,
       ...options.backoff,
     };
-    this.#issueBackoff =
-      options.issueBackoff === undefined ? undefined : { random: this.#random, ...options.issueBackoff };
+    this.#issueHold =
+      options.issueBackoff === undefined
+        ? undefined
+        : new HoldOff({ random: this.#random, ...options.issueBackoff });
+    this.#aheadHold = new HoldOff(this.#backoff);
     this.#issuer.onChange?.(() => this.#inputsChanged());
   }
 
@@ -375,8 +379,9 @@ export class TokenSource extends BaseProvider {
     if (held !== undefined && !isDue(held, now)) return held;
     // A refresh ahead of the end failed a moment ago: callers are not made to wait for (and the
     // issuer is not sent) another try per call; the next comes after core's back-off.
-    const hold = this.#aheadHold;
-    if (held !== undefined && hold !== undefined && now < hold.until) return held;
+    const until = this.#aheadHold.until('ahead');
+    if (held?.expiresAt !== undefined && until !== undefined && now < until && now < held.expiresAt)
+      return held;
     try {
       return await this.#refresh(held === undefined ? 'first' : 'expiring');
     } catch (error) {
@@ -399,11 +404,11 @@ export class TokenSource extends BaseProvider {
     const refreshing = this.#issue(reason)
       .then(
         (held) => {
-          this.#aheadHold = undefined;
+          this.#aheadHold.succeed('ahead', this.clock.now());
           return held;
         },
         (error: unknown) => {
-          if (reason === 'expiring') this.#holdAhead();
+          if (reason === 'expiring') this.#holdAhead(error);
           throw error;
         },
       )
@@ -433,8 +438,9 @@ export class TokenSource extends BaseProvider {
     ) {
       return this.#keepExpiring(current, refused);
     }
-    const hold = this.#issueHold;
-    if (hold !== undefined && clock.now() < hold.until) throw hold.error;
+    const refusedUntil = this.#issueHold?.until('issue');
+    if (this.#issueRefusal !== undefined && refusedUntil !== undefined && clock.now() < refusedUntil)
+      throw this.#issueRefusal;
     let issued: Awaited<ReturnType<TokenIssuer['issue']>>;
     try {
       issued = await this.#issuer.issue({
@@ -466,7 +472,8 @@ export class TokenSource extends BaseProvider {
         ),
       );
     }
-    this.#issueHold = undefined;
+    this.#issueHold?.succeed('issue', clock.now());
+    this.#issueRefusal = undefined;
     if (this.closed)
       throw this.mapError(this.#controller.signal.reason, { operation: 'refresh', key: this.#key });
     const previous = this.#held;
@@ -516,10 +523,9 @@ export class TokenSource extends BaseProvider {
    */
   #issueFailed(error: SecretError): SecretError {
     this.#failures++;
-    const backoff = this.#issueBackoff;
-    if (backoff !== undefined) {
-      const count = (this.#issueHold?.count ?? 0) + 1;
-      this.#issueHold = { error, count, until: this.clock.now() + backoffDelay(count, backoff) };
+    if (this.#issueHold !== undefined) {
+      this.#issueHold.fail('issue', error, this.clock.now(), 0);
+      this.#issueRefusal = error;
     }
     return error;
   }
@@ -616,16 +622,15 @@ export class TokenSource extends BaseProvider {
   }
 
   /**
-   * Spaces the tries after a failed refresh of a token still valid, by the back-off of the
-   * background refresh, and at most half the time it has left, so that a try comes before its end.
+   * Spaces the tries after a failed refresh of a token still valid, on core's hold-off with the
+   * background refresh's back-off (a server's `Retry-After` honoured), and at most half the time
+   * the token has left, so that a try comes before its end (a throttled one may come later).
    */
-  #holdAhead(): void {
+  #holdAhead(error: unknown): void {
     const held = this.#held;
     const now = this.clock.now();
     if (held?.expiresAt === undefined || held.expiresAt <= now) return;
-    const count = (this.#aheadHold?.count ?? 0) + 1;
-    const wait = Math.min(backoffDelay(count, this.#backoff), (held.expiresAt - now) / 2);
-    this.#aheadHold = { count, until: now + wait };
+    this.#aheadHold.fail('ahead', error, now, (held.expiresAt - now) / 2);
   }
 
   /** The requested lifetime within the bounds, warned about once when it had to be moved. */
